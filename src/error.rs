@@ -1,0 +1,68 @@
+//! How a failure should be handled, independent of what failed.
+//!
+//! Every library error says which of three things the caller should do, so the agent's retry,
+//! skip and alarm logic is written once, against [`ErrorClass`], not once per error type.
+
+/// What a failure means for the operation that met it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Retrying later may succeed (connection refused, 5xx, device busy): retry with backoff.
+    Transient,
+    /// One item is bad (a number with letters, an invalid tag): skip it, report it with its
+    /// reason, carry on with the rest.
+    Item,
+    /// Retrying cannot help until someone changes something (credentials, configuration, a file
+    /// with the wrong format): stop the operation and report it loudly.
+    Fatal,
+}
+
+/// Implemented by every library error.
+pub trait Classify {
+    fn class(&self) -> ErrorClass;
+}
+
+impl Classify for crate::number::NumberError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
+}
+
+impl Classify for crate::dialplan::pattern::PatternError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
+}
+
+impl Classify for crate::dialplan::rule::TagError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
+}
+
+impl Classify for crate::dialplan::rule::RuleError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
+}
+
+impl Classify for crate::source::file::FileError {
+    fn class(&self) -> ErrorClass {
+        use crate::source::file::FileError;
+        match self {
+            // The file may be mid-rewrite or on a slow mount: the next cycle tries again, and
+            // meanwhile the source's last good snapshot stands in.
+            FileError::Read { .. } => ErrorClass::Transient,
+            FileError::Header { .. } => ErrorClass::Fatal,
+        }
+    }
+}
+
+impl Classify for crate::preview::PreviewError {
+    fn class(&self) -> ErrorClass {
+        use crate::preview::PreviewError;
+        match self {
+            PreviewError::File(e) => e.class(),
+            PreviewError::Write(_) | PreviewError::Csv(_) => ErrorClass::Fatal,
+        }
+    }
+}

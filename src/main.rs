@@ -1,0 +1,97 @@
+//! The `dialsync` command: parses the command line and hands over to the library.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use dialsync::dialplan::compile::Encoding;
+use dialsync::preview::{compile_csv, PreviewOptions};
+use dialsync::source::ItemLimits;
+
+#[derive(Parser)]
+#[command(
+    name = "dialsync",
+    version,
+    about = "Keeps an AudioCodes SBC dial plan equal to the numbers provisioned upstream"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Preview the dial-plan rules a number list becomes: reads the static CSV format
+    /// (start,end,tag) and prints `prefix,tag` rows; refused lines and conflicts go to stderr.
+    /// Exits 1 when any line was refused.
+    Compile {
+        /// ranges (one rule per range, brackets), prefixes (digits and x only), numbers (one
+        /// rule per number)
+        #[arg(long, default_value = "ranges")]
+        encoding: Encoding,
+        /// Widest bracket in a rule, in digits
+        #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u8).range(1..=15))]
+        max_bracket_digits: u8,
+        /// Longest tag accepted
+        #[arg(long, default_value_t = 64)]
+        max_tag_len: usize,
+        /// Larger ranges are refused as suspicious
+        #[arg(long, default_value_t = 1_000_000)]
+        max_range_size: u64,
+        /// The CSV file, or - for standard input
+        #[arg(default_value = "-")]
+        file: String,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("dialsync: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Compile {
+            encoding,
+            max_bracket_digits,
+            max_tag_len,
+            max_range_size,
+            file,
+        } => {
+            let (input, name): (Box<dyn Read>, &str) = if file == "-" {
+                (Box::new(io::stdin().lock()), "stdin")
+            } else {
+                let opened = File::open(&file).with_context(|| format!("cannot open {file}"))?;
+                (Box::new(io::BufReader::new(opened)), file.as_str())
+            };
+            let options = PreviewOptions {
+                encoding,
+                max_bracket_digits: usize::from(max_bracket_digits),
+                limits: ItemLimits {
+                    max_range_size,
+                    max_tag_len,
+                },
+            };
+            let report = compile_csv(
+                input,
+                name,
+                io::stdout().lock(),
+                io::stderr().lock(),
+                options,
+            )?;
+            Ok(if report.rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
