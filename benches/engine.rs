@@ -1,1 +1,386 @@
-fn main() {}
+//! The engine benchmark: the DESIGN.md §8 targets, measured as ratios within one run.
+//!
+//! `cargo bench --bench engine` runs 1,000,000 ranges; `-- --quick` runs 100,000. Every figure
+//! is one `name=value` line (`#` lines are commentary), so the output can be diffed and parsed.
+//! The machine this runs on is shared and noisy, so each measurement is the best of several
+//! repetitions and every target is a ratio against a baseline timed in the same process on the
+//! same data.
+
+mod workloads;
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use dialsync::index::{self, KeyRange, RangeIndex};
+use dialsync::number::POW10;
+use rustc_hash::FxHashMap;
+use workloads::Workload;
+
+const SEED: u64 = 0x5EED_D1A1;
+
+struct Settings {
+    ranges: usize,
+    probes: usize,
+    repetitions: usize,
+}
+
+fn main() {
+    // Cargo passes `--bench` and libtest-style flags; only `--quick` means anything here.
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let settings = if quick {
+        Settings {
+            ranges: 100_000,
+            probes: 2_000_000,
+            repetitions: 3,
+        }
+    } else {
+        Settings {
+            ranges: 1_000_000,
+            probes: 10_000_000,
+            repetitions: 5,
+        }
+    };
+    println!("ranges={}", settings.ranges);
+
+    let realistic = workloads::realistic(settings.ranges, SEED);
+    describe(&realistic);
+    lookups("", &realistic.ranges, &settings);
+    memory("", &realistic.ranges);
+    build("", &realistic.ranges, &settings);
+    diff("", &realistic.ranges, &settings);
+    diff_sorted("", &realistic.ranges, &settings);
+
+    let mixed = workloads::mixed(settings.ranges, SEED + 1);
+    describe(&mixed);
+    lookups("mixed_", &mixed.ranges, &settings);
+    memory("mixed_", &mixed.ranges);
+    build("mixed_", &mixed.ranges, &settings);
+
+    let adversarial = workloads::adversarial(settings.ranges, SEED + 2);
+    describe(&adversarial);
+    lookups("adversarial_", &adversarial.ranges, &settings);
+    memory("adversarial_", &adversarial.ranges);
+    build("adversarial_", &adversarial.ranges, &settings);
+}
+
+fn describe(workload: &Workload) {
+    let numbers: u64 = workload.ranges.iter().map(|r| r.hi - r.lo + 1).sum();
+    let tags: HashSet<u32> = workload.ranges.iter().map(|r| r.value).collect();
+    println!(
+        "# workload={} ranges={} numbers={} tags={} nested={} overlapping={}",
+        workload.name,
+        workload.ranges.len(),
+        numbers,
+        tags.len(),
+        workload.nested.len(),
+        workload.overlapping.len()
+    );
+}
+
+/// The shortest of `repetitions` runs of `run`, each given fresh input from `prepare` (prepared
+/// outside the timing, and dropped outside it too).
+fn best_of<I, O>(
+    repetitions: usize,
+    mut prepare: impl FnMut() -> I,
+    mut run: impl FnMut(I) -> O,
+) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..repetitions {
+        let input = prepare();
+        let started = Instant::now();
+        let output = black_box(run(black_box(input)));
+        best = best.min(started.elapsed());
+        drop(output);
+    }
+    best
+}
+
+fn ratio(numerator: Duration, denominator: Duration) -> f64 {
+    numerator.as_secs_f64() / denominator.as_secs_f64()
+}
+
+/// One `sort_unstable` by `lo` of `ranges`: the baseline every bulk operation is compared with.
+fn sort_baseline(ranges: &[KeyRange], settings: &Settings) -> Duration {
+    best_of(
+        settings.repetitions,
+        || ranges.to_vec(),
+        |mut copy| {
+            copy.sort_unstable_by_key(|range| range.lo);
+            copy
+        },
+    )
+}
+
+/// Lookup throughput of the index and of the three baselines, on the same probes.
+///
+/// The probes are `probes` draws from a pool of as many distinct numbers as there are ranges,
+/// each inside a range. The hash map holds exactly the pool (one key per probed number), which
+/// is the smallest exact-match table that can answer these probes and so the hash map's best
+/// case: a map of every routed number would hold the workload's whole number count.
+fn lookups(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
+    let index = RangeIndex::build(ranges.to_vec()).expect("workload ranges are disjoint");
+    let pool = workloads::probes_inside(ranges, ranges.len(), SEED ^ 1);
+    let probes = workloads::draws(&pool, settings.probes, SEED ^ 2);
+
+    let mut exact: FxHashMap<u64, u32> = FxHashMap::default();
+    for &number in &pool {
+        let found = index.lookup(number).expect("probes hit ranges");
+        exact.insert(number, found.value);
+    }
+    let sorted = SortedRanges::new(ranges);
+    let trie = DigitTrie::new(ranges);
+
+    // One monomorphic loop per structure: a `dyn Fn` call per probe would add the same cost to
+    // every structure and so blur the ratios.
+    let (index_mops, index_sum) = time_loop(&probes, settings, |key| {
+        index.lookup(key).map(|range| range.value)
+    });
+    let (fxhash_mops, fxhash_sum) = time_loop(&probes, settings, |key| exact.get(&key).copied());
+    let (sorted_mops, sorted_sum) = time_loop(&probes, settings, |key| sorted.lookup(key));
+    let (trie_mops, trie_sum) = time_loop(&probes, settings, |key| trie.lookup(key));
+    assert_eq!(index_sum, fxhash_sum, "index and hash map disagree");
+    assert_eq!(index_sum, sorted_sum, "index and sorted vector disagree");
+    assert_eq!(index_sum, trie_sum, "index and digit trie disagree");
+
+    println!(
+        "# probes={} pool={} checksum={index_sum}",
+        probes.len(),
+        pool.len()
+    );
+    println!("{prefix}lookup_index_mops={index_mops:.1}");
+    println!("{prefix}lookup_fxhash_mops={fxhash_mops:.1}");
+    println!("{prefix}lookup_sortedvec_mops={sorted_mops:.1}");
+    println!("{prefix}lookup_digittrie_mops={trie_mops:.1}");
+    println!(
+        "{prefix}lookup_index_over_fxhash={:.2}",
+        index_mops / fxhash_mops
+    );
+    println!(
+        "{prefix}lookup_index_over_digittrie={:.2}",
+        index_mops / trie_mops
+    );
+    println!(
+        "# {prefix}digittrie_nodes={} digittrie_bytes_per_range={:.1}",
+        trie.nodes.len(),
+        (trie.nodes.len() * std::mem::size_of::<TrieNode>()) as f64 / ranges.len() as f64
+    );
+}
+
+/// Millions of lookups per second of `lookup` over `probes` (best of the repetitions), and a
+/// checksum of what it found.
+fn time_loop(
+    probes: &[u64],
+    settings: &Settings,
+    lookup: impl Fn(u64) -> Option<u32>,
+) -> (f64, u64) {
+    let mut checksum = 0;
+    let elapsed = best_of(
+        settings.repetitions,
+        || (),
+        |()| {
+            let mut sum = 0u64;
+            for &probe in probes {
+                if let Some(value) = lookup(black_box(probe)) {
+                    sum += u64::from(value) + 1;
+                }
+            }
+            checksum = sum;
+            sum
+        },
+    );
+    (probes.len() as f64 / elapsed.as_secs_f64() / 1e6, checksum)
+}
+
+fn memory(prefix: &str, ranges: &[KeyRange]) {
+    let index = RangeIndex::build(ranges.to_vec()).expect("workload ranges are disjoint");
+    println!(
+        "{prefix}index_bytes_per_range={:.1}",
+        index.memory_bytes() as f64 / index.len() as f64
+    );
+}
+
+/// Building the index from unsorted input, against one sort of the same input.
+fn build(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
+    let sort = sort_baseline(ranges, settings);
+    let build = best_of(
+        settings.repetitions,
+        || ranges.to_vec(),
+        |copy| RangeIndex::build(copy).expect("workload ranges are disjoint"),
+    );
+    println!(
+        "# {prefix}sort_ms={:.1} build_ms={:.1}",
+        sort.as_secs_f64() * 1e3,
+        build.as_secs_f64() * 1e3
+    );
+    println!("{prefix}build_over_sort={:.2}", ratio(build, sort));
+}
+
+/// Diffing two unsorted snapshots (1 % churn), against one sort of one snapshot.
+fn diff(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
+    let next = workloads::churn(ranges, 0.01, SEED ^ 3);
+    let sort = sort_baseline(ranges, settings);
+    let mut changed = 0;
+    let diff = best_of(
+        settings.repetitions,
+        || (),
+        |()| {
+            let difference = index::diff(ranges, &next);
+            changed = difference.len();
+            difference
+        },
+    );
+    println!(
+        "# {prefix}diff_ms={:.1} changed={changed}",
+        diff.as_secs_f64() * 1e3
+    );
+    println!("{prefix}diff_over_sort={:.2}", ratio(diff, sort));
+}
+
+/// The merge alone, on snapshots already sorted, counting both inputs' entries.
+fn diff_sorted(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
+    let mut old = ranges.to_vec();
+    index::sort_by_lo(&mut old);
+    let mut new = workloads::churn(ranges, 0.01, SEED ^ 3);
+    index::sort_by_lo(&mut new);
+    let elapsed = best_of(
+        settings.repetitions,
+        || (),
+        |()| index::diff_sorted(&old, &new),
+    );
+    let entries = (old.len() + new.len()) as f64;
+    println!(
+        "{prefix}diff_sorted_mentries_per_s={:.0}",
+        entries / elapsed.as_secs_f64() / 1e6
+    );
+}
+
+/// The "look at every range" baseline: a sorted vector of `lo`s, binary search, `hi` check.
+struct SortedRanges {
+    lo: Vec<u64>,
+    hi: Vec<u64>,
+    value: Vec<u32>,
+}
+
+impl SortedRanges {
+    fn new(ranges: &[KeyRange]) -> SortedRanges {
+        let mut sorted = ranges.to_vec();
+        sorted.sort_unstable();
+        SortedRanges {
+            lo: sorted.iter().map(|r| r.lo).collect(),
+            hi: sorted.iter().map(|r| r.hi).collect(),
+            value: sorted.iter().map(|r| r.value).collect(),
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, key: u64) -> Option<u32> {
+        let after = self.lo.partition_point(|&lo| lo <= key);
+        let at = after.checked_sub(1)?;
+        (key <= self.hi[at]).then(|| self.value[at])
+    }
+}
+
+/// A node of the plain trie: one child per decimal digit, and the value of the prefix that
+/// ends here (`NO_VALUE` if none).
+#[derive(Clone, Copy)]
+struct TrieNode {
+    children: [u32; 10],
+    value: u32,
+}
+
+const NO_VALUE: u32 = u32::MAX;
+const EMPTY_NODE: TrieNode = TrieNode {
+    children: [0; 10],
+    value: NO_VALUE,
+};
+
+/// The honest "plain trie" baseline: a 10-ary digit trie per number length (a prefix of a
+/// 10-digit range must not match an 11-digit number), walked one digit per level with the
+/// deepest value seen winning. Ranges are stored as their minimal cover of aligned blocks, each
+/// block being the node of its common digits, as a dial plan of `x` patterns would.
+struct DigitTrie {
+    /// Node 0 is unused (0 means "no child"); `roots[length]` is that length's root.
+    nodes: Vec<TrieNode>,
+    roots: [u32; 16],
+}
+
+impl DigitTrie {
+    fn new(ranges: &[KeyRange]) -> DigitTrie {
+        let mut trie = DigitTrie {
+            nodes: vec![EMPTY_NODE],
+            roots: [0; 16],
+        };
+        for length in 1..16 {
+            trie.roots[length] = trie.add_node();
+        }
+        for range in ranges {
+            let number_range = range.number_range().expect("workload keys are numbers");
+            let digits = number_range.len();
+            let (mut lo, hi) = (number_range.lo().value(), number_range.hi().value());
+            while lo <= hi {
+                // The largest aligned block starting at `lo` that stays inside the range.
+                let mut free = 0;
+                while free < digits
+                    && lo % POW10[free as usize + 1] == 0
+                    && lo + POW10[free as usize + 1] - 1 <= hi
+                {
+                    free += 1;
+                }
+                trie.insert(
+                    digits,
+                    lo / POW10[free as usize],
+                    digits - free,
+                    range.value,
+                );
+                lo += POW10[free as usize];
+            }
+        }
+        trie
+    }
+
+    fn add_node(&mut self) -> u32 {
+        self.nodes.push(EMPTY_NODE);
+        (self.nodes.len() - 1) as u32
+    }
+
+    fn insert(&mut self, length: u32, prefix: u64, prefix_digits: u32, value: u32) {
+        let mut node = self.roots[length as usize];
+        for position in (0..prefix_digits).rev() {
+            let digit = ((prefix / POW10[position as usize]) % 10) as usize;
+            let mut child = self.nodes[node as usize].children[digit];
+            if child == 0 {
+                child = self.add_node();
+                self.nodes[node as usize].children[digit] = child;
+            }
+            node = child;
+        }
+        self.nodes[node as usize].value = value;
+    }
+
+    #[inline]
+    fn lookup(&self, key: u64) -> Option<u32> {
+        let length = (key >> 50) as usize;
+        let mut node = *self.roots.get(length)?;
+        // Digits least significant first, by division by a constant (a multiply), so the walk
+        // itself is only the trie's memory accesses.
+        let mut digits = [0u8; 16];
+        let mut rest = key & ((1 << 50) - 1);
+        for digit in digits.iter_mut().take(length) {
+            *digit = (rest % 10) as u8;
+            rest /= 10;
+        }
+        let mut found = NO_VALUE;
+        for &digit in digits[..length].iter().rev() {
+            node = self.nodes[node as usize].children[digit as usize];
+            if node == 0 {
+                break;
+            }
+            let here = self.nodes[node as usize].value;
+            if here != NO_VALUE {
+                found = here;
+            }
+        }
+        (found != NO_VALUE).then_some(found)
+    }
+}
