@@ -75,6 +75,8 @@ pub struct RangeIndex {
     wide: Vec<(usize, u64)>,
     slots: Vec<u32>,
     nodes: Vec<Node>,
+    /// Tables on the longest path from a root to a range.
+    depth: u32,
     len: usize,
 }
 
@@ -120,17 +122,19 @@ impl RangeIndex {
             lo: &lo,
             slots: Vec::with_capacity(ranges.len() / BUCKET_TARGET + 64),
             nodes: vec![Node::default(); 16],
+            depth: 1,
         };
         let mut first = 1;
         for length in 0..16 {
             let end_key = (length as u64 + 1) << LENGTH_SHIFT;
             let end = first + lo[first..total - WINDOW].partition_point(|&key| key < end_key);
-            builder.node(length, first, end);
+            builder.node(length, first, end, 1);
             first = end;
         }
         let TableBuilder {
             mut slots,
             mut nodes,
+            depth,
             ..
         } = builder;
         slots.shrink_to_fit();
@@ -142,6 +146,7 @@ impl RangeIndex {
             wide,
             slots,
             nodes,
+            depth,
             len: ranges.len(),
         })
     }
@@ -149,20 +154,47 @@ impl RangeIndex {
     /// The range holding `key`, if any.
     #[inline(always)]
     pub fn lookup(&self, key: u64) -> Option<KeyRange> {
-        let at = self.position(key);
-        let lo = self.lo[at];
-        let tail = self.tails[at];
-        let hi = if tail.extent == WIDE {
-            self.wide_hi(at)
-        } else {
-            lo + u64::from(tail.extent)
-        };
+        self.holding(self.position(key), key)
+    }
+
+    /// The range at `position` if it holds `key`.
+    #[inline(always)]
+    fn holding(&self, position: usize, key: u64) -> Option<KeyRange> {
+        let range = self.range_at(position);
         // The sentinels start at KEY_LIMIT; only a key at or past it can reach them.
-        (lo <= key && key <= hi && key < KEY_LIMIT).then_some(KeyRange {
-            lo,
-            hi,
-            value: tail.value,
-        })
+        (range.lo <= key && key <= range.hi && key < KEY_LIMIT).then_some(range)
+    }
+
+    /// The ranges holding each of `keys`, as [`RangeIndex::lookup`] would find them one by one.
+    ///
+    /// For throughput: a single lookup is a chain of dependent reads (table, child tables,
+    /// window, extent), and on skewed data its exit from the child tables mispredicts, which
+    /// throws away the other lookups the processor had started. Here every stage runs across
+    /// the whole batch, so the batch's reads are independent of each other and in flight
+    /// together, and the table descent runs a fixed number of rounds (a key that reached its
+    /// leaf keeps re-reading the same slot, from cache), with no data-dependent branch.
+    pub fn lookup_batch<const N: usize>(&self, keys: &[u64; N]) -> [Option<KeyRange>; N] {
+        let mut at = keys.map(|key| (key >> LENGTH_SHIFT) as usize & 15);
+        let mut slots = [0u32; N];
+        for _ in 0..self.depth {
+            for i in 0..N {
+                let node = self.nodes[at[i]];
+                let relative = keys[i].max(node.base).min(node.top) - node.base;
+                let slot = self.slots[node.offset as usize + (relative >> node.shift) as usize];
+                let child = (slot >> 31) as usize;
+                at[i] = child * (slot & !CHILD) as usize + (1 - child) * at[i];
+                slots[i] = slot;
+            }
+        }
+        let mut positions = [0usize; N];
+        for i in 0..N {
+            positions[i] = self.window_position(slots[i] as usize, keys[i]);
+        }
+        let mut found = [None; N];
+        for i in 0..N {
+            found[i] = self.holding(positions[i], keys[i]);
+        }
+        found
     }
 
     /// The position of the last range whose `lo` is at or below `key` (0, the empty sentinel,
@@ -180,7 +212,12 @@ impl RangeIndex {
             }
             node = self.nodes[(slot & !CHILD) as usize];
         };
-        let start = slot as usize;
+        self.window_position(slot as usize, key)
+    }
+
+    /// The position of the last range at or below `key`, given the leaf slot of its bucket.
+    #[inline(always)]
+    fn window_position(&self, start: usize, key: u64) -> usize {
         // Every range of the bucket is inside the window, those before it start below the
         // bucket and those after it above the key, so counting `lo <= key` finds the position.
         let below = match self.lo[start..].first_chunk::<WINDOW>() {
@@ -205,6 +242,7 @@ impl RangeIndex {
             .map_or(0, |found| self.wide[found].1)
     }
 
+    #[inline(always)]
     fn range_at(&self, position: usize) -> KeyRange {
         let lo = self.lo[position];
         let tail = self.tails[position];
@@ -218,6 +256,11 @@ impl RangeIndex {
             hi,
             value: tail.value,
         }
+    }
+
+    /// How many tables the deepest lookup descends (1: the root table alone).
+    pub fn depth(&self) -> u32 {
+        self.depth
     }
 
     /// How many ranges the index holds.
@@ -285,12 +328,15 @@ struct TableBuilder<'a> {
     lo: &'a [u64],
     slots: Vec<u32>,
     nodes: Vec<Node>,
+    /// The deepest level built so far (roots are level 1).
+    depth: u32,
 }
 
 impl TableBuilder<'_> {
     /// Fills `nodes[at]` with a table over the ranges at positions `first..end` (which may be
     /// none), bursting crowded buckets into child nodes.
-    fn node(&mut self, at: usize, first: usize, end: usize) {
+    fn node(&mut self, at: usize, first: usize, end: usize, level: u32) {
+        self.depth = self.depth.max(level);
         let offset = self.slots.len() as u32;
         if first == end {
             // One bucket whose window starts past the node: every key lands on the range
@@ -328,7 +374,7 @@ impl TableBuilder<'_> {
             let slot = if position - from > WINDOW && shift > 0 {
                 let child = self.nodes.len();
                 self.nodes.push(Node::default());
-                self.node(child, from, position);
+                self.node(child, from, position, level + 1);
                 CHILD | child as u32
             } else {
                 from as u32
@@ -391,6 +437,52 @@ mod tests {
         assert_eq!(index.ranges(), sorted);
         assert_eq!(index.get(0), Some(sorted[0]));
         assert_eq!(index.get(4), None);
+    }
+
+    proptest! {
+        /// The batched path is a separate implementation of the same search.
+        #[test]
+        fn batch_lookup_equals_single_lookups(
+            starts in prop::collection::btree_set(
+                prop_oneof![1_000u64..60_000, 30_000u64..30_400],
+                1..400,
+            ),
+            probes in prop::collection::vec(900u64..70_000, 32),
+        ) {
+            // Ranges of 1-9 numbers at the chosen starts, trimmed to stay disjoint; clustered
+            // enough below 60,000 to grow child tables.
+            let starts: Vec<u64> = starts.into_iter().collect();
+            let ranges: Vec<KeyRange> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, &lo)| {
+                    let next = starts.get(i + 1).copied().unwrap_or(u64::MAX);
+                    let hi = (lo + (lo % 9)).min(next - 1);
+                    KeyRange::new(key(lo), key(hi), i as u32)
+                })
+                .collect();
+            let index = RangeIndex::build(ranges.clone()).unwrap();
+            let keys: [u64; 32] = std::array::from_fn(|i| key(probes[i]));
+            prop_assume!(index.depth() > 1 || starts.len() < 200);
+            let batch = index.lookup_batch(&keys);
+            for (i, &probe) in keys.iter().enumerate() {
+                prop_assert_eq!(batch[i], index.lookup(probe));
+                prop_assert_eq!(batch[i], brute_force(&ranges, probe));
+            }
+        }
+    }
+
+    #[test]
+    fn clustered_ranges_get_child_tables() {
+        let ranges = (0..200)
+            .map(|i| KeyRange::new(key(3_226_127_000 + 2 * i), key(3_226_127_000 + 2 * i), 0))
+            .chain([KeyRange::new(key(4_400_000_000), key(4_400_000_000), 1)])
+            .collect();
+        let index = RangeIndex::build(ranges).unwrap();
+        assert!(index.depth() > 1, "depth {}", index.depth());
+        let keys: [u64; 4] = [3_226_127_000, 3_226_127_001, 3_226_127_398, 4_400_000_000].map(key);
+        let found = index.lookup_batch(&keys).map(|r| r.map(|r| r.value));
+        assert_eq!(found, [Some(0), None, Some(0), Some(1)]);
     }
 
     #[test]
