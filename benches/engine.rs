@@ -12,8 +12,12 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use dialsync::dialplan::compile::{self as compiler, Encoding};
+use dialsync::dialplan::rule::Tag;
+use dialsync::index::sweep::{self as sweeper, Interval};
 use dialsync::index::{self, KeyRange, RangeIndex};
 use dialsync::number::POW10;
+use dialsync::resolve::{self as resolver, Coverage, Entry, Mapping, Provenance};
 use rustc_hash::FxHashMap;
 use workloads::Workload;
 
@@ -50,6 +54,8 @@ fn main() {
     build("", &realistic.ranges, &settings);
     diff("", &realistic.ranges, &settings);
     diff_sorted("", &realistic.ranges, &settings);
+    sweep("", &realistic, &settings);
+    compile("", &realistic, &settings);
 
     let mixed = workloads::mixed(settings.ranges, SEED + 1);
     describe(&mixed);
@@ -133,12 +139,14 @@ fn lookups(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
 
     // One monomorphic loop per structure: a `dyn Fn` call per probe would add the same cost to
     // every structure and so blur the ratios.
-    let (index_mops, index_sum) = time_loop(&probes, settings, |key| {
+    let (single_mops, single_sum) = time_loop(&probes, settings, |key| {
         index.lookup(key).map(|range| range.value)
     });
+    let (index_mops, index_sum) = time_batches(&probes, settings, &index);
     let (fxhash_mops, fxhash_sum) = time_loop(&probes, settings, |key| exact.get(&key).copied());
     let (sorted_mops, sorted_sum) = time_loop(&probes, settings, |key| sorted.lookup(key));
     let (trie_mops, trie_sum) = time_loop(&probes, settings, |key| trie.lookup(key));
+    assert_eq!(index_sum, single_sum, "batched and single lookups disagree");
     assert_eq!(index_sum, fxhash_sum, "index and hash map disagree");
     assert_eq!(index_sum, sorted_sum, "index and sorted vector disagree");
     assert_eq!(index_sum, trie_sum, "index and digit trie disagree");
@@ -149,6 +157,7 @@ fn lookups(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
         pool.len()
     );
     println!("{prefix}lookup_index_mops={index_mops:.1}");
+    println!("{prefix}lookup_index_single_mops={single_mops:.1}");
     println!("{prefix}lookup_fxhash_mops={fxhash_mops:.1}");
     println!("{prefix}lookup_sortedvec_mops={sorted_mops:.1}");
     println!("{prefix}lookup_digittrie_mops={trie_mops:.1}");
@@ -160,6 +169,15 @@ fn lookups(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
         "{prefix}lookup_index_over_digittrie={:.2}",
         index_mops / trie_mops
     );
+    println!(
+        "{prefix}lookup_index_single_over_fxhash={:.2}",
+        single_mops / fxhash_mops
+    );
+    println!(
+        "{prefix}lookup_index_single_over_digittrie={:.2}",
+        single_mops / trie_mops
+    );
+    println!("# {prefix}index_depth={}", index.depth());
     println!(
         "# {prefix}digittrie_nodes={} digittrie_bytes_per_range={:.1}",
         trie.nodes.len(),
@@ -190,6 +208,33 @@ fn time_loop(
         },
     );
     (probes.len() as f64 / elapsed.as_secs_f64() / 1e6, checksum)
+}
+
+/// Keys per [`RangeIndex::lookup_batch`] call: enough independent reads in flight to cover
+/// the index's chain of dependent ones (measured: 16 gains most of it, 32 a little more).
+const BATCH: usize = 32;
+
+/// As [`time_loop`], through the batched lookup (`lookup_index_mops`); the probes not filling a
+/// last batch are left out of both the count and the checksum.
+fn time_batches(probes: &[u64], settings: &Settings, index: &RangeIndex) -> (f64, u64) {
+    let batched = &probes[..probes.len() / BATCH * BATCH];
+    let mut checksum = 0;
+    let elapsed = best_of(
+        settings.repetitions,
+        || (),
+        |()| {
+            let mut sum = 0u64;
+            for chunk in batched.chunks_exact(BATCH) {
+                let keys: &[u64; BATCH] = chunk.try_into().expect("chunks of BATCH");
+                for range in index.lookup_batch(black_box(keys)).into_iter().flatten() {
+                    sum += u64::from(range.value) + 1;
+                }
+            }
+            checksum = sum;
+            sum
+        },
+    );
+    (batched.len() as f64 / elapsed.as_secs_f64() / 1e6, checksum)
 }
 
 fn memory(prefix: &str, ranges: &[KeyRange]) {
@@ -252,6 +297,118 @@ fn diff_sorted(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
     println!(
         "{prefix}diff_sorted_mentries_per_s={:.0}",
         entries / elapsed.as_secs_f64() / 1e6
+    );
+}
+
+/// The overlap sweep over the workload with its nested and overlapping entries, from unsorted
+/// input, against one sort of the same intervals.
+fn sweep(prefix: &str, workload: &Workload, settings: &Settings) {
+    let all: Vec<KeyRange> = workload
+        .ranges
+        .iter()
+        .chain(&workload.nested)
+        .chain(&workload.overlapping)
+        .copied()
+        .collect();
+    let intervals: Vec<Interval> = all
+        .iter()
+        .enumerate()
+        .map(|(id, range)| Interval {
+            lo: range.lo,
+            hi: range.hi,
+            rank: id as u32,
+            nest: 0,
+            id: id as u32,
+        })
+        .collect();
+    let sort = sort_baseline(&all, settings);
+    let mut contests = 0;
+    let elapsed = best_of(
+        settings.repetitions,
+        || (),
+        |()| {
+            let swept = sweeper::sweep(&intervals);
+            contests = swept.contests.len();
+            swept
+        },
+    );
+    println!(
+        "# {prefix}sweep_ms={:.1} intervals={} contests={contests}",
+        elapsed.as_secs_f64() * 1e3,
+        intervals.len()
+    );
+    println!("{prefix}sweep_over_sort={:.2}", ratio(elapsed, sort));
+}
+
+/// Compilation with the `ranges` encoding of the workload's (disjoint) mapping, and the whole
+/// engine from entries (nested and overlapping ones included) to rules: rules emitted per
+/// maximal same-tag range, whose lower bound is 1.
+fn compile(prefix: &str, workload: &Workload, settings: &Settings) {
+    let tag_count = workload.ranges.iter().map(|r| r.value).max().unwrap_or(0) + 1;
+    let tags: Vec<Tag> = (0..tag_count)
+        .map(|t| Tag::parse(&format!("Trunk=t{t}"), 64).expect("valid tag"))
+        .collect();
+    let pairs = workload
+        .ranges
+        .iter()
+        .map(|r| {
+            (
+                r.number_range().expect("workload keys are numbers"),
+                r.value,
+            )
+        })
+        .collect();
+    let mapping = Mapping::new(tags.clone(), Vec::new(), pairs).expect("disjoint workload");
+    let mut rules = 0;
+    let elapsed = best_of(
+        settings.repetitions,
+        || (),
+        |()| {
+            let compiled = compiler::compile(&mapping, Encoding::Ranges, 9);
+            rules = compiled.len();
+            compiled
+        },
+    );
+    println!(
+        "# {prefix}compile_ms={:.1} maximal_ranges={} rules={rules}",
+        elapsed.as_secs_f64() * 1e3,
+        mapping.ranges().len()
+    );
+    println!(
+        "{prefix}compile_ranges_per_s={:.0}",
+        mapping.ranges().len() as f64 / elapsed.as_secs_f64()
+    );
+
+    let entries: Vec<Entry> = workload
+        .ranges
+        .iter()
+        .chain(&workload.nested)
+        .chain(&workload.overlapping)
+        .enumerate()
+        .map(|(item, r)| Entry {
+            coverage: Coverage::Range(r.number_range().expect("workload keys are numbers")),
+            tag: tags[r.value as usize % tags.len()].clone(),
+            provenance: Provenance {
+                source: "bench".into(),
+                item: format!("item {item}"),
+            },
+        })
+        .collect();
+    let started = Instant::now();
+    let resolution = resolver::resolve(&entries);
+    let resolve_elapsed = started.elapsed();
+    let rules = compiler::compile(&resolution.mapping, Encoding::Ranges, 9);
+    println!(
+        "# {prefix}resolve_ms={:.1} entries={} conflicts={} maximal_ranges={} rules={}",
+        resolve_elapsed.as_secs_f64() * 1e3,
+        entries.len(),
+        resolution.conflicts.len(),
+        resolution.mapping.ranges().len(),
+        rules.len()
+    );
+    println!(
+        "{prefix}rules_per_maximal_range={:.3}",
+        rules.len() as f64 / resolution.mapping.ranges().len() as f64
     );
 }
 
