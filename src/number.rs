@@ -17,8 +17,8 @@ use std::str::FromStr;
 pub const MAX_DIGITS: u32 = 15;
 
 /// Where the digit count sits inside a key. 10^15 < 2^50, so the value never reaches it.
-const LEN_SHIFT: u32 = 50;
-const VALUE_MASK: u64 = (1 << LEN_SHIFT) - 1;
+pub const LENGTH_SHIFT: u32 = 50;
+const VALUE_MASK: u64 = (1 << LENGTH_SHIFT) - 1;
 
 /// Powers of ten up to 10^15, for digit arithmetic without floating point.
 pub const POW10: [u64; 16] = {
@@ -87,13 +87,13 @@ impl Number {
             return Err(NumberError::LeadingZero);
         }
         Ok(Number {
-            key: (u64::from(digits) << LEN_SHIFT) | value,
+            key: (u64::from(digits) << LENGTH_SHIFT) | value,
         })
     }
 
     /// Rebuilds a number from [`Number::key`]; `None` if the key is not one a number produces.
     pub fn from_key(key: u64) -> Option<Number> {
-        let digits = (key >> LEN_SHIFT) as u32;
+        let digits = (key >> LENGTH_SHIFT) as u32;
         let value = key & VALUE_MASK;
         if (1..=MAX_DIGITS).contains(&digits)
             && value >= POW10[digits as usize - 1]
@@ -117,7 +117,7 @@ impl Number {
 
     /// How many digits the number has.
     pub fn len(self) -> u32 {
-        (self.key >> LEN_SHIFT) as u32
+        (self.key >> LENGTH_SHIFT) as u32
     }
 
     /// Never true: a number has at least one digit. Present because `len` is.

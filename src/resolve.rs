@@ -279,7 +279,7 @@ pub fn resolve(entries: &[Entry]) -> Resolution {
             }
         }
     }
-    let swept = sweep::sweep(&intervals);
+    let swept = sweep::sweep(intervals);
     let conflicts = conflicts(&swept.contests, &entry_tags);
 
     let is_closed = |id: u32| matches!(entries[id as usize].coverage, Coverage::Range(_));

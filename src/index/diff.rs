@@ -6,7 +6,9 @@
 //! the other) is checked several ranges at a time, so that a million unchanged ranges cost about
 //! as much as reading them.
 
-use super::{radix, KeyRange};
+use std::borrow::Cow;
+
+use super::KeyRange;
 
 /// How two snapshots differ. Applying it to the old snapshot gives the new one
 /// ([`RangeDiff::apply`]).
@@ -52,19 +54,29 @@ impl RangeDiff {
             }
         }
         result.extend_from_slice(&self.added);
-        radix::sort_by_lo(&mut result);
+        result.sort_unstable();
         result
     }
 }
 
 /// The difference between two snapshots in any order. Each snapshot must hold distinct
-/// `(lo, hi)` pairs (disjoint ones do). Sorts both (radix, straight from the input into the
-/// sorted copies), then merges.
+/// `(lo, hi)` pairs (disjoint ones do). A snapshot already in order (as compiled rules and the
+/// stored mirror are) is used as it is; the other is sorted into a copy. Then one merge.
 pub fn diff(old: &[KeyRange], new: &[KeyRange]) -> RangeDiff {
-    let mut scratch = Vec::new();
-    let old_sorted = radix::sorted_copy(old, &mut scratch);
-    let new_sorted = radix::sorted_copy(new, &mut scratch);
-    diff_sorted(&old_sorted, &new_sorted)
+    let old = in_order(old);
+    let new = in_order(new);
+    diff_sorted(&old, &new)
+}
+
+/// `ranges` sorted, borrowed when it already is (checking costs one pass; sorting, twenty).
+fn in_order(ranges: &[KeyRange]) -> Cow<'_, [KeyRange]> {
+    if ranges.is_sorted() {
+        Cow::Borrowed(ranges)
+    } else {
+        let mut sorted = ranges.to_vec();
+        sorted.sort_unstable();
+        Cow::Owned(sorted)
+    }
 }
 
 /// Ranges compared per step while the snapshots agree: enough to amortise the loop's branch,

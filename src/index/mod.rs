@@ -6,19 +6,15 @@
 //! must be fast at that scale and that DESIGN.md §8 measures:
 //!
 //! - [`KeyRange`], the interval-with-payload every piece speaks;
-//! - [`radix`], a sort specialised to those keys, because every bulk operation starts with a
-//!   sort and the targets are ratios against `slice::sort_unstable`;
 //! - [`RangeIndex`], the lookup structure (a table slot, a window of `lo`s, one tail per lookup);
 //! - [`diff`], the comparison of two snapshots that drives the minimal plan;
 //! - [`sweep`], the overlap sweep used by the resolver.
 
 pub mod diff;
-pub mod radix;
 mod range_index;
 pub mod sweep;
 
 pub use diff::{diff, diff_sorted, RangeDiff};
-pub use radix::sort_by_lo;
 pub use range_index::RangeIndex;
 
 use crate::number::NumberRange;
@@ -101,8 +97,7 @@ pub enum IndexError {
 /// [`crate::number::Number::key`]). The index relies on every key lying below it.
 pub const KEY_LIMIT: u64 = 16 << LENGTH_SHIFT;
 
-/// Where the digit count sits in a key; mirrors `number.rs`, which keeps it private.
-pub(crate) const LENGTH_SHIFT: u32 = 50;
+pub(crate) use crate::number::LENGTH_SHIFT;
 
 #[cfg(test)]
 mod tests {

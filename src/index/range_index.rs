@@ -13,7 +13,7 @@
 //! more than a window's worth gets a child table over the next bits (as a burst trie does),
 //! recursively, until every bucket's ranges fit in one window.
 
-use super::{radix, IndexError, KeyRange, KEY_LIMIT, LENGTH_SHIFT};
+use super::{IndexError, KeyRange, KEY_LIMIT, LENGTH_SHIFT};
 
 /// Ranges searched per lookup, and so the most a bucket may hold before it gets a child table.
 /// Sixteen `lo`s are 128 bytes: two or three cache lines, all requested at once because the
@@ -84,11 +84,11 @@ impl RangeIndex {
     /// Builds the index from ranges in any order. Refuses overlapping ranges (naming the first
     /// overlapping pair in key order), reversed ones, and keys no number can have.
     pub fn build(mut ranges: Vec<KeyRange>) -> Result<RangeIndex, IndexError> {
-        radix::sort_by_lo(&mut ranges);
+        ranges.sort_unstable();
         RangeIndex::build_sorted(&ranges)
     }
 
-    /// Builds the index from ranges already sorted by `lo`, as [`radix::sort_by_lo`] leaves them.
+    /// Builds the index from ranges already sorted (by `lo`, as `KeyRange`'s order sorts them).
     pub fn build_sorted(ranges: &[KeyRange]) -> Result<RangeIndex, IndexError> {
         check(ranges)?;
         if ranges.len() >= (CHILD as usize) - WINDOW - 1 {
