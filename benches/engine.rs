@@ -63,6 +63,12 @@ fn main() {
     memory("mixed_", &mixed.ranges);
     build("mixed_", &mixed.ranges, &settings);
 
+    // Aligned blocks compile to `x` suffixes only: the encoding's easiest case, kept as a
+    // check that it stays one rule per block.
+    let aligned = workloads::aligned(settings.ranges, SEED + 3);
+    describe(&aligned);
+    compile("aligned_", &aligned, &settings);
+
     let adversarial = workloads::adversarial(settings.ranges, SEED + 2);
     describe(&adversarial);
     lookups("adversarial_", &adversarial.ranges, &settings);

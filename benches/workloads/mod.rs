@@ -164,7 +164,6 @@ fn split(count: usize, shares: &[f64]) -> Vec<usize> {
 
 /// Aligned DDI blocks only: blocks of 10, 100 or 1000 numbers on multiples of their size,
 /// spread evenly over Belgian and British numbers, 1000 tags at random.
-#[allow(dead_code)]
 pub fn aligned(count: usize, seed: u64) -> Workload {
     let mut rng = SmallRng::seed_from_u64(seed);
     let spaces = [

@@ -84,10 +84,16 @@ pub fn compile(
         Encoding::Ranges => {
             let limit = max_bracket_digits.clamp(1, MAX_DIGITS as usize);
             for &(range, tag) in mapping.ranges() {
-                for piece in safe_pieces(mapping, range, tag) {
-                    range_patterns(piece, limit, &mut |prefix, first| {
-                        rules.push(CompiledRule { prefix, tag, first })
-                    });
+                let mut emit = |prefix, first| rules.push(CompiledRule { prefix, tag, first });
+                if mapping
+                    .open_boundaries_within(range.lo(), range.hi())
+                    .is_empty()
+                {
+                    range_patterns(range, limit, &mut emit);
+                } else {
+                    for piece in safe_pieces(mapping, range, tag) {
+                        range_patterns(piece, limit, &mut emit);
+                    }
                 }
             }
         }
@@ -128,9 +134,6 @@ fn common_digits(lo: Number, hi: Number) -> u32 {
 /// and each part lies inside or outside every prefix.
 fn safe_pieces(mapping: &Mapping, range: NumberRange, tag: TagId) -> Vec<NumberRange> {
     let boundaries = mapping.open_boundaries_within(range.lo(), range.hi());
-    if boundaries.is_empty() {
-        return vec![range];
-    }
     let mut cuts: Vec<NumberRange> = Vec::with_capacity(boundaries.len() + 1);
     let mut lo = range.lo();
     for &boundary in boundaries {
