@@ -13,10 +13,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dialsync::dialplan::compile::{self as compiler, Encoding};
+use dialsync::dialplan::rule::DialPlanRule;
 use dialsync::dialplan::rule::Tag;
 use dialsync::index::sweep::{self as sweeper, Interval};
 use dialsync::index::{self, KeyRange, RangeIndex};
 use dialsync::number::POW10;
+use dialsync::plan::{self as planner, PlanSettings, Policy, Route, Safety};
 use dialsync::resolve::{self as resolver, Coverage, Entry, Mapping, Provenance};
 use rustc_hash::FxHashMap;
 use workloads::Workload;
@@ -56,6 +58,7 @@ fn main() {
     diff_sorted("", &realistic.ranges, &settings);
     sweep("", &realistic, &settings);
     compile("", &realistic, &settings);
+    planning("", &realistic, &settings);
 
     let mixed = workloads::mixed(settings.ranges, SEED + 1);
     describe(&mixed);
@@ -424,6 +427,85 @@ fn compile(prefix: &str, workload: &Workload, settings: &Settings) {
         "{prefix}rules_per_maximal_range={:.3}",
         rules.len() as f64 / resolution.mapping.ranges().len() as f64
     );
+}
+
+/// The workload's ranges compiled (ranges encoding) into routes tagged `Trunk=t<value>`.
+fn routes(ranges: &[KeyRange]) -> Vec<Route> {
+    let tag_count = ranges.iter().map(|r| r.value).max().unwrap_or(0) + 1;
+    let tags: Vec<Tag> = (0..tag_count)
+        .map(|t| Tag::parse(&format!("Trunk=t{t}"), 64).expect("valid tag"))
+        .collect();
+    let pairs = ranges
+        .iter()
+        .map(|r| {
+            (
+                r.number_range().expect("workload keys are numbers"),
+                r.value,
+            )
+        })
+        .collect();
+    let mapping = Mapping::new(tags, Vec::new(), pairs).expect("disjoint workload");
+    compiler::compile(&mapping, Encoding::Ranges, 9)
+        .into_iter()
+        .map(|rule| Route {
+            prefix: rule.prefix,
+            tag: mapping.tag(rule.tag).clone(),
+        })
+        .collect()
+}
+
+/// Planning a 1 % churn: the dial plan holds the workload's rules, the desired state is the
+/// churned workload's. Ops are set against the minimum, counted independently: every rule
+/// that is not in both sets costs one op, and a Modify pays for one old and one new rule.
+fn planning(prefix: &str, workload: &Workload, settings: &Settings) {
+    let actual: Vec<DialPlanRule> = routes(&workload.ranges)
+        .into_iter()
+        .enumerate()
+        .map(|(index, route)| DialPlanRule {
+            index: index as u32,
+            name: "dialsync".into(),
+            prefix: route.prefix,
+            tag: route.tag,
+        })
+        .collect();
+    let desired = routes(&workloads::churn(&workload.ranges, 0.01, SEED ^ 3));
+    let config = PlanSettings {
+        rule_name: "dialsync".into(),
+        policy: Policy::Sync,
+        adopt_foreign: false,
+        safety: Safety::default(),
+        max_rules: usize::MAX,
+    };
+    let mut ops = 0;
+    let elapsed = best_of(
+        settings.repetitions.min(3),
+        || (),
+        |()| {
+            let plan = planner::plan(&desired, &actual, &[], &config);
+            ops = plan.ops.len();
+            plan
+        },
+    );
+    let old: HashSet<(&str, &str)> = actual
+        .iter()
+        .map(|r| (r.prefix.as_str(), r.tag.as_str()))
+        .collect();
+    let new: HashSet<(&str, &str)> = desired
+        .iter()
+        .map(|r| (r.prefix.as_str(), r.tag.as_str()))
+        .collect();
+    let minimum = old
+        .difference(&new)
+        .count()
+        .max(new.difference(&old).count());
+    println!(
+        "# {prefix}plan_rules_actual={} plan_rules_desired={}",
+        actual.len(),
+        desired.len()
+    );
+    println!("{prefix}plan_ms={:.1}", elapsed.as_secs_f64() * 1e3);
+    println!("{prefix}plan_ops={ops}");
+    println!("{prefix}plan_ops_minimum={minimum}");
 }
 
 /// The "look at every range" baseline: a sorted vector of `lo`s, binary search, `hi` check.

@@ -9,6 +9,7 @@ pub mod dialplan;
 pub mod error;
 pub mod index;
 pub mod number;
+pub mod plan;
 pub mod preview;
 pub mod resolve;
 pub mod source;

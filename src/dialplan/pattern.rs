@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::number::{Number, OpenPrefix, POW10};
+use crate::number::{Number, NumberRange, OpenPrefix, POW10};
 
 /// The widest bracket item we accept: an E.164 number has at most 15 digits.
 pub const MAX_SET_WIDTH: usize = 15;
@@ -339,10 +339,71 @@ impl Pattern {
         }
     }
 
+    /// The numbers a pattern of the shapes dialsync writes covers: `+digits[a-b]x..x#` (and
+    /// its forms without bracket or `x`) is a closed range, `+digits` an open prefix. Other
+    /// shapes (hand-written, foreign) give `None`: their coverage is not a single interval.
+    pub fn span(&self) -> Option<Span> {
+        let mut tokens = self.tokens().peekable();
+        if tokens.next() != Some(Token::Literal(b'+')) {
+            return None;
+        }
+        let (mut digits, mut count) = (0u64, 0u32);
+        while let Some(Token::Literal(d @ b'0'..=b'9')) = tokens.peek().copied() {
+            digits = digits * 10 + u64::from(d - b'0');
+            count += 1;
+            tokens.next();
+        }
+        let Some(first) = tokens.next() else {
+            return Number::from_u64(digits)
+                .ok()
+                .filter(|n| n.len() == count)
+                .map(|n| Span::Prefix(OpenPrefix::of(n)));
+        };
+        let (set, mut next) = match first {
+            Token::Set(items, width) => {
+                let mut bounds = set_bounds(items);
+                let (lo, hi) = bounds.next()?;
+                if bounds.next().is_some() {
+                    return None;
+                }
+                (Some((width as u32, lo, hi)), tokens.next())
+            }
+            other => (None, Some(other)),
+        };
+        let mut any = 0u32;
+        while next == Some(Token::AnyDigit) {
+            any += 1;
+            next = tokens.next();
+        }
+        if next != Some(Token::End) || tokens.next().is_some() {
+            return None;
+        }
+        let (width, lo, hi) = set.unwrap_or((0, 0, 0));
+        let len = count + width + any;
+        if len as usize >= POW10.len() {
+            return None;
+        }
+        let base = digits * POW10[(width + any) as usize];
+        let scale = POW10[any as usize];
+        let lo = Number::from_u64(base + lo * scale).ok()?;
+        let hi = Number::from_u64(base + hi * scale + scale - 1).ok()?;
+        if lo.len() != len || hi.len() != len {
+            return None;
+        }
+        NumberRange::between(lo, hi).map(Span::Range)
+    }
+
     /// Canonical text length, the figure the SBC's 50-character limit applies to.
     pub fn text_len(&self) -> usize {
         self.text.len()
     }
+}
+
+/// The numbers a rule covers, when that is one closed range or one open prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span {
+    Range(NumberRange),
+    Prefix(OpenPrefix),
 }
 
 /// Writes canonical pattern text directly: what the compiler emits by the million, without
@@ -671,6 +732,13 @@ impl fmt::Debug for Pattern {
     }
 }
 
+/// As its canonical text, the form operators and the SBC read.
+impl serde::Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
 impl FromStr for Pattern {
     type Err = PatternError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -772,6 +840,36 @@ mod tests {
         assert!(p("*").matches("") && p("*").matches("+32"));
         assert!(p("+3.").matches("+3a") && !p("+3.").matches("+3"));
         assert!(p("+32[1,3,5-6]").matches("+325") && !p("+32[1,3,5-6]").matches("+324"));
+    }
+
+    #[test]
+    fn span_of_the_shapes_dialsync_writes() {
+        let range = |lo: u64, hi: u64| {
+            Some(Span::Range(
+                NumberRange::between(Number::from_u64(lo).unwrap(), Number::from_u64(hi).unwrap())
+                    .unwrap(),
+            ))
+        };
+        assert_eq!(p("+322612700[0-2]#").span(), range(3226127000, 3226127002));
+        assert_eq!(p("+3226128xxx#").span(), range(3226128000, 3226128999));
+        assert_eq!(p("+3226130[05-14]x#").span(), range(3226130050, 3226130149));
+        assert_eq!(p("+3226129005#").span(), range(3226129005, 3226129005));
+        assert_eq!(
+            p("+3201").span(),
+            Some(Span::Prefix(OpenPrefix::parse("+3201").unwrap()))
+        );
+        for other in [
+            "*",
+            "3201",
+            "+32[1,3]#",
+            "+32x1#",
+            "+32z#",
+            "+[0-9]#",
+            "+3201x",
+            "+0x#",
+        ] {
+            assert_eq!(p(other).span(), None, "{other}");
+        }
     }
 
     #[test]
