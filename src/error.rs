@@ -66,3 +66,43 @@ impl Classify for crate::preview::PreviewError {
         }
     }
 }
+
+impl Classify for crate::store::StoreError {
+    fn class(&self) -> ErrorClass {
+        use crate::store::StoreError;
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Sqlite { source, .. } => match source.sqlite_error_code() {
+                // Another process holds the lock, the disk hiccupped or filled up: the state
+                // may be fine again by the next cycle.
+                Some(
+                    ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::DiskFull
+                    | ErrorCode::OutOfMemory
+                    | ErrorCode::OperationInterrupted
+                    | ErrorCode::FileLockingProtocolFailed
+                    | ErrorCode::SchemaChanged,
+                ) => ErrorClass::Transient,
+                // Not a database, damaged, read-only, permission refused, a constraint broken by
+                // the caller's data: retrying the same thing cannot help.
+                _ => ErrorClass::Fatal,
+            },
+            // One row of the file or one value of the caller's is bad; the rest is usable.
+            StoreError::CorruptRow { .. }
+            | StoreError::OutOfRange { .. }
+            | StoreError::EmptyOp { .. } => ErrorClass::Item,
+            // A directory that cannot be created (permissions, a file in the way, a read-only
+            // mount), a foreign or newer database, a journal used out of order: an operator or
+            // a developer must act first.
+            StoreError::CreateDir { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::ForeignDatabase { .. }
+            | StoreError::NoWal { .. }
+            | StoreError::UnknownPlan { .. }
+            | StoreError::PlanFinished { .. }
+            | StoreError::UnknownOp { .. } => ErrorClass::Fatal,
+        }
+    }
+}

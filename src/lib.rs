@@ -13,3 +13,4 @@ pub mod plan;
 pub mod preview;
 pub mod resolve;
 pub mod source;
+pub mod store;

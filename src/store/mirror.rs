@@ -1,0 +1,128 @@
+//! The mirror of `OCDialPlan` as last read from the SBC.
+//!
+//! Each cycle reads the whole dial plan from the device and replaces the mirror with it, so
+//! the mirror is never patched and can never drift from what was read: a rule someone edited
+//! by hand on the SBC shows up here exactly as the device reported it.
+
+use rusqlite::{params, TransactionBehavior};
+
+use super::{corrupt, int, sql_err, text, Store, StoreError, STORED_TAG_MAX_LEN};
+use crate::dialplan::pattern::Pattern;
+use crate::dialplan::rule::{DialPlanRule, Tag};
+
+/// One rule of the mirrored dial plan and whether dialsync owns it (its Name was
+/// `dialplan.rule_name` when it was read). Ownership is recorded rather than recomputed so the
+/// mirror answers "what did we own" even after `rule_name` changes in the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorRule {
+    pub rule: DialPlanRule,
+    pub owned: bool,
+}
+
+impl Store {
+    /// Replaces the whole mirror with `rules`, in one transaction: a reader sees the old
+    /// mirror or the new one, never a mix. Two rules with the same index are refused (the SBC
+    /// keeps Index unique, so such a read is broken) and the old mirror stays.
+    pub fn replace_mirror(&mut self, rules: &[MirrorRule]) -> Result<(), StoreError> {
+        let Store { conn, path } = self;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err(path, "cannot begin replacing the mirror"))?;
+        tx.execute("DELETE FROM mirror_rule", [])
+            .map_err(sql_err(path, "cannot clear the mirror"))?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO mirror_rule (rule_index, name, prefix, tag, owned)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql_err(path, "cannot prepare the mirror insert"))?;
+            for MirrorRule { rule, owned } in rules {
+                insert
+                    .execute(params![
+                        rule.index,
+                        rule.name,
+                        rule.prefix.as_str(),
+                        rule.tag.as_str(),
+                        owned
+                    ])
+                    .map_err(|e| {
+                        sql_err(
+                            path,
+                            format!("cannot store mirror rule index {}", rule.index),
+                        )(e)
+                    })?;
+            }
+        }
+        tx.commit()
+            .map_err(sql_err(path, "cannot commit the mirror"))
+    }
+
+    /// The mirror, ordered by index. A row that no longer parses is an error naming its index.
+    pub fn mirror(&self) -> Result<Vec<MirrorRule>, StoreError> {
+        let path = &self.path;
+        let mut select = self
+            .conn
+            .prepare_cached(
+                "SELECT rule_index, name, prefix, tag, owned FROM mirror_rule ORDER BY rule_index",
+            )
+            .map_err(sql_err(path, "cannot prepare the mirror read"))?;
+        let mut rows = select
+            .query([])
+            .map_err(sql_err(path, "cannot read the mirror"))?;
+        let mut rules = Vec::new();
+        // Tags repeat across thousands of rules; parse each distinct text once.
+        let mut tags = TagCache::default();
+        while let Some(row) = rows
+            .next()
+            .map_err(sql_err(path, "cannot read the mirror"))?
+        {
+            let index = row
+                .get::<_, i64>(0)
+                .map_err(sql_err(path, "cannot read a mirror rule index"))?;
+            let rule = decode(row, index, &mut tags)
+                .map_err(|reason| corrupt(path, "mirror_rule", format!("index {index}"), reason))?;
+            rules.push(rule);
+        }
+        Ok(rules)
+    }
+}
+
+fn decode(row: &rusqlite::Row<'_>, index: i64, tags: &mut TagCache) -> Result<MirrorRule, String> {
+    let index = u32::try_from(index).map_err(|_| format!("index {index} is not a u32"))?;
+    let name = text(row, 1)?.to_string();
+    let prefix_text = text(row, 2)?;
+    let prefix = Pattern::parse(prefix_text).map_err(|e| format!("prefix {prefix_text:?}: {e}"))?;
+    let tag = tags.parse(text(row, 3)?)?;
+    let owned = match int(row, 4)? {
+        0 => false,
+        1 => true,
+        other => return Err(format!("owned is {other}, not 0 or 1")),
+    };
+    Ok(MirrorRule {
+        rule: DialPlanRule {
+            index,
+            name,
+            prefix,
+            tag,
+        },
+        owned,
+    })
+}
+
+/// Remembers the tags already parsed during one read.
+#[derive(Default)]
+pub(super) struct TagCache {
+    parsed: std::collections::HashMap<String, Tag>,
+}
+
+impl TagCache {
+    pub(super) fn parse(&mut self, text: &str) -> Result<Tag, String> {
+        if let Some(tag) = self.parsed.get(text) {
+            return Ok(tag.clone());
+        }
+        let tag = Tag::parse(text, STORED_TAG_MAX_LEN).map_err(|e| format!("tag {text:?}: {e}"))?;
+        self.parsed.insert(text.to_string(), tag.clone());
+        Ok(tag)
+    }
+}

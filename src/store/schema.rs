@@ -1,0 +1,108 @@
+//! The schema, as the ordered list of migrations that builds it.
+//!
+//! A database records in `PRAGMA user_version` how many of these it has run, so an upgrade of
+//! dialsync runs only the new ones, and an older dialsync can tell that a database was written
+//! by a newer one and refuse it instead of misreading it. Migrations are append-only: once
+//! released, a migration's text never changes; a fix is a new migration.
+//!
+//! Every table is `STRICT`, so a value of the wrong type can never be stored by mistake; values
+//! with structure (prefix patterns, tags) are stored as their canonical text, readable with the
+//! `sqlite3` shell, and re-validated when read back.
+
+/// Marks a SQLite file as a dialsync state database (`PRAGMA application_id`, "dial").
+pub const APPLICATION_ID: i32 = 0x6469_616c;
+
+/// Migration `n` (from 1) brings a database from `user_version` `n - 1` to `n`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// The newest schema version this build reads and writes.
+pub const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const V1: &str = "
+-- OCDialPlan as last read from the SBC. The SBC keeps Index unique within a plan, so it is the
+-- row id: a bulk insert in index order appends to the table's b-tree.
+CREATE TABLE mirror_rule (
+    rule_index INTEGER PRIMARY KEY CHECK (rule_index BETWEEN 0 AND 4294967295),
+    name       TEXT    NOT NULL,
+    prefix     TEXT    NOT NULL,
+    tag        TEXT    NOT NULL,
+    owned      INTEGER NOT NULL CHECK (owned IN (0, 1))
+) STRICT;
+
+-- The last good answer of each source, which stands in for the source when it fails (§6).
+CREATE TABLE source_snapshot (
+    id              INTEGER PRIMARY KEY,
+    source          TEXT    NOT NULL UNIQUE,
+    fetched_at_unix INTEGER NOT NULL,
+    entry_count     INTEGER NOT NULL CHECK (entry_count >= 0)
+) STRICT;
+
+-- One entry of a snapshot, in the order the source gave it (resolution ranks items by it).
+-- Numbers are stored as their digits read as an integer (E.164 has no leading zero, so the
+-- digit count is implied). hi IS NULL: the entry is the open prefix lo. item_source is the
+-- entry's provenance source when it differs from the snapshot's own source, else NULL.
+CREATE TABLE snapshot_entry (
+    snapshot_id INTEGER NOT NULL REFERENCES source_snapshot (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    lo          INTEGER NOT NULL,
+    hi          INTEGER,
+    tag         TEXT    NOT NULL,
+    item        TEXT    NOT NULL,
+    item_source TEXT,
+    PRIMARY KEY (snapshot_id, seq)
+) STRICT, WITHOUT ROWID;
+
+-- The apply journal: a plan and its ops are written before the first write to the SBC, and
+-- each op's progress is committed as it happens, so a crash anywhere leaves a true record.
+-- outcome IS NULL: the plan is unfinished.
+CREATE TABLE journal_plan (
+    id       INTEGER PRIMARY KEY,
+    checksum TEXT    NOT NULL,
+    op_count INTEGER NOT NULL CHECK (op_count >= 0),
+    outcome  TEXT    CHECK (outcome <> '')
+) STRICT;
+
+CREATE TABLE journal_op (
+    plan_id       INTEGER NOT NULL REFERENCES journal_plan (id) ON DELETE CASCADE,
+    seq           INTEGER NOT NULL,
+    rule_index    INTEGER NOT NULL CHECK (rule_index BETWEEN 0 AND 4294967295),
+    before_prefix TEXT,
+    before_tag    TEXT,
+    after_prefix  TEXT,
+    after_tag     TEXT,
+    state         TEXT    NOT NULL DEFAULT 'pending'
+                          CHECK (state IN ('pending', 'in_flight', 'done', 'failed')),
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error    TEXT,
+    PRIMARY KEY (plan_id, seq),
+    CHECK ((before_prefix IS NULL) = (before_tag IS NULL)),
+    CHECK ((after_prefix IS NULL) = (after_tag IS NULL)),
+    CHECK (before_prefix IS NOT NULL OR after_prefix IS NOT NULL)
+) STRICT, WITHOUT ROWID;
+
+-- One row per cycle, for /status, metrics, `check` and `history`.
+CREATE TABLE cycle (
+    id               INTEGER PRIMARY KEY,
+    started_unix_ms  INTEGER NOT NULL,
+    finished_unix_ms INTEGER NOT NULL,
+    outcome          TEXT    NOT NULL CHECK (outcome <> ''),
+    adds             INTEGER NOT NULL CHECK (adds >= 0),
+    modifies         INTEGER NOT NULL CHECK (modifies >= 0),
+    deletes          INTEGER NOT NULL CHECK (deletes >= 0),
+    rejected         INTEGER NOT NULL CHECK (rejected >= 0),
+    conflicts        INTEGER NOT NULL CHECK (conflicts >= 0),
+    plan_checksum    TEXT,
+    error            TEXT
+) STRICT;
+
+CREATE INDEX cycle_by_outcome ON cycle (outcome, id);
+
+-- How long each phase of a cycle took, in the order the phases ran.
+CREATE TABLE cycle_phase (
+    cycle_id    INTEGER NOT NULL REFERENCES cycle (id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    phase       TEXT    NOT NULL,
+    duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+    PRIMARY KEY (cycle_id, position)
+) STRICT, WITHOUT ROWID;
+";

@@ -1,0 +1,254 @@
+//! The last good snapshot of each source.
+//!
+//! A source that fails this cycle contributes the entries it gave the last time it answered
+//! (DESIGN.md §6), so an upstream outage never turns into deletes on the SBC. A snapshot must
+//! therefore come back exactly as it was saved: the same entries, in the same order (the
+//! resolver ranks items by it), with the same provenance, or not at all.
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::mirror::TagCache;
+use super::{corrupt, int, opt_text, sql_err, text, to_sql_int, Store, StoreError};
+use crate::number::{Number, NumberRange, OpenPrefix};
+use crate::resolve::{Coverage, Entry, Provenance};
+
+/// A source's entries as last fetched successfully.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When the source answered (seconds since the Unix epoch, as the caller's clock said).
+    pub fetched_at_unix: i64,
+    pub entries: Vec<Entry>,
+}
+
+/// What is known about a source's snapshot without loading it: enough for the empty-source
+/// rule of §6 ("returns nothing while its last snapshot was non-empty") and for `/status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    pub source: String,
+    pub fetched_at_unix: i64,
+    pub entry_count: u64,
+}
+
+impl Store {
+    /// Replaces `source`'s snapshot with `entries`, in one transaction.
+    pub fn save_snapshot(
+        &mut self,
+        source: &str,
+        fetched_at_unix: i64,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        let Store { conn, path } = self;
+        let count = to_sql_int(path, "snapshot entry count", entries.len() as u64)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err(path, "cannot begin saving a snapshot"))?;
+        let context = || format!("cannot save the snapshot of source {source:?}");
+        // Children first: letting ON DELETE CASCADE do it costs one foreign-key action per row.
+        tx.execute(
+            "DELETE FROM snapshot_entry WHERE snapshot_id =
+                 (SELECT id FROM source_snapshot WHERE source = ?1)",
+            [source],
+        )
+        .map_err(|e| sql_err(path, context())(e))?;
+        tx.execute("DELETE FROM source_snapshot WHERE source = ?1", [source])
+            .map_err(|e| sql_err(path, context())(e))?;
+        tx.execute(
+            "INSERT INTO source_snapshot (source, fetched_at_unix, entry_count) VALUES (?1, ?2, ?3)",
+            params![source, fetched_at_unix, count],
+        )
+        .map_err(|e| sql_err(path, context())(e))?;
+        let snapshot_id = tx.last_insert_rowid();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO snapshot_entry (snapshot_id, seq, lo, hi, tag, item, item_source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|e| sql_err(path, context())(e))?;
+            for (seq, entry) in entries.iter().enumerate() {
+                let (lo, hi) = match entry.coverage {
+                    Coverage::Range(range) => (range.lo().value(), Some(range.hi().value())),
+                    Coverage::Prefix(prefix) => (prefix.digits().value(), None),
+                };
+                // At most 15 digits: always below i64::MAX.
+                let (lo, hi) = (lo as i64, hi.map(|hi| hi as i64));
+                let item_source =
+                    (entry.provenance.source != source).then_some(entry.provenance.source.as_str());
+                insert
+                    .execute(params![
+                        snapshot_id,
+                        seq as i64,
+                        lo,
+                        hi,
+                        entry.tag.as_str(),
+                        entry.provenance.item,
+                        item_source
+                    ])
+                    .map_err(|e| sql_err(path, format!("{}, entry {seq}", context()))(e))?;
+            }
+        }
+        tx.commit().map_err(|e| sql_err(path, context())(e))
+    }
+
+    /// `source`'s last good snapshot, if one was saved. A damaged entry is an error naming the
+    /// source and the entry: a partial snapshot would read as deletes.
+    pub fn snapshot(&self, source: &str) -> Result<Option<Snapshot>, StoreError> {
+        let path = &self.path;
+        let context = || format!("cannot read the snapshot of source {source:?}");
+        let header = self
+            .conn
+            .query_row(
+                "SELECT id, fetched_at_unix, entry_count FROM source_snapshot WHERE source = ?1",
+                [source],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| sql_err(path, context())(e))?;
+        let Some((snapshot_id, fetched_at_unix, expected)) = header else {
+            return Ok(None);
+        };
+        let mut select = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, lo, hi, tag, item, item_source FROM snapshot_entry
+                 WHERE snapshot_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| sql_err(path, context())(e))?;
+        let mut rows = select
+            .query([snapshot_id])
+            .map_err(|e| sql_err(path, context())(e))?;
+        let mut entries = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        let mut tags = TagCache::default();
+        while let Some(row) = rows.next().map_err(|e| sql_err(path, context())(e))? {
+            let seq = row
+                .get::<_, i64>(0)
+                .map_err(|e| sql_err(path, context())(e))?;
+            let name_row = || format!("source {source:?} entry {seq}");
+            if seq != entries.len() as i64 {
+                return Err(corrupt(
+                    path,
+                    "snapshot_entry",
+                    name_row(),
+                    format!("expected entry {} next: entries are missing", entries.len()),
+                ));
+            }
+            let entry = decode(row, source, &mut tags)
+                .map_err(|reason| corrupt(path, "snapshot_entry", name_row(), reason))?;
+            entries.push(entry);
+        }
+        if entries.len() as i64 != expected {
+            return Err(corrupt(
+                path,
+                "source_snapshot",
+                format!("source {source:?}"),
+                format!("{expected} entries saved, {} found", entries.len()),
+            ));
+        }
+        Ok(Some(Snapshot {
+            fetched_at_unix,
+            entries,
+        }))
+    }
+
+    /// Every source with a saved snapshot, by name.
+    pub fn snapshot_sources(&self) -> Result<Vec<SnapshotSummary>, StoreError> {
+        let path = &self.path;
+        let mut select = self
+            .conn
+            .prepare_cached(
+                "SELECT source, fetched_at_unix, entry_count FROM source_snapshot ORDER BY source",
+            )
+            .map_err(sql_err(path, "cannot list snapshots"))?;
+        let mut rows = select
+            .query([])
+            .map_err(sql_err(path, "cannot list snapshots"))?;
+        let mut summaries = Vec::new();
+        while let Some(row) = rows
+            .next()
+            .map_err(sql_err(path, "cannot list snapshots"))?
+        {
+            let source = text(row, 0)
+                .map_err(|reason| corrupt(path, "source_snapshot", "(unnamed)", reason))?
+                .to_string();
+            let fetched_at_unix = int(row, 1).map_err(|reason| {
+                corrupt(
+                    path,
+                    "source_snapshot",
+                    format!("source {source:?}"),
+                    &reason,
+                )
+            })?;
+            let entry_count = super::uint(row, 2, "entry_count").map_err(|reason| {
+                corrupt(
+                    path,
+                    "source_snapshot",
+                    format!("source {source:?}"),
+                    &reason,
+                )
+            })?;
+            summaries.push(SnapshotSummary {
+                source,
+                fetched_at_unix,
+                entry_count,
+            });
+        }
+        Ok(summaries)
+    }
+
+    /// Forgets `source`'s snapshot (the source was removed from the config). Returns whether
+    /// there was one.
+    pub fn delete_snapshot(&mut self, source: &str) -> Result<bool, StoreError> {
+        let Store { conn, path } = self;
+        let context = || format!("cannot delete the snapshot of source {source:?}");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sql_err(path, context())(e))?;
+        tx.execute(
+            "DELETE FROM snapshot_entry WHERE snapshot_id =
+                 (SELECT id FROM source_snapshot WHERE source = ?1)",
+            [source],
+        )
+        .map_err(|e| sql_err(path, context())(e))?;
+        let deleted = tx
+            .execute("DELETE FROM source_snapshot WHERE source = ?1", [source])
+            .map_err(|e| sql_err(path, context())(e))?;
+        tx.commit().map_err(|e| sql_err(path, context())(e))?;
+        Ok(deleted > 0)
+    }
+}
+
+fn decode(row: &rusqlite::Row<'_>, source: &str, tags: &mut TagCache) -> Result<Entry, String> {
+    let number = |column: usize| -> Result<Number, String> {
+        let value = int(row, column)?;
+        let value = u64::try_from(value).map_err(|_| format!("number {value} is negative"))?;
+        Number::from_u64(value).map_err(|e| format!("number {value}: {e}"))
+    };
+    let lo = number(1)?;
+    let coverage = match row.get_ref(2).map_err(|e| e.to_string())? {
+        rusqlite::types::ValueRef::Null => Coverage::Prefix(OpenPrefix::of(lo)),
+        _ => {
+            let hi = number(2)?;
+            let range = NumberRange::between(lo, hi).ok_or_else(|| {
+                format!("{lo}..{hi} is not a range (unequal lengths or reversed)")
+            })?;
+            Coverage::Range(range)
+        }
+    };
+    let tag = tags.parse(text(row, 3)?)?;
+    let item = text(row, 4)?.to_string();
+    let provenance_source = opt_text(row, 5)?.unwrap_or(source).to_string();
+    Ok(Entry {
+        coverage,
+        tag,
+        provenance: Provenance {
+            source: provenance_source,
+            item,
+        },
+    })
+}

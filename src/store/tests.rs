@@ -1,0 +1,647 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::dialplan::pattern::Pattern;
+use crate::dialplan::rule::{DialPlanRule, Tag};
+use crate::error::{Classify, ErrorClass};
+use crate::number::{Number, NumberRange, OpenPrefix};
+use crate::plan::{Op, Route};
+use crate::resolve::{Coverage, Entry, Provenance};
+
+/// A directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "dialsync-store-{label}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("state.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tag(text: &str) -> Tag {
+    Tag::parse(text, 64).unwrap()
+}
+
+fn rule(index: u32, name: &str, prefix: &str, tag_text: &str, owned: bool) -> MirrorRule {
+    MirrorRule {
+        rule: DialPlanRule {
+            index,
+            name: name.to_string(),
+            prefix: Pattern::parse(prefix).unwrap(),
+            tag: tag(tag_text),
+        },
+        owned,
+    }
+}
+
+fn n(text: &str) -> Number {
+    Number::parse(text).unwrap()
+}
+
+fn range(source: &str, lo: &str, hi: &str, tag_text: &str, item: &str) -> Entry {
+    Entry {
+        coverage: Coverage::Range(NumberRange::between(n(lo), n(hi)).unwrap()),
+        tag: tag(tag_text),
+        provenance: Provenance {
+            source: source.to_string(),
+            item: item.to_string(),
+        },
+    }
+}
+
+fn prefix(source: &str, digits: &str, tag_text: &str, item: &str) -> Entry {
+    Entry {
+        coverage: Coverage::Prefix(OpenPrefix::parse(digits).unwrap()),
+        tag: tag(tag_text),
+        provenance: Provenance {
+            source: source.to_string(),
+            item: item.to_string(),
+        },
+    }
+}
+
+fn route(prefix: &str, tag_text: &str) -> Route {
+    Route {
+        prefix: Pattern::parse(prefix).unwrap(),
+        tag: tag(tag_text),
+    }
+}
+
+fn ops() -> Vec<Op> {
+    vec![
+        Op {
+            index: 12,
+            before: None,
+            after: Some(route("+322612700[0-2]#", "Trunk=7f2c0c61-1b44")),
+        },
+        Op {
+            index: 3,
+            before: Some(route("+3226127xxx#", "Trunk=a")),
+            after: Some(route("+3226127[000-499]#", "Trunk=a;Site=10.0.0.1")),
+        },
+        Op {
+            index: 40,
+            before: Some(route("+3201", "Teams")),
+            after: None,
+        },
+    ]
+}
+
+fn sample_mirror() -> Vec<MirrorRule> {
+    vec![
+        rule(7, "dialsync", "+322612700[0-2]#", "Trunk=acme", true),
+        rule(0, "manual", "*", "Teams", false),
+        rule(3, "dialsync", "+3226127xxx#", "Trunk=a;Site=10.0.0.1", true),
+        rule(
+            4_000_000_000,
+            "dialsync",
+            "+3201",
+            "Host=sbc.example.net",
+            true,
+        ),
+        rule(5, "legacy", "+32z\\xn.#", "Teams;Trunk=b", false),
+    ]
+}
+
+fn sample_entries(source: &str) -> Vec<Entry> {
+    vec![
+        range(
+            source,
+            "+3226127000",
+            "+3226127999",
+            "Trunk=acme",
+            "tenant=acme group=hq",
+        ),
+        range(
+            source,
+            "+3226127001",
+            "+3226127001",
+            "Trunk=emergency",
+            "line 3",
+        ),
+        prefix(source, "+32-01", "Trunk=foo", "prefix +32-01"),
+        // Provenance naming another source (a merged feed) must survive as well.
+        range(
+            "fusion-ranges",
+            "+14155550100",
+            "+14155550199",
+            "Trunk=us",
+            "range id 9",
+        ),
+        range(
+            source,
+            "+999999999999999",
+            "+999999999999999",
+            "Trunk=max",
+            "15 digits",
+        ),
+    ]
+}
+
+fn cycle(started: i64, outcome: &str, adds: u64) -> CycleRecord {
+    CycleRecord {
+        started_unix_ms: started,
+        finished_unix_ms: started + 1_500,
+        outcome: outcome.to_string(),
+        adds,
+        modifies: 2,
+        deletes: 1,
+        rejected: 4,
+        conflicts: 5,
+        phases: vec![
+            PhaseTiming {
+                phase: "fetch".into(),
+                duration_ms: 900,
+            },
+            PhaseTiming {
+                phase: "apply".into(),
+                duration_ms: 600,
+            },
+        ],
+        plan_checksum: Some(format!("sha256-{started}")),
+        error: (outcome == outcome::FAILED).then(|| "sbc answered 503".to_string()),
+    }
+}
+
+#[test]
+fn mirror_round_trips_ordered_by_index() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.mirror().unwrap(), vec![]);
+    let rules = sample_mirror();
+    store.replace_mirror(&rules).unwrap();
+    let mut expected = rules.clone();
+    expected.sort_by_key(|r| r.rule.index);
+    assert_eq!(store.mirror().unwrap(), expected);
+}
+
+#[test]
+fn replacing_the_mirror_removes_the_old_rows() {
+    let mut store = Store::open_in_memory().unwrap();
+    store.replace_mirror(&sample_mirror()).unwrap();
+    let next = vec![
+        rule(3, "dialsync", "+3226128xxx#", "Trunk=b", true),
+        rule(10, "dialsync", "+44", "Trunk=uk", true),
+    ];
+    store.replace_mirror(&next).unwrap();
+    assert_eq!(store.mirror().unwrap(), next);
+    store.replace_mirror(&[]).unwrap();
+    assert_eq!(store.mirror().unwrap(), vec![]);
+}
+
+#[test]
+fn a_broken_read_never_half_replaces_the_mirror() {
+    let mut store = Store::open_in_memory().unwrap();
+    store.replace_mirror(&sample_mirror()).unwrap();
+    let duplicate = vec![
+        rule(1, "dialsync", "+3226", "Trunk=a", true),
+        rule(1, "dialsync", "+3227", "Trunk=b", true),
+    ];
+    let err = store.replace_mirror(&duplicate).unwrap_err();
+    assert!(err.to_string().contains("mirror rule index 1"), "{err}");
+    assert_eq!(store.mirror().unwrap().len(), sample_mirror().len());
+}
+
+#[test]
+fn snapshots_round_trip_ranges_prefixes_and_provenance() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.snapshot("fusion").unwrap(), None);
+    let fusion = sample_entries("fusion");
+    let apio = vec![prefix("apio", "+3202", "Trunk=foo", "tenant=t group=g")];
+    store
+        .save_snapshot("fusion", 1_700_000_000, &fusion)
+        .unwrap();
+    store.save_snapshot("apio", 1_700_000_060, &apio).unwrap();
+    store.save_snapshot("empty", 1_700_000_120, &[]).unwrap();
+
+    let loaded = store.snapshot("fusion").unwrap().unwrap();
+    assert_eq!(loaded.fetched_at_unix, 1_700_000_000);
+    assert_eq!(loaded.entries, fusion);
+    assert_eq!(
+        store.snapshot("empty").unwrap(),
+        Some(Snapshot {
+            fetched_at_unix: 1_700_000_120,
+            entries: vec![]
+        })
+    );
+    assert_eq!(
+        store.snapshot_sources().unwrap(),
+        vec![
+            SnapshotSummary {
+                source: "apio".into(),
+                fetched_at_unix: 1_700_000_060,
+                entry_count: 1
+            },
+            SnapshotSummary {
+                source: "empty".into(),
+                fetched_at_unix: 1_700_000_120,
+                entry_count: 0
+            },
+            SnapshotSummary {
+                source: "fusion".into(),
+                fetched_at_unix: 1_700_000_000,
+                entry_count: 5
+            },
+        ]
+    );
+
+    // A new snapshot replaces the old one whole and leaves the other sources alone.
+    let newer = vec![range("fusion", "+3226", "+3229", "Trunk=x", "line 1")];
+    store
+        .save_snapshot("fusion", 1_700_000_600, &newer)
+        .unwrap();
+    assert_eq!(
+        store.snapshot("fusion").unwrap(),
+        Some(Snapshot {
+            fetched_at_unix: 1_700_000_600,
+            entries: newer
+        })
+    );
+    assert_eq!(store.snapshot("apio").unwrap().unwrap().entries, apio);
+
+    assert!(store.delete_snapshot("apio").unwrap());
+    assert!(!store.delete_snapshot("apio").unwrap());
+    assert_eq!(store.snapshot("apio").unwrap(), None);
+    let rows: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM snapshot_entry", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(
+        rows, 1,
+        "replaced and deleted snapshots leave no entries behind"
+    );
+}
+
+#[test]
+fn journal_records_every_op_and_its_progress() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.unfinished_journal().unwrap(), None);
+    let ops = ops();
+    let plan = store.journal_begin("abc123", &ops).unwrap();
+
+    let journal = store.unfinished_journal().unwrap().unwrap();
+    assert_eq!(journal.id, plan);
+    assert_eq!(journal.checksum, "abc123");
+    assert_eq!(journal.ops.len(), 3);
+    for (seq, (journaled, op)) in journal.ops.iter().zip(&ops).enumerate() {
+        assert_eq!(journaled.seq, seq as u32);
+        assert_eq!(&journaled.op, op);
+        assert_eq!(journaled.state, OpState::Pending);
+        assert_eq!(journaled.attempts, 0);
+        assert_eq!(journaled.last_error, None);
+    }
+
+    store.journal_mark_in_flight(plan, 0).unwrap();
+    store.journal_mark_done(plan, 0).unwrap();
+    store.journal_mark_in_flight(plan, 1).unwrap();
+    store
+        .journal_mark_failed(plan, 1, "409 device busy")
+        .unwrap();
+    store.journal_mark_in_flight(plan, 1).unwrap();
+    store.journal_mark_in_flight(plan, 2).unwrap();
+
+    let journal = store.unfinished_journal().unwrap().unwrap();
+    let progress: Vec<_> = journal
+        .ops
+        .iter()
+        .map(|op| (op.state, op.attempts, op.last_error.as_deref()))
+        .collect();
+    assert_eq!(
+        progress,
+        vec![
+            (OpState::Done, 1, None),
+            (OpState::InFlight, 2, Some("409 device busy")),
+            (OpState::InFlight, 1, None),
+        ]
+    );
+
+    store.journal_finish(plan, "applied").unwrap();
+    assert_eq!(store.unfinished_journal().unwrap(), None);
+    assert!(matches!(
+        store.journal_mark_done(plan, 2),
+        Err(StoreError::PlanFinished { .. })
+    ));
+    assert!(matches!(
+        store.journal_finish(plan, "applied"),
+        Err(StoreError::PlanFinished { .. })
+    ));
+}
+
+#[test]
+fn the_newest_unfinished_plan_is_the_one_returned() {
+    let mut store = Store::open_in_memory().unwrap();
+    let first = store.journal_begin("first", &ops()).unwrap();
+    let second = store.journal_begin("second", &ops()[..1]).unwrap();
+    let third = store.journal_begin("third", &ops()[1..]).unwrap();
+    store.journal_finish(third, "applied").unwrap();
+    let journal = store.unfinished_journal().unwrap().unwrap();
+    assert_eq!((journal.id, journal.checksum.as_str()), (second, "second"));
+    assert_eq!(journal.ops.len(), 1);
+    store.journal_finish(second, "recovered").unwrap();
+    assert_eq!(store.unfinished_journal().unwrap().unwrap().id, first);
+}
+
+#[test]
+fn journal_misuse_is_refused_with_what_was_wrong() {
+    let mut store = Store::open_in_memory().unwrap();
+    let plan = store.journal_begin("abc", &ops()).unwrap();
+    let err = store.journal_mark_done(plan, 3).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownOp { seq: 3, .. }), "{err}");
+    let ghost = PlanId(plan.0 + 100);
+    let err = store.journal_mark_in_flight(ghost, 0).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownPlan { .. }), "{err}");
+    let err = store.journal_finish(ghost, "applied").unwrap_err();
+    assert!(matches!(err, StoreError::UnknownPlan { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+
+    let mut empty = ops();
+    empty[1].before = None;
+    empty[1].after = None;
+    let err = store.journal_begin("bad", &empty).unwrap_err();
+    assert!(matches!(err, StoreError::EmptyOp { seq: 1, .. }), "{err}");
+    // Nothing of the refused plan was journaled.
+    assert_eq!(store.unfinished_journal().unwrap().unwrap().id, plan);
+}
+
+#[test]
+fn pruning_the_journal_keeps_unfinished_plans() {
+    let mut store = Store::open_in_memory().unwrap();
+    let open = store.journal_begin("open", &ops()).unwrap();
+    let mut finished = Vec::new();
+    for i in 0..4 {
+        let plan = store.journal_begin(&format!("p{i}"), &ops()).unwrap();
+        store.journal_finish(plan, "applied").unwrap();
+        finished.push(plan);
+    }
+    assert_eq!(store.prune_journal(1).unwrap(), 3);
+    let plans: Vec<i64> = store
+        .conn
+        .prepare("SELECT id FROM journal_plan ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(plans, vec![open.0, finished[3].0]);
+    let ops_left: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM journal_op", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(ops_left, 6);
+    assert_eq!(store.unfinished_journal().unwrap().unwrap().id, open);
+}
+
+#[test]
+fn history_is_newest_first_and_limited() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.history(10).unwrap(), vec![]);
+    assert_eq!(store.last_success().unwrap(), None);
+    let records = [
+        cycle(1_000, outcome::CONVERGED, 10),
+        cycle(2_000, outcome::CONVERGED, 0),
+        cycle(3_000, outcome::BLOCKED, 7),
+        // Recorded later with an earlier start (the clock stepped back): still the newest.
+        cycle(500, outcome::FAILED, 0),
+    ];
+    let mut ids = Vec::new();
+    for record in &records {
+        ids.push(store.record_cycle(record).unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+
+    let history = store.history(3).unwrap();
+    assert_eq!(
+        history,
+        vec![records[3].clone(), records[2].clone(), records[1].clone()]
+    );
+    assert_eq!(store.history(100).unwrap().len(), 4);
+    assert_eq!(store.history(0).unwrap(), vec![]);
+    assert_eq!(store.last_success().unwrap(), Some(records[1].clone()));
+
+    assert_eq!(store.prune_history(2).unwrap(), 2);
+    assert_eq!(
+        store.history(10).unwrap(),
+        vec![records[3].clone(), records[2].clone()]
+    );
+    let phases: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM cycle_phase", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(phases, 4, "pruned cycles take their phases with them");
+}
+
+#[test]
+fn reopening_the_file_keeps_everything() {
+    let dir = TempDir::new("reopen");
+    // A missing parent directory is created.
+    let path = dir.0.join("var/lib/dialsync/state.db");
+    let plan;
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.replace_mirror(&sample_mirror()).unwrap();
+        store
+            .save_snapshot("fusion", 42, &sample_entries("fusion"))
+            .unwrap();
+        plan = store.journal_begin("sum", &ops()).unwrap();
+        store.journal_mark_in_flight(plan, 0).unwrap();
+        store
+            .record_cycle(&cycle(1_000, outcome::CONVERGED, 3))
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.path(), path);
+    assert_eq!(store.schema_version().unwrap(), SUPPORTED_VERSION);
+    let mode: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let synchronous: i64 = store
+        .conn
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2, "synchronous=FULL");
+    let mut mirror = sample_mirror();
+    mirror.sort_by_key(|r| r.rule.index);
+    assert_eq!(store.mirror().unwrap(), mirror);
+    assert_eq!(
+        store.snapshot("fusion").unwrap().unwrap().entries,
+        sample_entries("fusion")
+    );
+    let journal = store.unfinished_journal().unwrap().unwrap();
+    assert_eq!((journal.id, journal.ops[0].attempts), (plan, 1));
+    assert_eq!(journal.ops[0].state, OpState::InFlight);
+    assert_eq!(
+        store.history(5).unwrap(),
+        vec![cycle(1_000, outcome::CONVERGED, 3)]
+    );
+}
+
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[test]
+fn a_database_from_a_newer_dialsync_is_refused() {
+    let dir = TempDir::new("newer");
+    let path = dir.db();
+    drop(Store::open(&path).unwrap());
+    let newer = SUPPORTED_VERSION + 1;
+    raw(&path)
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    let err = Store::open(&path).unwrap_err();
+    match &err {
+        StoreError::NewerSchema {
+            found, supported, ..
+        } => assert_eq!((*found, *supported), (newer, SUPPORTED_VERSION)),
+        other => panic!("expected NewerSchema, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("schema version {newer}"))
+            && message.contains(&format!("version {SUPPORTED_VERSION} "))
+            && message.contains("newer dialsync")
+            && message.contains(&path.display().to_string()),
+        "{message}"
+    );
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    // Refusing wrote nothing: the version is still the newer one.
+    let version: i64 = raw(&path)
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, newer);
+}
+
+#[test]
+fn files_that_are_not_our_database_are_refused() {
+    let dir = TempDir::new("foreign");
+    let garbage = dir.0.join("garbage.db");
+    std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
+    let err = Store::open(&garbage).unwrap_err();
+    assert!(err.to_string().contains("garbage.db"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    assert_eq!(std::fs::read(&garbage).unwrap(), vec![b'x'; 8192]);
+
+    let other = dir.0.join("other.db");
+    raw(&other)
+        .execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    let err = Store::open(&other).unwrap_err();
+    assert!(matches!(err, StoreError::ForeignDatabase { .. }), "{err}");
+    assert!(err.to_string().contains("other.db"), "{err}");
+}
+
+#[test]
+fn a_corrupt_mirror_row_is_reported_by_its_index() {
+    let mut store = Store::open_in_memory().unwrap();
+    store.replace_mirror(&sample_mirror()).unwrap();
+    store
+        .conn
+        .execute(
+            "UPDATE mirror_rule SET prefix = '+32[1-' WHERE rule_index = 7",
+            [],
+        )
+        .unwrap();
+    let err = store.mirror().unwrap_err();
+    match &err {
+        StoreError::CorruptRow { table, row, .. } => {
+            assert_eq!((*table, row.as_str()), ("mirror_rule", "index 7"))
+        }
+        other => panic!("expected CorruptRow, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains(":memory:") && message.contains("index 7") && message.contains("+32[1-"),
+        "{message}"
+    );
+    assert_eq!(err.class(), ErrorClass::Item);
+
+    store
+        .conn
+        .execute(
+            "UPDATE mirror_rule SET prefix = '+3226', tag = 'A;B' WHERE rule_index = 7",
+            [],
+        )
+        .unwrap();
+    let err = store.mirror().unwrap_err().to_string();
+    assert!(
+        err.contains("index 7") && err.contains("two bare names"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corrupt_snapshot_entry_is_reported_by_source_and_position() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .save_snapshot("fusion", 1, &sample_entries("fusion"))
+        .unwrap();
+    // hi one digit shorter than lo: not a range.
+    store
+        .conn
+        .execute("UPDATE snapshot_entry SET hi = 322612799 WHERE seq = 0", [])
+        .unwrap();
+    let err = store.snapshot("fusion").unwrap_err().to_string();
+    assert!(
+        err.contains("source \"fusion\" entry 0") && err.contains("not a range"),
+        "{err}"
+    );
+
+    store
+        .save_snapshot("fusion", 1, &sample_entries("fusion"))
+        .unwrap();
+    store
+        .conn
+        .execute("DELETE FROM snapshot_entry WHERE seq = 2", [])
+        .unwrap();
+    let err = store.snapshot("fusion").unwrap_err().to_string();
+    assert!(err.contains("entry 3") && err.contains("missing"), "{err}");
+
+    store
+        .save_snapshot("fusion", 1, &sample_entries("fusion"))
+        .unwrap();
+    store
+        .conn
+        .execute("DELETE FROM snapshot_entry WHERE seq = 4", [])
+        .unwrap();
+    let err = store.snapshot("fusion").unwrap_err().to_string();
+    assert!(err.contains("5 entries saved, 4 found"), "{err}");
+}
+
+#[test]
+fn a_corrupt_journal_op_is_reported_by_plan_and_seq() {
+    let mut store = Store::open_in_memory().unwrap();
+    let plan = store.journal_begin("abc", &ops()).unwrap();
+    store
+        .conn
+        .execute(
+            "UPDATE journal_op SET after_tag = 'Trunk=' WHERE plan_id = ?1 AND seq = 1",
+            [plan.0],
+        )
+        .unwrap();
+    let err = store.unfinished_journal().unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("plan {plan} op 1")) && message.contains("after tag"),
+        "{message}"
+    );
+    assert_eq!(err.class(), ErrorClass::Item);
+}
