@@ -8,7 +8,6 @@
 //! one `name=value` line (`#` lines are commentary), like the engine bench.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dialsync::dialplan::pattern::Pattern;
@@ -24,7 +23,8 @@ fn main() {
     // Cargo passes `--bench` and libtest-style flags; only `--quick` means anything here.
     let quick = std::env::args().any(|arg| arg == "--quick");
     let (rows, repetitions) = if quick { (100_000, 3) } else { (1_000_000, 3) };
-    let dir = temp_dir();
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let dir = scratch.path();
     let path = dir.join("state.db");
     println!("mirror_rows={rows}");
     println!("# database: {}", path.display());
@@ -78,13 +78,12 @@ fn main() {
     );
 
     drop(store);
-    let bytes: u64 = std::fs::read_dir(&dir)
+    let bytes: u64 = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|entry| entry.ok()?.metadata().ok())
         .map(|meta| meta.len())
         .sum();
     println!("db_bytes={bytes}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The best of `repetitions` timings: the machine is shared and noisy, and the best run is the
@@ -147,17 +146,4 @@ fn snapshot_entries(rows: usize, tags: &[Tag]) -> Vec<Entry> {
             }
         })
         .collect()
-}
-
-fn temp_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "dialsync-store-bench-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

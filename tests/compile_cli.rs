@@ -77,11 +77,9 @@ fn refused_lines_and_conflicts_go_to_stderr_with_line_numbers() {
 +32a,,T=x
 +3215,+3224,T=second
 ";
-    let from_file =
-        std::env::temp_dir().join(format!("dialsync-compile-{}.csv", std::process::id()));
-    std::fs::write(&from_file, input).expect("write temp csv");
-    let out = run(&[from_file.to_str().expect("utf-8 path")], "");
-    std::fs::remove_file(&from_file).ok();
+    let from_file = tempfile::NamedTempFile::new().expect("temp csv");
+    std::fs::write(from_file.path(), input).expect("write temp csv");
+    let out = run(&[from_file.path().to_str().expect("utf-8 path")], "");
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(

@@ -5,7 +5,7 @@
 //! no clean close of SQLite. The parent reopens the database and checks that the journal holds
 //! exactly what was committed before the crash, and nothing of what was not.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use dialsync::dialplan::pattern::Pattern;
@@ -110,32 +110,20 @@ fn child(db: &Path) -> ! {
     std::process::abort();
 }
 
-fn temp_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "dialsync-store-crash-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn journal_survives_an_abort_mid_apply() {
     if let Some(db) = std::env::var_os(CHILD_ENV) {
         child(Path::new(&db));
     }
 
-    let dir = temp_dir();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let db = dir.join("state.db");
     let output = Command::new(std::env::current_exe().unwrap())
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &db)
         // Where a core dump of the abort lands, if the system writes one: not the source tree.
-        .current_dir(&dir)
+        .current_dir(dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -188,5 +176,4 @@ fn journal_survives_an_abort_mid_apply() {
     store.journal_finish(journal.id, "recovered").unwrap();
     assert_eq!(store.unfinished_journal().unwrap(), None);
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }

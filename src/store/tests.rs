@@ -8,31 +8,21 @@ use crate::number::{Number, NumberRange, OpenPrefix};
 use crate::plan::{Op, Route};
 use crate::resolve::{Coverage, Entry, Provenance};
 
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
+/// A scratch directory for one test's database, removed when dropped.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(label: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "dialsync-store-{label}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("dialsync-store-{label}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
 
     fn db(&self) -> PathBuf {
-        self.0.join("state.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join("state.db")
     }
 }
 
@@ -451,7 +441,7 @@ fn history_is_newest_first_and_limited() {
 fn reopening_the_file_keeps_everything() {
     let dir = TempDir::new("reopen");
     // A missing parent directory is created.
-    let path = dir.0.join("var/lib/dialsync/state.db");
+    let path = dir.0.path().join("var/lib/dialsync/state.db");
     let plan;
     {
         let mut store = Store::open(&path).unwrap();
@@ -533,14 +523,14 @@ fn a_database_from_a_newer_dialsync_is_refused() {
 #[test]
 fn files_that_are_not_our_database_are_refused() {
     let dir = TempDir::new("foreign");
-    let garbage = dir.0.join("garbage.db");
+    let garbage = dir.0.path().join("garbage.db");
     std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
     let err = Store::open(&garbage).unwrap_err();
     assert!(err.to_string().contains("garbage.db"), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);
     assert_eq!(std::fs::read(&garbage).unwrap(), vec![b'x'; 8192]);
 
-    let other = dir.0.join("other.db");
+    let other = dir.0.path().join("other.db");
     raw(&other)
         .execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
         .unwrap();
