@@ -431,13 +431,22 @@ impl fmt::Display for PlanReport<'_> {
     }
 }
 
-/// One desired or actual rule during planning.
-#[derive(Clone, Debug)]
-struct Candidate {
-    index: u32,
-    route: Route,
+/// An actual rule the plan may change: one of ours, or a foreign one being adopted. Borrowed:
+/// a million of them are compared each cycle and only the few that change are copied into ops.
+#[derive(Clone, Copy, Debug)]
+struct Candidate<'a> {
+    rule: &'a DialPlanRule,
     /// A foreign rule taken over (`adopt_foreign`): even unchanged it needs a write, for its Name.
     adopted: bool,
+}
+
+impl Candidate<'_> {
+    fn route(&self) -> Route {
+        Route {
+            prefix: self.rule.prefix.clone(),
+            tag: self.rule.tag.clone(),
+        }
+    }
 }
 
 /// Plans the change from `actual` (every rule of the dial plan, owned or not) to `desired`
@@ -454,11 +463,7 @@ pub fn plan(
     for rule in actual {
         if rule.name == settings.rule_name {
             owned.push(Candidate {
-                index: rule.index,
-                route: Route {
-                    prefix: rule.prefix.clone(),
-                    tag: rule.tag.clone(),
-                },
+                rule,
                 adopted: false,
             });
         } else {
@@ -487,11 +492,7 @@ pub fn plan(
         match foreign.get(&route.prefix) {
             Some(rule) if settings.adopt_foreign => {
                 owned.push(Candidate {
-                    index: rule.index,
-                    route: Route {
-                        prefix: rule.prefix.clone(),
-                        tag: rule.tag.clone(),
-                    },
+                    rule,
                     adopted: true,
                 });
                 wanted.push(route);
@@ -505,7 +506,7 @@ pub fn plan(
             None => wanted.push(route),
         }
     }
-    owned.sort_by_key(|c| c.index);
+    owned.sort_by_key(|c| c.rule.index);
 
     let diff = pair_up(&wanted, owned);
     let (mut adds, mut modifies, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
@@ -600,26 +601,56 @@ enum Change {
 /// change), then rules covering overlapping numbers (a range that grew or shrank), then any.
 fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     let mut changes = Vec::new();
-    let mut by_route: HashMap<&Route, Vec<usize>> = HashMap::with_capacity(owned.len());
-    for (position, candidate) in owned.iter().enumerate() {
-        by_route.entry(&candidate.route).or_default().push(position);
-    }
     let mut taken = vec![false; owned.len()];
     let mut unmatched: Vec<&Route> = Vec::new();
+
+    // Fast path: desired rules come in canonical order and the rules dialsync wrote got their
+    // indexes in that order, so walking both sides together matches nearly all equal rules
+    // without hashing a million of them. What it misses goes through the hash below.
+    let same = |route: &Route, candidate: &Candidate| {
+        !candidate.adopted
+            && candidate.rule.prefix == route.prefix
+            && candidate.rule.tag == route.tag
+    };
+    let mut rest: Vec<&Route> = Vec::new();
+    let mut j = 0;
     for &route in wanted {
-        let found = by_route.get_mut(route).and_then(|positions| {
-            // Prefer a rule already ours over an adopted one: no write needed.
-            let at = positions
-                .iter()
-                .position(|&p| !owned[p].adopted)
-                .unwrap_or(0);
-            (!positions.is_empty()).then(|| positions.remove(at))
-        });
+        const LOOKAHEAD: usize = 4;
+        let found = (j..owned.len().min(j + LOOKAHEAD)).find(|&k| same(route, &owned[k]));
+        match found {
+            Some(k) => {
+                taken[k] = true;
+                j = k + 1;
+            }
+            None => rest.push(route),
+        }
+    }
+
+    let mut by_route: HashMap<(&Pattern, &Tag), Vec<usize>> = HashMap::new();
+    for (position, candidate) in owned.iter().enumerate() {
+        if !taken[position] {
+            by_route
+                .entry((&candidate.rule.prefix, &candidate.rule.tag))
+                .or_default()
+                .push(position);
+        }
+    }
+    for route in rest {
+        let found = by_route
+            .get_mut(&(&route.prefix, &route.tag))
+            .and_then(|positions| {
+                // Prefer a rule already ours over an adopted one: no write needed.
+                let at = positions
+                    .iter()
+                    .position(|&p| !owned[p].adopted)
+                    .unwrap_or(0);
+                (!positions.is_empty()).then(|| positions.remove(at))
+            });
         match found {
             Some(position) => {
                 taken[position] = true;
                 if owned[position].adopted {
-                    changes.push(Change::Rename(owned[position].index, route.clone()));
+                    changes.push(Change::Rename(owned[position].rule.index, route.clone()));
                 }
             }
             None => unmatched.push(route),
@@ -631,7 +662,7 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     for (position, candidate) in owned.iter().enumerate() {
         if !taken[position] {
             by_prefix
-                .entry(&candidate.route.prefix)
+                .entry(&candidate.rule.prefix)
                 .or_default()
                 .push(position);
         }
@@ -642,8 +673,8 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
             Some(position) => {
                 taken[position] = true;
                 changes.push(Change::Modify {
-                    index: owned[position].index,
-                    from: owned[position].route.clone(),
+                    index: owned[position].rule.index,
+                    from: owned[position].route(),
                     to: route.clone(),
                     reuse: false,
                 });
@@ -664,7 +695,11 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     }
     let mut actual_spans: Vec<(u64, u64, usize)> = (0..owned.len())
         .filter(|&p| !taken[p])
-        .filter_map(|p| start(&owned[p].route).map(|(lo, hi)| (lo, hi, p)))
+        .filter_map(|p| {
+            span_keys(&owned[p].rule.prefix)
+                .first()
+                .map(|&(lo, hi)| (lo, hi, p))
+        })
         .collect();
     desired_spans.sort_by_key(|&(lo, hi, _)| (lo, hi));
     actual_spans.sort_by_key(|&(lo, hi, _)| (lo, hi));
@@ -678,8 +713,8 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
                 taken[position] = true;
                 next_actual += 1;
                 changes.push(Change::Modify {
-                    index: owned[position].index,
-                    from: owned[position].route.clone(),
+                    index: owned[position].rule.index,
+                    from: owned[position].route(),
                     to: route.clone(),
                     reuse: false,
                 });
@@ -693,8 +728,8 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     for route in rest {
         match stale.next() {
             Some(position) => changes.push(Change::Modify {
-                index: owned[position].index,
-                from: owned[position].route.clone(),
+                index: owned[position].rule.index,
+                from: owned[position].route(),
                 to: route.clone(),
                 reuse: true,
             }),
@@ -703,8 +738,8 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     }
     for position in stale {
         changes.push(Change::Delete(
-            owned[position].index,
-            owned[position].route.clone(),
+            owned[position].rule.index,
+            owned[position].route(),
         ));
     }
     changes
