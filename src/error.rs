@@ -106,3 +106,14 @@ impl Classify for crate::store::StoreError {
         }
     }
 }
+
+impl Classify for crate::sink::cli_script::ScriptError {
+    fn class(&self) -> ErrorClass {
+        // A script that breaks the dialect means the device's configuration (or the firmware's
+        // dialect) is not what dialsync understands: any dial plan read from it could be
+        // misread, and planning against a misread plan could delete routes that are in use.
+        // Retrying the read returns the same text, so only a person can resolve it. (For the
+        // emulator, a malformed incremental script is dialsync's own bug: fatal just the same.)
+        ErrorClass::Fatal
+    }
+}

@@ -12,5 +12,6 @@ pub mod number;
 pub mod plan;
 pub mod preview;
 pub mod resolve;
+pub mod sink;
 pub mod source;
 pub mod store;
