@@ -12,6 +12,7 @@ pub mod number;
 pub mod plan;
 pub mod preview;
 pub mod resolve;
+pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod store;

@@ -1,0 +1,519 @@
+//! An emulator of the AudioCodes SBC device REST API (DESIGN.md §5.1), as strict as the device.
+//!
+//! The sink is only as trustworthy as what it was tested against, so this emulator refuses what
+//! a device would refuse (bad credentials, a Monitor user writing, a malformed script, a rule
+//! the device's limits reject, a save with a body) and records every request it did not expect,
+//! which tests assert to be none. It also fails on purpose: 409 storms, latency, connections
+//! dropped mid-request, out-of-band edits, so the sink's retries and the journal are exercised.
+//!
+//! It runs in-process on any address (port 0 in tests) and as `dialsync sim sbc` for staging.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Multipart, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::dialplan::pattern::{best_match, Pattern};
+use crate::dialplan::rule::{parse_prefix, validate_name, Tag};
+use crate::sink::cli_script::{self, Command, DialPlanRuleText, DialPlanText, DialPlans};
+
+/// A user of the emulated device and what it may do.
+#[derive(Clone, Debug)]
+pub struct SimUser {
+    pub username: String,
+    pub password: String,
+    /// Administrators write; Monitor users only read (the device answers 403).
+    pub administrator: bool,
+}
+
+/// One rule as the device holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimRule {
+    pub name: String,
+    pub prefix: String,
+    pub tag: String,
+}
+
+/// One dial plan as the device holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimPlan {
+    pub name: String,
+    pub rules: BTreeMap<u32, SimRule>,
+}
+
+/// Faults to inject; each counter is consumed by the requests it affects.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Answer 409 (device busy: HA synchronisation) to the next N writes.
+    pub busy_writes: u32,
+    /// Seconds sent in `Retry-After` with those 409s.
+    pub retry_after_secs: Option<u32>,
+    /// Apply the next N incremental scripts, then drop the connection without answering: the
+    /// client cannot know whether its write landed.
+    pub drop_after_apply: u32,
+    /// Drop the connection of the next N incremental scripts before applying them.
+    pub drop_before_apply: u32,
+    /// Delay before answering any request.
+    pub latency: Duration,
+    /// Report a firmware upgrade in progress (the agent must not write then).
+    pub upgrading: bool,
+}
+
+/// The emulated device's whole state.
+#[derive(Debug, Default)]
+pub struct SbcState {
+    pub plans: BTreeMap<u32, SimPlan>,
+    pub save_needed: bool,
+    pub faults: Faults,
+    /// Requests the emulator did not expect: method, path and why. Tests assert it is empty.
+    pub unexpected: Vec<String>,
+    /// Incremental scripts applied (accepted and changing state), in order.
+    pub applied_scripts: usize,
+    /// Every request, as `METHOD path`, in order.
+    pub requests: Vec<String>,
+    /// Other configuration sections, rendered verbatim in the full script.
+    pub other_sections: String,
+}
+
+impl SbcState {
+    /// A device with `OCDialPlan` as plan 0 and nothing in it.
+    pub fn with_oc_dial_plan() -> SbcState {
+        let mut state = SbcState::default();
+        state.plans.insert(
+            0,
+            SimPlan {
+                name: "OCDialPlan".into(),
+                rules: BTreeMap::new(),
+            },
+        );
+        state
+    }
+
+    /// The plan named `name`, with its index.
+    pub fn plan(&self, name: &str) -> Option<(u32, &SimPlan)> {
+        self.plans
+            .iter()
+            .find(|(_, plan)| plan.name == name)
+            .map(|(&index, plan)| (index, plan))
+    }
+
+    /// The tag the device would route `number` (e.g. `+3226127001`) with, by best match over
+    /// the rules of dial plan `plan_name`.
+    pub fn lookup(&self, plan_name: &str, number: &str) -> Option<String> {
+        let (_, plan) = self.plan(plan_name)?;
+        let parsed: Vec<(u32, Pattern, &String)> = plan
+            .rules
+            .iter()
+            .filter_map(|(&index, rule)| {
+                Some((index, Pattern::parse(&rule.prefix).ok()?, &rule.tag))
+            })
+            .collect();
+        best_match(parsed.iter().map(|(i, p, t)| (*i, p, *t)), number).map(|(_, tag)| tag.clone())
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct SbcSim {
+    addr: SocketAddr,
+    state: Arc<Mutex<SbcState>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<SbcState>>,
+    users: Arc<Vec<SimUser>>,
+}
+
+impl SbcSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port) with `state` and `users`.
+    pub async fn start(
+        listen: SocketAddr,
+        state: SbcState,
+        users: Vec<SimUser>,
+    ) -> std::io::Result<SbcSim> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(state));
+        let shared = Shared {
+            state: state.clone(),
+            users: Arc::new(users),
+        };
+        let app = Router::new()
+            .route("/api/v1/status", get(status))
+            .route("/api/v1/files/cliScript", get(full_script))
+            .route("/api/v1/files/cliScript/incremental", put(incremental))
+            .route("/api/v1/actions/saveConfiguration", post(save))
+            .fallback(unexpected)
+            .with_state(shared);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(SbcSim {
+            addr,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The device's state, for assertions and out-of-band edits.
+    pub fn state(&self) -> MutexGuard<'_, SbcState> {
+        // A panic while holding the lock only happens in a failing test; the state is still
+        // the best evidence of what went wrong, so read through the poison.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for SbcSim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn lock(state: &Mutex<SbcState>) -> MutexGuard<'_, SbcState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Why the device refuses a caller.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// Missing or wrong credentials.
+    Unauthorized,
+    /// A Monitor user asking to write.
+    Forbidden,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"SBC\"")],
+                "Unauthorized",
+            )
+                .into_response(),
+            Refusal::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Forbidden: user lacks Administrator role",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// Who is calling, from the Basic credentials.
+fn authenticate(shared: &Shared, headers: &HeaderMap, write: bool) -> Result<(), Refusal> {
+    use base64::Engine as _;
+    let credentials = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+        })
+        .and_then(|decoded| String::from_utf8(decoded).ok())
+        .ok_or(Refusal::Unauthorized)?;
+    let (username, password) = credentials.split_once(':').ok_or(Refusal::Unauthorized)?;
+    let user = shared
+        .users
+        .iter()
+        .find(|u| u.username == username && u.password == password)
+        .ok_or(Refusal::Unauthorized)?;
+    if write && !user.administrator {
+        return Err(Refusal::Forbidden);
+    }
+    Ok(())
+}
+
+async fn delay(shared: &Shared) {
+    let latency = lock(&shared.state).faults.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+}
+
+fn record(shared: &Shared, method: &str, path: &str) {
+    lock(&shared.state)
+        .requests
+        .push(format!("{method} {path}"));
+}
+
+async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    record(&shared, "GET", "/api/v1/status");
+    delay(&shared).await;
+    if let Err(refused) = authenticate(&shared, &headers, false) {
+        return refused.into_response();
+    }
+    let state = lock(&shared.state);
+    Json(json!({
+        "productType": "Mediant VE SBC",
+        "versionID": "7.40A.500.000",
+        "operationalState": "UNLOCKED",
+        "highAvailability": "Not Operational",
+        "saveNeeded": state.save_needed,
+        "upgradeStatus": if state.faults.upgrading { "In progress" } else { "Not in progress" },
+    }))
+    .into_response()
+}
+
+async fn full_script(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    record(&shared, "GET", "/api/v1/files/cliScript");
+    delay(&shared).await;
+    if let Err(refused) = authenticate(&shared, &headers, false) {
+        return refused.into_response();
+    }
+    let state = lock(&shared.state);
+    let script = render(&state);
+    ([(header::CONTENT_TYPE, "text/plain")], script).into_response()
+}
+
+/// The device's whole configuration as a CLI script.
+fn render(state: &SbcState) -> String {
+    let mut plans = DialPlans::default();
+    for (&index, plan) in &state.plans {
+        plans.plans.push(DialPlanText {
+            index,
+            name: plan.name.clone(),
+            activated: true,
+        });
+        plans
+            .rules
+            .extend(plan.rules.iter().map(|(&rule, r)| DialPlanRuleText {
+                plan: index,
+                index: rule,
+                name: r.name.clone(),
+                prefix: r.prefix.clone(),
+                tag: r.tag.clone(),
+                activated: true,
+            }));
+    }
+    cli_script::render_full(&plans, &state.other_sections)
+}
+
+async fn incremental(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    record(&shared, "PUT", "/api/v1/files/cliScript/incremental");
+    delay(&shared).await;
+    if let Err(refused) = authenticate(&shared, &headers, true) {
+        return refused.into_response();
+    }
+    {
+        let mut state = lock(&shared.state);
+        if state.faults.busy_writes > 0 {
+            state.faults.busy_writes -= 1;
+            let retry = state.faults.retry_after_secs;
+            drop(state);
+            let mut response =
+                (StatusCode::CONFLICT, "Device busy (HA synchronization)").into_response();
+            if let Some(seconds) = retry {
+                if let Ok(value) = seconds.to_string().parse() {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            return response;
+        }
+    }
+    let Ok(mut multipart) = multipart else {
+        return bad_request(&shared, "incremental script must be multipart/form-data");
+    };
+    let mut script: Option<Bytes> = None;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                if field.name() != Some("file") {
+                    let name = field.name().unwrap_or("").to_string();
+                    return bad_request(&shared, &format!("unexpected multipart part {name:?}"));
+                }
+                match field.bytes().await {
+                    Ok(bytes) => script = Some(bytes),
+                    Err(e) => return bad_request(&shared, &format!("unreadable part: {e}")),
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return bad_request(&shared, &format!("malformed multipart body: {e}")),
+        }
+    }
+    let Some(script) = script else {
+        return bad_request(&shared, "multipart body has no part named \"file\"");
+    };
+    let Ok(text) = std::str::from_utf8(&script) else {
+        return bad_request(&shared, "script is not UTF-8");
+    };
+    let commands = match cli_script::parse_incremental(text) {
+        Ok(commands) => commands,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let mut state = lock(&shared.state);
+    if state.faults.drop_before_apply > 0 {
+        state.faults.drop_before_apply -= 1;
+        drop(state);
+        drop_connection();
+    }
+    match apply(&mut state.plans, &commands) {
+        Ok(output) => {
+            state.save_needed = true;
+            state.applied_scripts += 1;
+            if state.faults.drop_after_apply > 0 {
+                state.faults.drop_after_apply -= 1;
+                drop(state);
+                drop_connection();
+            }
+            Json(json!({"status": "success", "description": "", "output": output})).into_response()
+        }
+        Err(reason) => Json(json!({
+            "status": "failure",
+            "description": "Script execution failed",
+            "output": reason,
+        }))
+        .into_response(),
+    }
+}
+
+/// Ends the request without an answer: the handler's task panics, and the server drops the
+/// connection, as a device that restarts or loses its link mid-request would.
+fn drop_connection() -> ! {
+    std::panic::panic_any(DroppedConnection)
+}
+
+/// Marker payload for [`drop_connection`], so a test's panic hook can tell it from a bug.
+#[derive(Debug)]
+pub struct DroppedConnection;
+
+/// Applies commands all-or-nothing, validating each rule against the device's limits.
+/// Returns the device's output text on success, the reason on failure.
+fn apply(plans: &mut BTreeMap<u32, SimPlan>, commands: &[Command]) -> Result<String, String> {
+    let mut next = plans.clone();
+    for (position, command) in commands.iter().enumerate() {
+        let at = position + 1;
+        match command {
+            Command::EditPlan { plan, name, .. } => {
+                let entry = next.entry(*plan).or_default();
+                if let Some(name) = name {
+                    entry.name = name.clone();
+                }
+                if entry.name.is_empty() {
+                    return Err(format!("command {at}: dial plan {plan} has no name"));
+                }
+            }
+            Command::DeletePlan { plan } => {
+                if next.remove(plan).is_none() {
+                    return Err(format!("command {at}: dial plan {plan} does not exist"));
+                }
+            }
+            Command::EditRule {
+                plan,
+                rule,
+                name,
+                prefix,
+                tag,
+                ..
+            } => {
+                let Some(dial_plan) = next.get_mut(plan) else {
+                    return Err(format!("command {at}: dial plan {plan} does not exist"));
+                };
+                let existing = dial_plan.rules.get(rule).cloned();
+                let merged = SimRule {
+                    name: name
+                        .clone()
+                        .or_else(|| existing.as_ref().map(|r| r.name.clone()))
+                        .unwrap_or_default(),
+                    prefix: prefix
+                        .clone()
+                        .or_else(|| existing.as_ref().map(|r| r.prefix.clone()))
+                        .unwrap_or_default(),
+                    tag: tag
+                        .clone()
+                        .or_else(|| existing.as_ref().map(|r| r.tag.clone()))
+                        .unwrap_or_default(),
+                };
+                validate_name(&merged.name)
+                    .map_err(|e| format!("command {at}: rule {plan}/{rule}: {e}"))?;
+                parse_prefix(&merged.prefix)
+                    .map_err(|e| format!("command {at}: rule {plan}/{rule}: {e}"))?;
+                if !merged.tag.is_empty() {
+                    Tag::parse(&merged.tag, DEVICE_MAX_TAG_LEN)
+                        .map_err(|e| format!("command {at}: rule {plan}/{rule}: {e}"))?;
+                }
+                dial_plan.rules.insert(*rule, merged);
+            }
+            Command::DeleteRule { plan, rule } => {
+                let removed = next.get_mut(plan).and_then(|p| p.rules.remove(rule));
+                if removed.is_none() {
+                    return Err(format!("command {at}: rule {plan}/{rule} does not exist"));
+                }
+            }
+        }
+    }
+    *plans = next;
+    Ok(format!("{} commands applied", commands.len()))
+}
+
+/// The longest tag the emulated firmware accepts.
+const DEVICE_MAX_TAG_LEN: usize = 64;
+
+async fn save(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    record(&shared, "POST", "/api/v1/actions/saveConfiguration");
+    delay(&shared).await;
+    if let Err(refused) = authenticate(&shared, &headers, true) {
+        return refused.into_response();
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok());
+    if length != Some("0") {
+        return bad_request(&shared, "saveConfiguration requires Content-Length: 0");
+    }
+    lock(&shared.state).save_needed = false;
+    Json(json!({"status": "success"})).into_response()
+}
+
+async fn unexpected(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
+    let call = format!("{method} {}", uri.path());
+    let mut state = lock(&shared.state);
+    state.requests.push(call.clone());
+    state.unexpected.push(format!("{call}: no such endpoint"));
+    (StatusCode::NOT_FOUND, "Not Found").into_response()
+}
+
+/// A 400 the emulator also records as unexpected: a correct client never earns one.
+fn bad_request(shared: &Shared, reason: &str) -> Response {
+    lock(&shared.state)
+        .unexpected
+        .push(format!("400: {reason}"));
+    (StatusCode::BAD_REQUEST, reason.to_string()).into_response()
+}

@@ -1,0 +1,293 @@
+//! The SBC emulator over real HTTP on loopback: it must be as strict as the device, because the
+//! sink is only proven against it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dialsync::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
+use dialsync::sink::cli_script;
+use reqwest::{multipart, Client, StatusCode};
+use serde_json::Value;
+
+const ADMIN: (&str, &str) = ("admin", "s3cret");
+const MONITOR: (&str, &str) = ("monitor", "watch");
+
+async fn start(state: SbcState) -> SbcSim {
+    let users = vec![
+        SimUser {
+            username: ADMIN.0.into(),
+            password: ADMIN.1.into(),
+            administrator: true,
+        },
+        SimUser {
+            username: MONITOR.0.into(),
+            password: MONITOR.1.into(),
+            administrator: false,
+        },
+    ];
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
+    SbcSim::start(any, state, users)
+        .await
+        .expect("emulator starts")
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+async fn put_script(
+    sim: &SbcSim,
+    user: (&str, &str),
+    script: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let form = multipart::Form::new().part(
+        "file",
+        multipart::Part::text(script.to_string()).file_name("incremental.txt"),
+    );
+    client()
+        .put(format!("{}/api/v1/files/cliScript/incremental", sim.url()))
+        .basic_auth(user.0, Some(user.1))
+        .multipart(form)
+        .send()
+        .await
+}
+
+const ADD_TWO: &str = "configure voip
+ sbc dial-plan-rule 0/12
+  name \"dialsync\"
+  prefix \"+322612700[0-2]#\"
+  tag \"Trunk=a\"
+  activate
+ exit
+ sbc dial-plan-rule 0/13
+  name \"dialsync\"
+  prefix \"+3226128xxx#\"
+  tag \"Trunk=b\"
+  activate
+ exit
+exit
+";
+
+#[tokio::test]
+async fn status_and_credentials() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    let ok = client()
+        .get(format!("{}/api/v1/status", sim.url()))
+        .basic_auth(MONITOR.0, Some(MONITOR.1))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body: Value = ok.json().await.expect("json");
+    assert_eq!(body["saveNeeded"], false);
+    assert_eq!(body["upgradeStatus"], "Not in progress");
+    let wrong = client()
+        .get(format!("{}/api/v1/status", sim.url()))
+        .basic_auth(ADMIN.0, Some("guess"))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let anonymous = client()
+        .get(format!("{}/api/v1/files/cliScript", sim.url()))
+        .send()
+        .await
+        .expect("script");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(sim.state().unexpected.is_empty());
+}
+
+#[tokio::test]
+async fn scripts_apply_and_show_in_the_full_configuration() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    let response = put_script(&sim, ADMIN, ADD_TWO).await.expect("put");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "success");
+
+    let text = client()
+        .get(format!("{}/api/v1/files/cliScript", sim.url()))
+        .basic_auth(MONITOR.0, Some(MONITOR.1))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    let plans = cli_script::parse_dial_plans(&text).expect("device script parses");
+    let (index, rules) = plans.rules_of("OCDialPlan").expect("OCDialPlan");
+    assert_eq!(index, 0);
+    let prefixes: Vec<(u32, &str, &str)> = rules
+        .iter()
+        .map(|r| (r.index, r.prefix.as_str(), r.tag.as_str()))
+        .collect();
+    assert_eq!(
+        prefixes,
+        [
+            (12, "+322612700[0-2]#", "Trunk=a"),
+            (13, "+3226128xxx#", "Trunk=b")
+        ]
+    );
+    assert_eq!(
+        sim.state().lookup("OCDialPlan", "+3226128555").as_deref(),
+        Some("Trunk=b")
+    );
+
+    // Saving needs the Administrator and an empty body, and clears saveNeeded.
+    let state_url = format!("{}/api/v1/status", sim.url());
+    let status: Value = client()
+        .get(&state_url)
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["saveNeeded"], true);
+    let save_url = format!("{}/api/v1/actions/saveConfiguration", sim.url());
+    let forbidden = client()
+        .post(&save_url)
+        .header("Content-Length", "0")
+        .basic_auth(MONITOR.0, Some(MONITOR.1))
+        .send()
+        .await
+        .expect("save");
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let saved = client()
+        .post(&save_url)
+        .header("Content-Length", "0")
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .send()
+        .await
+        .expect("save");
+    assert_eq!(saved.status(), StatusCode::OK);
+    assert!(!sim.state().save_needed);
+    assert!(
+        sim.state().unexpected.is_empty(),
+        "{:?}",
+        sim.state().unexpected
+    );
+}
+
+#[tokio::test]
+async fn a_monitor_user_cannot_write() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    let response = put_script(&sim, MONITOR, ADD_TWO).await.expect("put");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(sim.state().plans[&0].rules.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_scripts_are_400_and_bad_rules_fail_the_whole_script() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    let syntax = put_script(
+        &sim,
+        ADMIN,
+        "configure voip\n sbc dial-plan-rul 0/1\nexit\n",
+    )
+    .await
+    .expect("put");
+    assert_eq!(syntax.status(), StatusCode::BAD_REQUEST);
+    assert!(syntax.text().await.expect("text").contains("line 2"));
+
+    // The second rule's prefix is invalid: nothing of the script may land.
+    let bad = ADD_TWO.replace("+3226128xxx#", "+32[1-");
+    let response = put_script(&sim, ADMIN, &bad).await.expect("put");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "failure");
+    assert!(
+        body["output"]
+            .as_str()
+            .expect("output")
+            .contains("rule 0/13"),
+        "{body}"
+    );
+    assert!(sim.state().plans[&0].rules.is_empty(), "all or nothing");
+
+    // Deleting a rule that does not exist, or writing a plan that does not exist.
+    let missing = put_script(
+        &sim,
+        ADMIN,
+        "configure voip\n no sbc dial-plan-rule 0/99\nexit\n",
+    )
+    .await
+    .expect("put");
+    let body: Value = missing.json().await.expect("json");
+    assert_eq!(body["status"], "failure");
+    let no_plan = ADD_TWO.replace("0/12", "5/12");
+    let body: Value = put_script(&sim, ADMIN, &no_plan)
+        .await
+        .expect("put")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["status"], "failure");
+}
+
+#[tokio::test]
+async fn saving_with_a_body_is_refused_and_recorded() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    let response = client()
+        .post(format!("{}/api/v1/actions/saveConfiguration", sim.url()))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .body("{}")
+        .send()
+        .await
+        .expect("save");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(sim.state().unexpected.len(), 1);
+}
+
+#[tokio::test]
+async fn injected_faults() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    {
+        let mut state = sim.state();
+        state.faults.busy_writes = 2;
+        state.faults.retry_after_secs = Some(3);
+    }
+    for _ in 0..2 {
+        let busy = put_script(&sim, ADMIN, ADD_TWO).await.expect("put");
+        assert_eq!(busy.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            busy.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"3"[..])
+        );
+    }
+    // Applied, but the answer never comes: the client cannot tell.
+    sim.state().faults.drop_after_apply = 1;
+    let dropped = put_script(&sim, ADMIN, ADD_TWO).await;
+    assert!(dropped.is_err(), "connection should drop: {dropped:?}");
+    assert_eq!(sim.state().plans[&0].rules.len(), 2);
+    assert_eq!(sim.state().applied_scripts, 1);
+
+    // Out-of-band edit (someone on the device's web UI) and an unknown endpoint.
+    sim.state().plans.get_mut(&0).expect("plan").rules.insert(
+        40,
+        SimRule {
+            name: "manual".into(),
+            prefix: "+3226128500#".into(),
+            tag: "Trunk=hand".into(),
+        },
+    );
+    assert_eq!(
+        sim.state().lookup("OCDialPlan", "+3226128500").as_deref(),
+        Some("Trunk=hand")
+    );
+    let unknown = client()
+        .get(format!("{}/api/v1/files/ini", sim.url()))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        sim.state().unexpected,
+        ["GET /api/v1/files/ini: no such endpoint"]
+    );
+}
