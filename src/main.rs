@@ -1,7 +1,7 @@
 //! The `dialsync` command: parses the command line and hands over to the library.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use dialsync::dialplan::compile::Encoding;
 use dialsync::preview::{compile_csv, PreviewOptions};
+use dialsync::sim::sbc::{SbcSim, SbcState, SimUser};
 use dialsync::source::ItemLimits;
 
 #[derive(Parser)]
@@ -44,6 +45,29 @@ enum Command {
         /// The CSV file, or - for standard input
         #[arg(default_value = "-")]
         file: String,
+    },
+    /// Run an emulator of a system dialsync talks to, for staging and demos
+    #[command(subcommand)]
+    Sim(Sim),
+}
+
+#[derive(Subcommand)]
+enum Sim {
+    /// The AudioCodes SBC device REST API (status, CLI script, incremental scripts, save)
+    Sbc {
+        /// Address to listen on; port 0 picks a free one (printed on start)
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// JSON file keeping the dial plans between runs (created with an empty OCDialPlan)
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// An Administrator, as NAME:PASSWORD (repeatable). This is a test device: the password
+        /// is visible to other local users.
+        #[arg(long = "admin", default_value = "Admin:Admin")]
+        admins: Vec<String>,
+        /// A Monitor (read-only) user, as NAME:PASSWORD (repeatable)
+        #[arg(long = "monitor")]
+        monitors: Vec<String>,
     },
 }
 
@@ -93,5 +117,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Sim(Sim::Sbc {
+            listen,
+            state,
+            admins,
+            monitors,
+        }) => {
+            let users = admins
+                .iter()
+                .map(|spec| sim_user(spec, true))
+                .chain(monitors.iter().map(|spec| sim_user(spec, false)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let device = SbcState::persistent(&state)?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(async {
+                let sim = SbcSim::start(listen, device, users)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                println!(
+                    "dialsync sim sbc: listening on {} (state in {})",
+                    sim.url(),
+                    state.display()
+                );
+                io::stdout().flush().context("stdout")?;
+                until_stopped().await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn sim_user(spec: &str, administrator: bool) -> anyhow::Result<SimUser> {
+    let (username, password) = spec
+        .split_once(':')
+        .with_context(|| format!("user {spec:?} must be NAME:PASSWORD"))?;
+    Ok(SimUser {
+        username: username.to_string(),
+        password: password.to_string(),
+        administrator,
+    })
+}
+
+/// Returns on Ctrl-C or SIGTERM.
+async fn until_stopped() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot watch Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -37,7 +39,7 @@ pub struct SimUser {
 }
 
 /// One rule as the device holds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimRule {
     pub name: String,
     pub prefix: String,
@@ -45,7 +47,7 @@ pub struct SimRule {
 }
 
 /// One dial plan as the device holds it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimPlan {
     pub name: String,
     pub rules: BTreeMap<u32, SimRule>,
@@ -83,9 +85,84 @@ pub struct SbcState {
     pub requests: Vec<String>,
     /// Other configuration sections, rendered verbatim in the full script.
     pub other_sections: String,
+    /// Where the dial plans are kept between runs (`dialsync sim sbc --state`): written after
+    /// every script that changes them.
+    pub state_file: Option<PathBuf>,
+}
+
+/// What `--state` files hold: the dial plans, by index.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    plans: BTreeMap<u32, SimPlan>,
+}
+
+/// Why a `--state` file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("emulator state {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("emulator state {path} is not valid JSON of dial plans: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl SbcState {
+    /// The device kept in `path`: its dial plans if the file exists, else an empty
+    /// `OCDialPlan`; either way later changes are written back to it.
+    pub fn persistent(path: &Path) -> Result<SbcState, StateFileError> {
+        let mut state = match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let file: StateFile =
+                    serde_json::from_str(&text).map_err(|source| StateFileError::Json {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                SbcState {
+                    plans: file.plans,
+                    ..SbcState::default()
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SbcState::with_oc_dial_plan(),
+            Err(source) => {
+                return Err(StateFileError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        state.state_file = Some(path.to_path_buf());
+        Ok(state)
+    }
+
+    /// Writes the dial plans to the state file, through a temporary file and a rename so that
+    /// a crash never leaves half a file.
+    fn persist(&self) -> Result<(), StateFileError> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let io = |source| StateFileError::Io {
+            path: path.clone(),
+            source,
+        };
+        let json = serde_json::to_string_pretty(&StateFile {
+            plans: self.plans.clone(),
+        })
+        .map_err(|source| StateFileError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        let temporary = path.with_extension("tmp");
+        std::fs::write(&temporary, json).map_err(io)?;
+        std::fs::rename(&temporary, path).map_err(io)
+    }
+
     /// A device with `OCDialPlan` as plan 0 and nothing in it.
     pub fn with_oc_dial_plan() -> SbcState {
         let mut state = SbcState::default();
@@ -388,6 +465,11 @@ async fn incremental(
         Ok(output) => {
             state.save_needed = true;
             state.applied_scripts += 1;
+            if let Err(e) = state.persist() {
+                // The change is live on the emulated device; only staging's memory of it is
+                // lost, so say so loudly rather than fail the request.
+                eprintln!("dialsync sim sbc: {e}");
+            }
             if state.faults.drop_after_apply > 0 {
                 state.faults.drop_after_apply -= 1;
                 drop(state);
