@@ -176,6 +176,72 @@ impl Store {
         )
     }
 
+    /// Records that every op of `seqs` is about to be sent in one request (attempts + 1 each),
+    /// in one commit: a batch is one request, and with `synchronous=FULL` a commit per op made
+    /// journaling cost more than the SBC (200,000 syncs for 100,000 ops).
+    pub fn journal_mark_batch_in_flight(
+        &mut self,
+        plan: PlanId,
+        seqs: &[u32],
+    ) -> Result<(), StoreError> {
+        self.mark_batch(
+            plan,
+            seqs,
+            "UPDATE journal_op SET state = 'in_flight', attempts = attempts + 1
+             WHERE plan_id = ?1 AND seq = ?2",
+        )
+    }
+
+    /// Records that the SBC confirmed every op of `seqs`, in one commit.
+    pub fn journal_mark_batch_done(
+        &mut self,
+        plan: PlanId,
+        seqs: &[u32],
+    ) -> Result<(), StoreError> {
+        self.mark_batch(
+            plan,
+            seqs,
+            "UPDATE journal_op SET state = 'done' WHERE plan_id = ?1 AND seq = ?2",
+        )
+    }
+
+    /// All of `seqs` marked with `sql` in one transaction: all or none of them.
+    fn mark_batch(&mut self, plan: PlanId, seqs: &[u32], sql: &str) -> Result<(), StoreError> {
+        if self.plan_finished(plan)? {
+            return Err(StoreError::PlanFinished {
+                path: self.path.clone(),
+                plan,
+            });
+        }
+        let path = self.path.clone();
+        let context = || format!("cannot mark a batch of journal plan {plan}");
+        let transaction = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sql_err(&path, context())(e))?;
+        {
+            let mut update = transaction
+                .prepare_cached(sql)
+                .map_err(|e| sql_err(&path, context())(e))?;
+            for &seq in seqs {
+                let changed = update
+                    .execute(params![plan.0, seq])
+                    .map_err(|e| sql_err(&path, context())(e))?;
+                if changed == 0 {
+                    // Dropping the transaction rolls the batch back.
+                    return Err(StoreError::UnknownOp {
+                        path: path.clone(),
+                        plan,
+                        seq,
+                    });
+                }
+            }
+        }
+        transaction
+            .commit()
+            .map_err(|e| sql_err(&path, context())(e))
+    }
+
     /// One mark is one statement, so SQLite commits it on its own before this returns.
     /// Marking a finished plan is refused: its record is final.
     fn mark(

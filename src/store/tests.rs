@@ -349,6 +349,45 @@ fn the_newest_unfinished_plan_is_the_one_returned() {
 }
 
 #[test]
+fn a_batch_is_marked_in_one_commit_all_or_nothing() {
+    let mut store = Store::open_in_memory().unwrap();
+    let plan = store.journal_begin("batch", &ops()).unwrap();
+    store.journal_mark_batch_in_flight(plan, &[0, 2]).unwrap();
+    store.journal_mark_batch_in_flight(plan, &[0, 2]).unwrap();
+    store.journal_mark_batch_done(plan, &[0]).unwrap();
+    let states: Vec<(OpState, u32)> = store
+        .unfinished_journal()
+        .unwrap()
+        .unwrap()
+        .ops
+        .iter()
+        .map(|op| (op.state, op.attempts))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (OpState::Done, 2),
+            (OpState::Pending, 0),
+            (OpState::InFlight, 2)
+        ]
+    );
+    // An unknown op anywhere in the batch: none of it is recorded.
+    let err = store.journal_mark_batch_done(plan, &[1, 2, 9]).unwrap_err();
+    assert!(err.to_string().contains('9'), "{err}");
+    let after: Vec<OpState> = store
+        .unfinished_journal()
+        .unwrap()
+        .unwrap()
+        .ops
+        .iter()
+        .map(|op| op.state)
+        .collect();
+    assert_eq!(after, [OpState::Done, OpState::Pending, OpState::InFlight]);
+    store.journal_finish(plan, "applied").unwrap();
+    assert!(store.journal_mark_batch_done(plan, &[1]).is_err());
+}
+
+#[test]
 fn journal_misuse_is_refused_with_what_was_wrong() {
     let mut store = Store::open_in_memory().unwrap();
     let plan = store.journal_begin("abc", &ops()).unwrap();
