@@ -117,3 +117,40 @@ impl Classify for crate::sink::cli_script::ScriptError {
         ErrorClass::Fatal
     }
 }
+
+impl Classify for crate::sink::audiocodes::SinkError {
+    fn class(&self) -> ErrorClass {
+        use crate::sink::audiocodes::SinkError;
+        match self {
+            // The device is busy, restarting, upgrading or out of reach: the next cycle may
+            // find it well, and no setting of dialsync's would change that.
+            SinkError::Busy { .. }
+            | SinkError::Server { .. }
+            | SinkError::Http { .. }
+            | SinkError::Upgrading => ErrorClass::Transient,
+            // One rule the device refuses: quarantine it, apply the rest.
+            SinkError::ScriptFailed { .. } => ErrorClass::Item,
+            // Credentials, role, a missing dial plan, TLS or URL settings, a device script or
+            // answer dialsync cannot read, a 400 to a script dialsync wrote, a journal left
+            // unsettled: someone must act before a retry can succeed.
+            SinkError::Unauthorized
+            | SinkError::Forbidden { .. }
+            | SinkError::DialPlanMissing { .. }
+            | SinkError::Tls { .. }
+            | SinkError::BadUrl { .. }
+            | SinkError::BadBatchSize
+            | SinkError::Script(_)
+            | SinkError::BadResponse { .. }
+            | SinkError::Refused { .. }
+            | SinkError::Unsettled { .. } => ErrorClass::Fatal,
+            SinkError::Store(e) => e.class(),
+        }
+    }
+}
+
+impl Classify for crate::sim::sbc::StateFileError {
+    fn class(&self) -> ErrorClass {
+        // The emulator's own state file: unreadable or not JSON stays so until someone fixes it.
+        ErrorClass::Fatal
+    }
+}

@@ -3,4 +3,5 @@
 //! device sink and the SBC emulator speak exactly the same one and a firmware difference is a
 //! one-file change.
 
+pub mod audiocodes;
 pub mod cli_script;
