@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -270,12 +269,9 @@ impl Backoff {
     }
 }
 
-/// A number in [0, 1) that differs per call, without a random-number dependency: the
-/// standard library seeds each `RandomState` randomly.
+/// A number in [0, 1), different per call: spreads the retries of agents that failed together.
 fn jitter() -> f64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(0);
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+    rand::random::<f64>()
 }
 
 /// Every warning of this sink goes through here, so the agent's logging can take it over.
