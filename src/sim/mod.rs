@@ -2,4 +2,5 @@
 //! REST API today; the upstreams (Fusion, APIO, Live Platform) join them. Used by the tests,
 //! by `dialsync demo` and by `dialsync sim` for staging.
 
+pub mod livecloud;
 pub mod sbc;

@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reqwest::header::{CONTENT_LENGTH, RETRY_AFTER};
+use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 
+use super::retry::{retry_after, truncate, Backoff};
 use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{Op, Plan};
@@ -225,55 +226,6 @@ enum BatchOutcome {
     },
 }
 
-/// Capped exponential backoff with jitter, within a time budget.
-struct Backoff {
-    start: Instant,
-    attempts: u32,
-    initial: Duration,
-    max: Duration,
-    budget: Duration,
-}
-
-impl Backoff {
-    fn new(config: &SbcConfig) -> Backoff {
-        Backoff {
-            start: Instant::now(),
-            attempts: 0,
-            initial: config.backoff_initial,
-            max: config.backoff_max,
-            budget: config.retry_budget,
-        }
-    }
-
-    /// How long to wait before the next attempt, or `None` when the budget is spent. The
-    /// device's `Retry-After` wins over the computed delay: it knows when it will be free.
-    fn next(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
-        self.attempts += 1;
-        let wait = match retry_after {
-            Some(wait) => wait,
-            None => {
-                let exp = self
-                    .initial
-                    .saturating_mul(1u32 << (self.attempts - 1).min(16))
-                    .min(self.max);
-                // Full jitter over the upper half: agents behind one HA pair do not retry in
-                // lockstep, and the wait never collapses to nothing.
-                let half = exp / 2;
-                half + half.mul_f64(jitter())
-            }
-        };
-        if self.start.elapsed() + wait > self.budget {
-            return None;
-        }
-        Some(wait)
-    }
-}
-
-/// A number in [0, 1), different per call: spreads the retries of agents that failed together.
-fn jitter() -> f64 {
-    rand::random::<f64>()
-}
-
 /// Every warning of this sink goes through here, so the agent's logging can take it over.
 fn warn(message: &str) {
     eprintln!("dialsync: WARN {message}");
@@ -296,6 +248,15 @@ impl fmt::Debug for AudioCodesSink {
 }
 
 impl AudioCodesSink {
+    /// A fresh retry budget for one request (a batch, a read, the save).
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            self.config.backoff_initial,
+            self.config.backoff_max,
+            self.config.retry_budget,
+        )
+    }
+
     /// A sink for `config`'s device. Verifies TLS certificates unless `insecure_skip_verify`
     /// is set (which warns, as does plain HTTP to a host other than loopback).
     pub fn new(config: SbcConfig) -> Result<Self, SinkError> {
@@ -614,7 +575,7 @@ impl AudioCodesSink {
             unconfirmed: Vec::new(),
         };
         let mut remaining: Vec<usize> = seqs.to_vec();
-        let mut backoff = Backoff::new(&self.config);
+        let mut backoff = self.backoff();
         let mut busy = 0u32;
         // Set when a request may have acted without telling us: the device must be read
         // before anything is sent again.
@@ -681,7 +642,7 @@ impl AudioCodesSink {
                                 SinkError::Busy { what, .. } => SinkError::Busy {
                                     what,
                                     attempts: busy,
-                                    waited: backoff.start.elapsed(),
+                                    waited: backoff.elapsed(),
                                 },
                                 other => other,
                             };
@@ -758,7 +719,7 @@ impl AudioCodesSink {
 
     /// Persists the configuration to flash, retrying while busy.
     async fn save(&self) -> Result<(), SinkError> {
-        let mut backoff = Backoff::new(&self.config);
+        let mut backoff = self.backoff();
         loop {
             let request = self
                 .client
@@ -787,7 +748,7 @@ impl AudioCodesSink {
 
     /// A GET, retried on transient failures within the budget.
     async fn get_text(&self, path: &str, what: &str) -> Result<String, SinkError> {
-        let mut backoff = Backoff::new(&self.config);
+        let mut backoff = self.backoff();
         loop {
             let request = self.client.get(format!("{}{path}", self.base));
             match self.attempt(request, what, false).await {
@@ -834,13 +795,7 @@ impl AudioCodesSink {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            // Delta seconds only; an HTTP date falls back to the computed backoff.
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&response);
         let body = match response.text().await {
             Ok(body) => body,
             Err(source) => {
@@ -890,15 +845,6 @@ fn warn_insecure(url: &str) {
     warn(&format!(
         "sbc.insecure_skip_verify is set: the certificate of {url} is not verified"
     ));
-}
-
-/// An error body, cut to a size fit for a log line.
-fn truncate(body: &str) -> String {
-    const MAX: usize = 500;
-    match body.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}...", &body[..at]),
-        None => body.to_string(),
-    }
 }
 
 fn index_rules(rules: &[DialPlanRule]) -> HashMap<u32, &DialPlanRule> {

@@ -5,3 +5,5 @@
 
 pub mod audiocodes;
 pub mod cli_script;
+pub mod livecloud;
+pub mod retry;

@@ -1,0 +1,516 @@
+//! An emulator of AudioCodes Live Platform's dial-plan API (DESIGN.md §5.2), as strict as the
+//! platform: an OAuth2 client-credentials token endpoint with tokens that expire, `GET` and
+//! `PATCH` of one dial plan with a Bearer token, problem-details errors, a PATCH validated
+//! wholly before anything is applied (and then applied atomically), and the rate limit of
+//! 10 requests per 10 seconds per client (both numbers configurable so tests stay fast).
+//!
+//! Every request it did not expect (unknown path or method, another customer's dial plan) is
+//! recorded in [`LiveState::unexpected`], which tests assert to be empty.
+//!
+//! The rate limit is a sliding window over the dial-plan API requests a client (the
+//! `client_id` behind the token) made and that were not themselves refused with 429; the
+//! token endpoint (Entra ID in production, a different service) is not counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::dialplan::rule::{parse_prefix, validate_name, Tag, DEFAULT_MAX_TAG_LEN};
+
+/// The token endpoint's path on the emulator.
+pub const TOKEN_PATH: &str = "/oauth2/v2.0/token";
+
+/// One rule of a Live Platform dial plan: no index, identified by all three fields.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveRule {
+    pub name: String,
+    pub prefix: String,
+    pub tag: String,
+}
+
+impl LiveRule {
+    pub fn new(name: &str, prefix: &str, tag: &str) -> LiveRule {
+        LiveRule {
+            name: name.into(),
+            prefix: prefix.into(),
+            tag: tag.into(),
+        }
+    }
+}
+
+/// Who may call and which dial plan exists.
+#[derive(Clone, Debug)]
+pub struct LiveSimConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The scope a token request must name.
+    pub scope: String,
+    pub token_lifetime: Duration,
+    pub customer_id: String,
+    pub site_location_id: String,
+    pub dial_plan_id: String,
+    /// At most `rate_max` requests per `rate_window` per client.
+    pub rate_max: usize,
+    pub rate_window: Duration,
+}
+
+impl Default for LiveSimConfig {
+    fn default() -> Self {
+        LiveSimConfig {
+            client_id: "dialsync-client".into(),
+            client_secret: "client-s3cret".into(),
+            scope: "api://livecloud/.default".into(),
+            token_lifetime: Duration::from_secs(3600),
+            customer_id: "cust-1".into(),
+            site_location_id: "site-1".into(),
+            dial_plan_id: "dp-1".into(),
+            rate_max: 10,
+            rate_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The platform's state, for assertions and out-of-band edits.
+#[derive(Debug, Default)]
+pub struct LiveState {
+    /// The dial plan's rules, in the order `GET` lists them (adds are appended).
+    pub rules: Vec<LiveRule>,
+    /// Valid tokens: token -> (client_id, expiry).
+    pub tokens: HashMap<String, (String, Instant)>,
+    /// Tokens issued so far.
+    pub tokens_issued: usize,
+    /// Token requests refused (bad client, secret, grant or scope).
+    pub token_refusals: usize,
+    /// Dial-plan API requests answered 401 (no, unknown or expired token).
+    pub unauthorized: usize,
+    /// Requests answered 429.
+    pub throttled: usize,
+    /// `GET`s and `PATCH`es answered 200.
+    pub gets: usize,
+    pub patches: usize,
+    /// The `detail` of every PATCH refused with 400.
+    pub rejected: Vec<String>,
+    /// Requests the platform does not serve ("METHOD path").
+    pub unexpected: Vec<String>,
+    /// Fault injection: the next this many PATCHes get 503 and apply nothing.
+    pub fail_next_patches: usize,
+    /// Fault injection: the next this many valid PATCHes apply, then answer 503 (a lost
+    /// answer: the client cannot tell the PATCH landed).
+    pub lose_next_answers: usize,
+    /// Per client: when its counted requests arrived, oldest first.
+    window: HashMap<String, VecDeque<Instant>>,
+}
+
+impl LiveState {
+    /// Invalidates every token, as a key rotation would: the next API call gets 401.
+    pub fn revoke_tokens(&mut self) {
+        self.tokens.clear();
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct LiveCloudSim {
+    addr: SocketAddr,
+    config: Arc<LiveSimConfig>,
+    state: Arc<Mutex<LiveState>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    config: Arc<LiveSimConfig>,
+    state: Arc<Mutex<LiveState>>,
+}
+
+impl LiveCloudSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port) holding `rules`.
+    pub async fn start(
+        listen: SocketAddr,
+        config: LiveSimConfig,
+        rules: Vec<LiveRule>,
+    ) -> std::io::Result<LiveCloudSim> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(LiveState {
+            rules,
+            ..LiveState::default()
+        }));
+        let config = Arc::new(config);
+        let shared = Shared {
+            config: config.clone(),
+            state: state.clone(),
+        };
+        let app = Router::new()
+            .route(TOKEN_PATH, post(token).fallback(unexpected))
+            .route(
+                "/api/v2/customer/{customer}/sitelocation/{site}/dialplan/{plan}",
+                get(read_plan).patch(patch_plan).fallback(unexpected),
+            )
+            .fallback(unexpected)
+            .with_state(shared);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(LiveCloudSim {
+            addr,
+            config,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token endpoint's URL.
+    pub fn token_url(&self) -> String {
+        format!("http://{}{TOKEN_PATH}", self.addr)
+    }
+
+    pub fn config(&self) -> &LiveSimConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, LiveState> {
+        lock(&self.state)
+    }
+}
+
+impl Drop for LiveCloudSim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn lock(state: &Mutex<LiveState>) -> MutexGuard<'_, LiveState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An RFC 7807 problem-details answer.
+fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
+    let body = json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn unexpected(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
+    lock(&shared.state)
+        .unexpected
+        .push(format!("{method} {}", uri.path()));
+    problem(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        &format!("no resource {method} {}", uri.path()),
+    )
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+async fn token(State(shared): State<Shared>, Form(form): Form<TokenRequest>) -> Response {
+    let config = &shared.config;
+    let mut state = lock(&shared.state);
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        state.token_refusals += 1;
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
+    }
+    if form.client_id.as_deref() != Some(config.client_id.as_str())
+        || form.client_secret.as_deref() != Some(config.client_secret.as_str())
+    {
+        state.token_refusals += 1;
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided.",
+        );
+    }
+    if form.scope.as_deref() != Some(config.scope.as_str()) {
+        state.token_refusals += 1;
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "the requested scope is not valid for this client",
+        );
+    }
+    state.tokens_issued += 1;
+    let now = Instant::now();
+    state.tokens.retain(|_, (_, expiry)| *expiry > now);
+    let access_token = format!("tok-{}-{}", state.tokens_issued, now.elapsed().as_nanos());
+    state.tokens.insert(
+        access_token.clone(),
+        (config.client_id.clone(), now + config.token_lifetime),
+    );
+    Json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": config.token_lifetime.as_secs_f64().ceil() as u64,
+    }))
+    .into_response()
+}
+
+/// Authenticates and rate-limits one dial-plan API request, and checks it names the dial
+/// plan the platform holds.
+fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    ids: &(String, String, String),
+    method: &Method,
+    uri: &Uri,
+) -> Result<(), Box<Response>> {
+    let config = &shared.config;
+    let mut state = lock(&shared.state);
+    let now = Instant::now();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let client = bearer
+        .and_then(|token| state.tokens.get(token))
+        .filter(|(_, expiry)| *expiry > now)
+        .map(|(client, _)| client.clone());
+    let Some(client) = client else {
+        state.unauthorized += 1;
+        let mut response = problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "missing, unknown or expired bearer token",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        return Err(Box::new(response));
+    };
+    let window = config.rate_window;
+    let max = config.rate_max;
+    let arrivals = state.window.entry(client).or_default();
+    while arrivals
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= window)
+    {
+        arrivals.pop_front();
+    }
+    if arrivals.len() >= max {
+        let oldest = *arrivals.front().expect("non-empty at the limit");
+        let wait = window.saturating_sub(now.duration_since(oldest));
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        state.throttled += 1;
+        let mut response = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            &format!("at most {max} requests per {window:?}"),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_str(&seconds.to_string()).expect("digits"),
+        );
+        return Err(Box::new(response));
+    }
+    arrivals.push_back(now);
+    if ids.0 != config.customer_id
+        || ids.1 != config.site_location_id
+        || ids.2 != config.dial_plan_id
+    {
+        state.unexpected.push(format!("{method} {}", uri.path()));
+        return Err(Box::new(problem(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "no such customer, site location or dial plan",
+        )));
+    }
+    Ok(())
+}
+
+async fn read_plan(
+    State(shared): State<Shared>,
+    Path(ids): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = admit(&shared, &headers, &ids, &method, &uri) {
+        return *refusal;
+    }
+    let mut state = lock(&shared.state);
+    state.gets += 1;
+    Json(json!({
+        "dialPlanId": shared.config.dial_plan_id,
+        "ruleDTO": state.rules,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchBody {
+    dial_plan_id: String,
+    #[serde(default)]
+    add: Vec<LiveRule>,
+    #[serde(default)]
+    remove: Vec<LiveRule>,
+}
+
+fn check_rule(rule: &LiveRule) -> Result<(), String> {
+    validate_name(&rule.name).map_err(|e| e.to_string())?;
+    parse_prefix(&rule.prefix).map_err(|e| e.to_string())?;
+    if rule.tag != rule.tag.trim() {
+        return Err(format!("tag {:?} has surrounding blanks", rule.tag));
+    }
+    Tag::parse(&rule.tag, DEFAULT_MAX_TAG_LEN).map_err(|e| format!("tag {:?}: {e}", rule.tag))?;
+    Ok(())
+}
+
+/// The dial plan after `body`, or why the whole PATCH is refused: removes first (each must
+/// exist, once), then adds (each valid and not already present).
+fn patched(
+    rules: &[LiveRule],
+    body: &PatchBody,
+    dial_plan_id: &str,
+) -> Result<Vec<LiveRule>, String> {
+    if body.dial_plan_id != dial_plan_id {
+        return Err(format!(
+            "dialPlanId {:?} does not match the dial plan of the URL",
+            body.dial_plan_id
+        ));
+    }
+    let mut next = rules.to_vec();
+    for rule in &body.remove {
+        match next.iter().position(|r| r == rule) {
+            Some(at) => {
+                next.remove(at);
+            }
+            None => {
+                return Err(format!(
+                    "remove: no rule {{name {:?}, prefix {:?}, tag {:?}}} in the dial plan",
+                    rule.name, rule.prefix, rule.tag
+                ))
+            }
+        }
+    }
+    for rule in &body.add {
+        check_rule(rule).map_err(|e| format!("add: {e}"))?;
+        if next.contains(rule) {
+            return Err(format!(
+                "add: rule {{name {:?}, prefix {:?}, tag {:?}}} already exists",
+                rule.name, rule.prefix, rule.tag
+            ));
+        }
+        next.push(rule.clone());
+    }
+    Ok(next)
+}
+
+async fn patch_plan(
+    State(shared): State<Shared>,
+    Path(ids): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = admit(&shared, &headers, &ids, &method, &uri) {
+        return *refusal;
+    }
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_body {
+        let detail = "Content-Type must be application/json";
+        lock(&shared.state).rejected.push(detail.into());
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type",
+            detail,
+        );
+    }
+    let mut state = lock(&shared.state);
+    if state.fail_next_patches > 0 {
+        state.fail_next_patches -= 1;
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "injected fault: nothing applied",
+        );
+    }
+    let outcome = serde_json::from_slice::<PatchBody>(&body)
+        .map_err(|e| format!("malformed body: {e}"))
+        .and_then(|body| patched(&state.rules, &body, &shared.config.dial_plan_id));
+    match outcome {
+        Ok(next) => {
+            state.rules = next;
+            state.patches += 1;
+            if state.lose_next_answers > 0 {
+                state.lose_next_answers -= 1;
+                return problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "injected fault: applied, answer lost",
+                );
+            }
+            Json(json!({
+                "dialPlanId": shared.config.dial_plan_id,
+                "ruleDTO": state.rules,
+            }))
+            .into_response()
+        }
+        Err(detail) => {
+            state.rejected.push(detail.clone());
+            problem(StatusCode::BAD_REQUEST, "Bad Request", &detail)
+        }
+    }
+}
