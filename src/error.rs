@@ -154,3 +154,16 @@ impl Classify for crate::sim::sbc::StateFileError {
         ErrorClass::Fatal
     }
 }
+
+impl Classify for crate::source::secret::SecretError {
+    fn class(&self) -> ErrorClass {
+        // A missing, empty or too-open secret file stays so until the operator fixes it.
+        ErrorClass::Fatal
+    }
+}
+
+impl Classify for crate::source::tag::TemplateError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Fatal
+    }
+}

@@ -4,6 +4,8 @@
 //! [`Entry`]: crate::resolve::Entry
 
 pub mod file;
+pub mod secret;
+pub mod tag;
 
 use std::fmt;
 

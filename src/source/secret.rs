@@ -1,0 +1,149 @@
+//! Secrets (passwords, client secrets, machine tokens) read from files, as DESIGN.md §7 asks.
+//!
+//! A secret in the config file would be copied into backups, diffs and support tickets; in its
+//! own file it can be owned by the service user alone and handed over by systemd credentials.
+//! So a secret file that its group or others can read is refused, not just warned about, and
+//! the value never shows in `Debug`, `Display` or any error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a secret file could not be used. Never carries the secret itself.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "secret file {path} is readable by {who} (mode {mode:04o}); \
+         run: chmod 600 {path} (and chown it to the service user)"
+    )]
+    TooOpen {
+        path: PathBuf,
+        mode: u32,
+        who: &'static str,
+    },
+    #[error("secret file {path} is empty")]
+    Empty { path: PathBuf },
+}
+
+/// A secret value. `Debug` and `Display` print `<redacted>`; [`Secret::expose`] is the one way
+/// to the value, so every use of it is easy to find.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Reads the secret in `path`: its first line, without the line break editors add.
+    pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
+        check_mode(path)?;
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        if value.is_empty() {
+            return Err(SecretError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Secret(value.to_string()))
+    }
+
+    /// A secret given directly (tests, emulators).
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(unix)]
+fn check_mode(path: &Path) -> Result<(), SecretError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = std::fs::metadata(path).map_err(|source| SecretError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    let who = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (_, true) => "others",
+        (true, false) => "its group",
+        (false, false) => return Ok(()),
+    };
+    Err(SecretError::TooOpen {
+        path: path.to_path_buf(),
+        mode,
+        who,
+    })
+}
+
+#[cfg(not(unix))]
+fn check_mode(_path: &Path) -> Result<(), SecretError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn file_with(mode: u32, text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn reads_the_first_line_of_a_private_file() {
+        let (_dir, path) = file_with(0o600, "hunter2\n");
+        let secret = Secret::from_file(&path).unwrap();
+        assert_eq!(secret.expose(), "hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "<redacted> <redacted>");
+        let (_dir, path) = file_with(0o400, "tok\r\nignored\n");
+        assert_eq!(Secret::from_file(&path).unwrap().expose(), "tok");
+    }
+
+    #[test]
+    fn refuses_files_others_can_read_without_showing_the_secret() {
+        for (mode, who) in [(0o640, "its group"), (0o644, "others"), (0o604, "others")] {
+            let (_dir, path) = file_with(mode, "hunter2\n");
+            let err = Secret::from_file(&path).unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(who), "{message}");
+            assert!(message.contains("chmod 600"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named() {
+        let (dir, path) = file_with(0o600, "\n");
+        assert!(matches!(
+            Secret::from_file(&path),
+            Err(SecretError::Empty { .. })
+        ));
+        let missing = dir.path().join("nope");
+        let err = Secret::from_file(&missing).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+}
