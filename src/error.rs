@@ -167,3 +167,25 @@ impl Classify for crate::source::tag::TemplateError {
         ErrorClass::Fatal
     }
 }
+
+impl Classify for crate::source::SourceError {
+    fn class(&self) -> ErrorClass {
+        use crate::source::SourceError;
+        match self {
+            // The upstream is down, slow, overloaded or answered something half-sent: the next
+            // cycle may fare better, and meanwhile the last good snapshot stands in.
+            SourceError::Http { .. }
+            | SourceError::Timeout { .. }
+            | SourceError::Server { .. }
+            | SourceError::BadBody { .. }
+            | SourceError::Pagination { .. } => ErrorClass::Transient,
+            // Settings, credentials, rights or the body cap: someone must act first.
+            SourceError::BadUrl { .. }
+            | SourceError::Client { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::Refused { .. }
+            | SourceError::Unauthorized { .. }
+            | SourceError::Config { .. } => ErrorClass::Fatal,
+        }
+    }
+}

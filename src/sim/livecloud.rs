@@ -161,14 +161,7 @@ impl LiveCloudSim {
             )
             .fallback(unexpected)
             .with_state(shared);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stop = super::serve(listener, app);
         Ok(LiveCloudSim {
             addr,
             config,

@@ -233,14 +233,7 @@ impl SbcSim {
             .route("/api/v1/actions/saveConfiguration", post(save))
             .fallback(unexpected)
             .with_state(shared);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stop = super::serve(listener, app);
         Ok(SbcSim {
             addr,
             state,

@@ -1,13 +1,15 @@
 //! Upstream sources of desired state. Each source turns its upstream's items into [`Entry`]s
 //! and rejects bad items one by one with a reason, so one typo never costs the other numbers.
-//!
-//! [`Entry`]: crate::resolve::Entry
 
 pub mod file;
+pub mod fusion;
+pub mod http;
 pub mod secret;
 pub mod tag;
 
 use std::fmt;
+
+use crate::resolve::Entry;
 
 /// The limits every source applies to the items it accepts (`[dialplan]` in the config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,4 +41,92 @@ impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.item, self.reason)
     }
+}
+
+/// What one fetch of an upstream yields: the entries accepted and the items refused.
+#[derive(Debug, Default)]
+pub struct SourceEntries {
+    pub entries: Vec<Entry>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// A whole fetch failed: nothing from this answer can be trusted, so the agent uses the
+/// source's last good snapshot instead (DESIGN.md §6). Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The URL in the configuration cannot be used.
+    #[error("source {source_name}: bad URL {url:?}: {reason}")]
+    BadUrl {
+        source_name: String,
+        url: String,
+        reason: String,
+    },
+    /// The HTTP client could not be built (TLS roots, ...).
+    #[error("source {source_name}: cannot build the HTTP client: {reason}")]
+    Client { source_name: String, reason: String },
+    /// Connection refused or reset, DNS, a request timeout: after the retries.
+    #[error("source {source_name}: {method} {url}: {reason}")]
+    Http {
+        source_name: String,
+        method: &'static str,
+        url: String,
+        reason: String,
+    },
+    /// The whole fetch took longer than the source's `timeout`.
+    #[error("source {source_name}: the fetch took longer than its timeout of {timeout:?}")]
+    Timeout {
+        source_name: String,
+        timeout: std::time::Duration,
+    },
+    /// 5xx or 429 still answered when the retries ran out.
+    #[error("source {source_name}: {method} {url}: HTTP {status} after retries: {body}")]
+    Server {
+        source_name: String,
+        method: &'static str,
+        url: String,
+        status: u16,
+        body: String,
+    },
+    /// An answer larger than the configured cap.
+    #[error("source {source_name}: {url}: answer larger than the {max} byte cap")]
+    TooLarge {
+        source_name: String,
+        url: String,
+        max: usize,
+    },
+    /// A 4xx the source cannot act on (400, 403, 404 outside the list endpoints...).
+    #[error("source {source_name}: {method} {url}: HTTP {status}: {message}")]
+    Refused {
+        source_name: String,
+        method: &'static str,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    /// Credentials refused, after at most one refresh and one new login.
+    #[error("source {source_name}: not authorised: {message}")]
+    Unauthorized {
+        source_name: String,
+        message: String,
+    },
+    /// The configuration cannot work as written (2FA demanded, a template the feed cannot fill).
+    #[error("source {source_name}: {message}")]
+    Config {
+        source_name: String,
+        message: String,
+    },
+    /// The answer is not what the documented API returns (not JSON, a missing list field).
+    #[error("source {source_name}: {url}: unreadable answer: {reason}")]
+    BadBody {
+        source_name: String,
+        url: String,
+        reason: String,
+    },
+    /// A page chain that broke off or looped: a partial list is never used.
+    #[error("source {source_name}: {url}: broken pagination: {reason}")]
+    Pagination {
+        source_name: String,
+        url: String,
+        reason: String,
+    },
 }

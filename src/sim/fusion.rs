@@ -1,0 +1,576 @@
+//! An emulator of the Netaxis Fusion API as the `fusion` source uses it (DESIGN.md §5.3): login
+//! (answered with a `2fa_payload` when the host is not trusted), access tokens that expire,
+//! refresh, a machine token, `phone_usage` and a number-range feed with cursor pagination
+//! (`page_size`, `next`), 404 for an empty list, both error body shapes, and faults on demand.
+//!
+//! Every request it did not expect (unknown path or method, a list request without a Bearer
+//! token or without dialsync's User-Agent, a login that is not JSON) is recorded in
+//! [`FusionState::unexpected`], which tests assert to be empty.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Who may call and where the group lives.
+#[derive(Clone, Debug)]
+pub struct FusionSimConfig {
+    pub username: String,
+    pub password: String,
+    /// `false`: a correct login gets a `2fa_payload` instead of tokens.
+    pub trusted_host: bool,
+    /// A static machine token that is always valid, if any.
+    pub machine_token: Option<String>,
+    pub access_lifetime: Duration,
+    pub refresh_lifetime: Duration,
+    pub draas_instance: String,
+    pub group_uuid: String,
+    /// The range feed's path under `/draas/{draas_instance}/` (`{group_uuid}` substituted).
+    pub ranges_path: String,
+    /// Page size when the client sends none; `None` answers everything at once.
+    pub default_page_size: Option<usize>,
+    /// `true`: an empty list answers 404 (as Fusion does); `false`: an empty list.
+    pub empty_is_404: bool,
+}
+
+impl Default for FusionSimConfig {
+    fn default() -> Self {
+        FusionSimConfig {
+            username: "svc-dialsync".into(),
+            password: "fusion-s3cret".into(),
+            trusted_host: true,
+            machine_token: None,
+            access_lifetime: Duration::from_secs(3600),
+            refresh_lifetime: Duration::from_secs(86400),
+            draas_instance: "example".into(),
+            group_uuid: "aaf9dba1-9469-40fa-be50-22298d68010d".into(),
+            ranges_path: "groups/{group_uuid}/number_ranges".into(),
+            default_page_size: None,
+            empty_is_404: true,
+        }
+    }
+}
+
+/// How the range feed is served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RangesForm {
+    /// A bare JSON array (never paginated).
+    Array,
+    /// An object with the list under this field (and `next` when paginated).
+    Object(String),
+}
+
+/// A fault for the next list request (or every one, see [`FusionState::sticky_fault`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// 500 with `{"error":{"code":9000,...}}`.
+    ServerError,
+    /// 500 with `{"error":"..."}`.
+    ServerErrorText,
+    /// Answer normally, but only after this long.
+    Delay(Duration),
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 429 with `Retry-After: secs`.
+    TooManyRequests { retry_after_secs: u64 },
+    /// 403 with the object-shaped error body.
+    Forbidden,
+}
+
+/// The platform's state, for assertions and out-of-band edits.
+#[derive(Debug)]
+pub struct FusionState {
+    /// The `phone_usage` items, served as they are (tests may put malformed items here).
+    pub phone_usages: Vec<Value>,
+    /// The range feed's items.
+    pub ranges: Vec<Value>,
+    pub ranges_form: RangesForm,
+    /// Valid access tokens and refresh tokens with their expiry.
+    pub access_tokens: HashMap<String, Instant>,
+    pub refresh_tokens: HashMap<String, Instant>,
+    pub logins: usize,
+    pub refreshes: usize,
+    /// Requests answered 401.
+    pub unauthorized: usize,
+    /// List requests answered (any status), and those that carried `page_size`.
+    pub list_requests: usize,
+    pub page_sizes_seen: Vec<usize>,
+    /// Faults for the next list requests, in order.
+    pub faults: VecDeque<Fault>,
+    /// A fault for every list request while set.
+    pub sticky_fault: Option<Fault>,
+    /// Follow-up pages from this page number on (1 = the second page) answer 404 as if the
+    /// cursor had expired: a broken chain.
+    pub break_chain_at: Option<usize>,
+    /// Requests the platform does not serve ("METHOD path" plus what was wrong).
+    pub unexpected: Vec<String>,
+    counter: u64,
+}
+
+impl FusionState {
+    /// Expires every access token (refresh tokens stay valid).
+    pub fn expire_access_tokens(&mut self) {
+        self.access_tokens.clear();
+    }
+
+    /// Expires every refresh token as well.
+    pub fn expire_all_tokens(&mut self) {
+        self.access_tokens.clear();
+        self.refresh_tokens.clear();
+    }
+
+    /// `count` phone usages `+{first}`, `+{first+1}`..., tenant `tenant`.
+    pub fn add_numbers(&mut self, first: u64, count: u64, tenant: &str) {
+        self.phone_usages.reserve(count as usize);
+        for n in first..first + count {
+            self.phone_usages.push(usage(&format!("+{n}"), tenant));
+        }
+    }
+
+    fn token(&mut self, kind: &str) -> String {
+        self.counter += 1;
+        format!("{kind}-{}-{}", self.counter, rand::random::<u32>())
+    }
+}
+
+/// A `phone_usage` item as Fusion sends it.
+pub fn usage(number: &str, tenant: &str) -> Value {
+    json!({
+        "distributor": "Netaxis Distributor",
+        "group": "Netaxis",
+        "reseller": "Netaxis Reseller",
+        "subscription": "Operator Connect DEV",
+        "tenant": tenant,
+        "phoneNumber": number,
+        "username": "Richard Lobster",
+    })
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct FusionSim {
+    addr: SocketAddr,
+    config: Arc<FusionSimConfig>,
+    state: Arc<Mutex<FusionState>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    config: Arc<FusionSimConfig>,
+    state: Arc<Mutex<FusionState>>,
+}
+
+impl FusionSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port).
+    pub async fn start(listen: SocketAddr, config: FusionSimConfig) -> std::io::Result<FusionSim> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(FusionState {
+            phone_usages: Vec::new(),
+            ranges: Vec::new(),
+            ranges_form: RangesForm::Array,
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            logins: 0,
+            refreshes: 0,
+            unauthorized: 0,
+            list_requests: 0,
+            page_sizes_seen: Vec::new(),
+            faults: VecDeque::new(),
+            sticky_fault: None,
+            break_chain_at: None,
+            unexpected: Vec::new(),
+            counter: 0,
+        }));
+        let config = Arc::new(config);
+        let shared = Shared {
+            config: config.clone(),
+            state: state.clone(),
+        };
+        let instance = format!("/api/v01/draas/{}", config.draas_instance);
+        let usage_path = format!("{instance}/groups/{}/sdrs/phone_usage", config.group_uuid);
+        let ranges_path = format!(
+            "{instance}/{}",
+            config
+                .ranges_path
+                .trim_start_matches('/')
+                .replace("{group_uuid}", &config.group_uuid)
+        );
+        let app = Router::new()
+            .route("/api/v01/auth/login", post(login).fallback(unexpected))
+            .route(
+                "/api/v01/auth/access_token",
+                get(refresh).fallback(unexpected),
+            )
+            .route(&usage_path, get(phone_usage).fallback(unexpected))
+            .route(&ranges_path, get(number_ranges).fallback(unexpected))
+            .fallback(unexpected)
+            .with_state(shared);
+        let stop = super::serve(listener, app);
+        Ok(FusionSim {
+            addr,
+            config,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The host URL, `http://127.0.0.1:PORT` (the client appends `/api/v01`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn config(&self) -> &FusionSimConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, FusionState> {
+        lock(&self.state)
+    }
+}
+
+impl Drop for FusionSim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn lock(state: &Mutex<FusionState>) -> MutexGuard<'_, FusionState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `{"error":{"code":N,"reason":"..."}}`.
+fn error(status: StatusCode, code: u32, reason: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "reason": reason}})),
+    )
+        .into_response()
+}
+
+/// `{"error":"..."}`.
+fn error_text(status: StatusCode, reason: &str) -> Response {
+    (status, Json(json!({ "error": reason }))).into_response()
+}
+
+async fn unexpected(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
+    lock(&shared.state)
+        .unexpected
+        .push(format!("{method} {}", uri.path()));
+    error(
+        StatusCode::NOT_FOUND,
+        1014,
+        "The requested object does not exist",
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+async fn login(State(shared): State<Shared>, body: Bytes) -> Response {
+    let config = &shared.config;
+    let mut state = lock(&shared.state);
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let (Some(username), Some(password)) = (
+        parsed.as_ref().and_then(|v| v["username"].as_str()),
+        parsed.as_ref().and_then(|v| v["password"].as_str()),
+    ) else {
+        state
+            .unexpected
+            .push("POST /api/v01/auth/login without a JSON username and password".into());
+        return error(
+            StatusCode::BAD_REQUEST,
+            9000,
+            "username and password required",
+        );
+    };
+    if username != config.username || password != config.password {
+        state.unauthorized += 1;
+        return error_text(StatusCode::UNAUTHORIZED, "invalid credentials");
+    }
+    state.logins += 1;
+    if !config.trusted_host {
+        return Json(json!({"2fa_payload": {"method": "totp", "user": username}})).into_response();
+    }
+    let access = state.token("access");
+    let refresh = state.token("refresh");
+    let now = Instant::now();
+    state
+        .access_tokens
+        .insert(access.clone(), now + config.access_lifetime);
+    state
+        .refresh_tokens
+        .insert(refresh.clone(), now + config.refresh_lifetime);
+    Json(json!({"access_token": access, "refresh_token": refresh})).into_response()
+}
+
+async fn refresh(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let mut state = lock(&shared.state);
+    let Some(token) = bearer(&headers).map(str::to_string) else {
+        state
+            .unexpected
+            .push("GET /api/v01/auth/access_token without a Bearer token".into());
+        state.unauthorized += 1;
+        return error_text(StatusCode::UNAUTHORIZED, "missing refresh token");
+    };
+    let valid = state
+        .refresh_tokens
+        .get(&token)
+        .is_some_and(|expiry| *expiry > Instant::now());
+    if !valid {
+        state.unauthorized += 1;
+        return error(StatusCode::UNAUTHORIZED, 9001, "refresh token expired");
+    }
+    state.refreshes += 1;
+    let access = state.token("access");
+    let expiry = Instant::now() + shared.config.access_lifetime;
+    state.access_tokens.insert(access.clone(), expiry);
+    Json(json!({ "access_token": access })).into_response()
+}
+
+/// What a list request may go on to do once authorised and past any fault.
+enum Admit {
+    Serve {
+        offset: usize,
+        page: usize,
+        size: Option<usize>,
+    },
+    Answer(Response),
+}
+
+/// Checks the token, applies a fault and reads the cursor.
+async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    uri: &Uri,
+    query: &HashMap<String, String>,
+) -> Admit {
+    let fault = {
+        let mut state = lock(&shared.state);
+        state.list_requests += 1;
+        let agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !agent.starts_with("dialsync/") {
+            state
+                .unexpected
+                .push(format!("GET {} with User-Agent {agent:?}", uri.path()));
+        }
+        let Some(token) = bearer(headers) else {
+            state
+                .unexpected
+                .push(format!("GET {} without a Bearer token", uri.path()));
+            state.unauthorized += 1;
+            return Admit::Answer(error_text(StatusCode::UNAUTHORIZED, "missing token"));
+        };
+        let machine = shared.config.machine_token.as_deref() == Some(token);
+        let valid = machine
+            || state
+                .access_tokens
+                .get(token)
+                .is_some_and(|expiry| *expiry > Instant::now());
+        if !valid {
+            state.unauthorized += 1;
+            return Admit::Answer(error(
+                StatusCode::UNAUTHORIZED,
+                9001,
+                "access token invalid or expired",
+            ));
+        }
+        for key in query.keys() {
+            if key != "page_size" && key != "next" {
+                state
+                    .unexpected
+                    .push(format!("GET {} with unknown parameter {key}", uri.path()));
+            }
+        }
+        let fault = state.faults.pop_front().or(state.sticky_fault.clone());
+        if let Some(size) = query.get("page_size").and_then(|s| s.parse().ok()) {
+            state.page_sizes_seen.push(size);
+        }
+        fault
+    };
+    match fault {
+        Some(Fault::ServerError) => {
+            return Admit::Answer(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                9000,
+                "Uncatched error on server side",
+            ))
+        }
+        Some(Fault::ServerErrorText) => {
+            return Admit::Answer(error_text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "database unavailable",
+            ))
+        }
+        Some(Fault::Garbage) => {
+            return Admit::Answer(
+                (StatusCode::OK, "<html>502 Bad Gateway</html>{\"phone").into_response(),
+            )
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            return Admit::Answer(
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, retry_after_secs.to_string())],
+                    Json(json!({"error": "too many requests"})),
+                )
+                    .into_response(),
+            )
+        }
+        Some(Fault::Forbidden) => {
+            return Admit::Answer(error(
+                StatusCode::FORBIDDEN,
+                9002,
+                "The API consumer doesn't have sufficient rights to perform this action",
+            ))
+        }
+        Some(Fault::Delay(wait)) => tokio::time::sleep(wait).await,
+        None => {}
+    }
+    let size = query
+        .get("page_size")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|s| *s > 0)
+        .or(shared.config.default_page_size);
+    let (offset, page) = match query.get("next") {
+        None => (0, 0),
+        Some(cursor) => match parse_cursor(cursor) {
+            Some((offset, page)) => {
+                let broken = lock(&shared.state)
+                    .break_chain_at
+                    .is_some_and(|at| page >= at);
+                if broken {
+                    return Admit::Answer(error(
+                        StatusCode::NOT_FOUND,
+                        1060,
+                        "An error occurred while reading the list of phone usages: cursor expired",
+                    ));
+                }
+                (offset, page)
+            }
+            None => {
+                lock(&shared.state)
+                    .unexpected
+                    .push(format!("GET {} with a cursor it never issued", uri.path()));
+                return Admit::Answer(error(StatusCode::BAD_REQUEST, 1060, "invalid cursor"));
+            }
+        },
+    };
+    Admit::Serve { offset, page, size }
+}
+
+fn parse_cursor(cursor: &str) -> Option<(usize, usize)> {
+    let (offset, page) = cursor.strip_prefix("c")?.split_once('p')?;
+    Some((offset.parse().ok()?, page.parse().ok()?))
+}
+
+/// The bounds of this page in `items` and the `next` cursor, if any.
+fn page_of(len: usize, offset: usize, page: usize, size: Option<usize>) -> (usize, usize, Value) {
+    let offset = offset.min(len);
+    let end = match size {
+        Some(size) => (offset + size).min(len),
+        None => len,
+    };
+    let next = if end < len {
+        Value::String(format!("c{end}p{}", page + 1))
+    } else {
+        Value::Null
+    };
+    (offset, end, next)
+}
+
+/// A page of a list, serialised without copying the items.
+#[derive(Serialize)]
+struct UsagePage<'a> {
+    #[serde(rename = "phoneUsages")]
+    phone_usages: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Value>,
+}
+
+async fn phone_usage(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (offset, page, size) = match admit(&shared, &headers, &uri, &query).await {
+        Admit::Answer(response) => return response,
+        Admit::Serve { offset, page, size } => (offset, page, size),
+    };
+    let state = lock(&shared.state);
+    if state.phone_usages.is_empty() && shared.config.empty_is_404 {
+        return error(
+            StatusCode::NOT_FOUND,
+            1060,
+            "No MS Teams tenant found or the path tenant / subscription doesn't exist",
+        );
+    }
+    let (from, to, next) = page_of(state.phone_usages.len(), offset, page, size);
+    let body = UsagePage {
+        phone_usages: &state.phone_usages[from..to],
+        next: size.map(|_| next),
+    };
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    drop(state);
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+async fn number_ranges(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (offset, page, size) = match admit(&shared, &headers, &uri, &query).await {
+        Admit::Answer(response) => return response,
+        Admit::Serve { offset, page, size } => (offset, page, size),
+    };
+    let state = lock(&shared.state);
+    if state.ranges.is_empty() && shared.config.empty_is_404 {
+        return error(
+            StatusCode::NOT_FOUND,
+            1014,
+            "The requested object does not exist",
+        );
+    }
+    let body = match &state.ranges_form {
+        RangesForm::Array => Value::Array(state.ranges.clone()),
+        RangesForm::Object(field) => {
+            let (from, to, next) = page_of(state.ranges.len(), offset, page, size);
+            let mut body = json!({ field.as_str(): &state.ranges[from..to] });
+            if size.is_some() {
+                body["next"] = next;
+            }
+            body
+        }
+    };
+    Json(body).into_response()
+}

@@ -1,0 +1,744 @@
+//! The Netaxis Fusion source (DESIGN.md §5.3): the numbers of one Fusion group, from the
+//! `phone_usage` report (one number per user, tagged per tenant), or from a number-range feed
+//! (integer bounds, one fixed tag).
+//!
+//! Authentication is a login with username and password (refreshed with the refresh token,
+//! then renewed by a new login, once each per request: never a loop), or a static machine
+//! token. A login answered with a `2fa_payload` cannot be completed by a daemon: that is a
+//! configuration error telling the operator what to change.
+//!
+//! Items are checked one by one: a bad number, range or tag rejects that item with a reason
+//! naming it, and the rest still counts. A failure of the fetch itself (an error answer, a
+//! broken page chain, a body that is not the documented JSON) fails the whole fetch, so the
+//! agent falls back on the last good snapshot: a partial list is never used.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::http::{warn_if_plain_http, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::secret::Secret;
+use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::{ItemLimits, Rejected, SourceEntries, SourceError};
+use crate::dialplan::rule::Tag;
+use crate::number::{Number, NumberRange};
+use crate::resolve::{Coverage, Entry, Provenance};
+use crate::sink::retry::truncate;
+
+/// The fields a Fusion tag template may use (`user` is the item's `username`).
+pub const TAG_FIELDS: &[&str] = &["tenant", "group", "reseller", "distributor", "user"];
+
+/// How the source authenticates.
+#[derive(Clone, Debug)]
+pub enum FusionAuth {
+    /// `POST /auth/login`, then refresh tokens.
+    Login { username: String, password: Secret },
+    /// A static machine token (`token_file`), sent as the Bearer token.
+    Token(Secret),
+}
+
+/// What the source reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FusionFeed {
+    /// `groups/{group_uuid}/sdrs/phone_usage`.
+    PhoneUsage,
+    /// A number-range feed at this path under `/draas/{draas_instance}/` (`{group_uuid}` is
+    /// substituted), e.g. `groups/{group_uuid}/number_ranges`.
+    Ranges { path: String },
+}
+
+/// One `[[sources]]` entry of kind `fusion`, resolved (secrets read, template parsed).
+#[derive(Clone, Debug)]
+pub struct FusionConfig {
+    /// The source's name in logs, provenance and errors.
+    pub name: String,
+    /// The Fusion host, e.g. `https://apioaas-prov.netaxis.cloud` (`/api/v01` is appended).
+    pub url: String,
+    pub draas_instance: String,
+    pub group_uuid: String,
+    pub auth: FusionAuth,
+    pub feed: FusionFeed,
+    pub tags: TagRule,
+    pub limits: ItemLimits,
+    /// Sent as `page_size` when set; a `next` in an answer is followed either way.
+    pub page_size: Option<u32>,
+    /// The whole fetch, every page and retry included.
+    pub timeout: Duration,
+    pub http: HttpConfig,
+}
+
+impl FusionConfig {
+    /// A configuration with the defaults for everything but the identity of the group.
+    pub fn new(
+        name: &str,
+        url: &str,
+        draas_instance: &str,
+        group_uuid: &str,
+        auth: FusionAuth,
+        tags: TagRule,
+    ) -> FusionConfig {
+        FusionConfig {
+            name: name.to_string(),
+            url: url.to_string(),
+            draas_instance: draas_instance.to_string(),
+            group_uuid: group_uuid.to_string(),
+            auth,
+            feed: FusionFeed::PhoneUsage,
+            tags,
+            limits: ItemLimits::default(),
+            page_size: None,
+            timeout: Duration::from_secs(30),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// Parses a Fusion tag template (`Trunk={tenant}`), accepting only [`TAG_FIELDS`].
+pub fn parse_template(text: &str) -> Result<TagTemplate, TemplateError> {
+    TagTemplate::parse(text, TAG_FIELDS)
+}
+
+#[derive(Clone)]
+struct Tokens {
+    access: Secret,
+    refresh: Option<Secret>,
+}
+
+/// A Fusion source. Keeps its tokens between fetches.
+pub struct FusionSource {
+    config: FusionConfig,
+    http: SourceHttp,
+    base: String,
+    tokens: Option<Tokens>,
+    /// The range feed's fixed tag, checked when the source is built.
+    fixed_tag: Option<Tag>,
+}
+
+impl fmt::Debug for FusionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FusionSource")
+            .field("name", &self.config.name)
+            .field("base", &self.base)
+            .field("feed", &self.config.feed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FusionSource {
+    /// Checks the configuration and builds the client (no request is sent yet).
+    pub fn new(config: FusionConfig) -> Result<FusionSource, SourceError> {
+        let base = format!("{}/api/v01", config.url.trim_end_matches('/'));
+        if reqwest::Url::parse(&base).is_err() || !config.url.contains("://") {
+            return Err(SourceError::BadUrl {
+                source_name: config.name.clone(),
+                url: config.url.clone(),
+                reason: "not an absolute http(s) URL".into(),
+            });
+        }
+        warn_if_plain_http(&config.name, &config.url);
+        let fixed_tag = match &config.feed {
+            FusionFeed::PhoneUsage => None,
+            FusionFeed::Ranges { .. } => Some(
+                config
+                    .tags
+                    .template
+                    .render(|_| None, config.limits.max_tag_len)
+                    .map_err(|reason| SourceError::Config {
+                        source_name: config.name.clone(),
+                        message: format!(
+                            "a Fusion number-range feed carries no tenant, group or user, so its \
+                             tag must be fixed (a template without fields): {reason}"
+                        ),
+                    })?,
+            ),
+        };
+        let http = SourceHttp::new(&config.name, config.http.clone())?;
+        Ok(FusionSource {
+            config,
+            http,
+            base,
+            tokens: None,
+            fixed_tag,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Reads the whole feed, every page, within the source's `timeout`.
+    pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.fetch_all()).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Timeout {
+                source_name: self.config.name.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
+        let instance = format!("{}/draas/{}", self.base, self.config.draas_instance);
+        let (url, ranges) = match &self.config.feed {
+            FusionFeed::PhoneUsage => (
+                format!(
+                    "{instance}/groups/{}/sdrs/phone_usage",
+                    self.config.group_uuid
+                ),
+                false,
+            ),
+            FusionFeed::Ranges { path } => (
+                format!(
+                    "{instance}/{}",
+                    path.trim_start_matches('/')
+                        .replace("{group_uuid}", &self.config.group_uuid)
+                ),
+                true,
+            ),
+        };
+        let mut parser = Parser::new(&self.config, self.fixed_tag.clone());
+        let mut seen_cursors = HashSet::new();
+        let mut cursor: Option<String> = None;
+        let mut page = 0usize;
+        loop {
+            let page_url = self.page_url(&url, cursor.as_deref());
+            let answer = self.get_authorised(&page_url).await?;
+            if answer.status == StatusCode::NOT_FOUND {
+                if page == 0 {
+                    // The list endpoints answer 404 for an empty list.
+                    return Ok(parser.finish());
+                }
+                return Err(SourceError::Pagination {
+                    source_name: self.config.name.clone(),
+                    url: page_url,
+                    reason: format!(
+                        "page {} answered 404 ({}): the chain broke off",
+                        page + 1,
+                        error_message(&answer)
+                    ),
+                });
+            }
+            if !answer.status.is_success() {
+                return Err(self.refused(&page_url, &answer));
+            }
+            let next = if ranges {
+                let body: Value = self.http.json(&page_url, &answer)?;
+                drop(answer);
+                parser.ranges_page(body, &page_url)?
+            } else {
+                let body: UsagePage = self.http.json(&page_url, &answer)?;
+                drop(answer);
+                let Some(items) = body.phone_usages else {
+                    return Err(SourceError::BadBody {
+                        source_name: self.config.name.clone(),
+                        url: page_url,
+                        reason: "no phoneUsages list".into(),
+                    });
+                };
+                parser.usages(items);
+                body.next
+            };
+            page += 1;
+            match next_cursor(next) {
+                Ok(None) => return Ok(parser.finish()),
+                Ok(Some(next)) => {
+                    if !seen_cursors.insert(next.clone()) {
+                        return Err(SourceError::Pagination {
+                            source_name: self.config.name.clone(),
+                            url: page_url,
+                            reason: format!("cursor {next:?} came back: the chain loops"),
+                        });
+                    }
+                    cursor = Some(next);
+                }
+                Err(reason) => {
+                    return Err(SourceError::Pagination {
+                        source_name: self.config.name.clone(),
+                        url: page_url,
+                        reason,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The URL of a page: the first, or the one `cursor` names (an absolute URL, a path, or
+    /// an opaque cursor sent as `next=`).
+    fn page_url(&self, url: &str, cursor: Option<&str>) -> String {
+        let mut params = Vec::new();
+        let base = match cursor {
+            Some(c) if c.starts_with("http://") || c.starts_with("https://") => c.to_string(),
+            Some(c) if c.starts_with('/') => {
+                let origin = self.config.url.trim_end_matches('/');
+                match c.starts_with("/api/") {
+                    true => format!("{origin}{c}"),
+                    false => format!("{}{c}", self.base),
+                }
+            }
+            Some(c) => {
+                params.push(format!("next={}", encode(c)));
+                url.to_string()
+            }
+            None => url.to_string(),
+        };
+        if let Some(size) = self.config.page_size {
+            if !base.contains("page_size=") {
+                params.insert(0, format!("page_size={size}"));
+            }
+        }
+        if params.is_empty() {
+            return base;
+        }
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}{}", params.join("&"))
+    }
+
+    /// `GET url` with a valid access token: logs in first if needed; on 401 refreshes once,
+    /// then logs in again once, then gives up.
+    async fn get_authorised(&mut self, url: &str) -> Result<HttpAnswer, SourceError> {
+        if self.tokens.is_none() {
+            self.tokens = Some(self.authenticate().await?);
+        }
+        let mut refreshed = false;
+        let mut relogged = false;
+        loop {
+            let access = self.tokens.as_ref().map(|t| t.access.clone());
+            let answer = match &access {
+                Some(token) => self.http.get(url, Auth::Bearer(token)).await?,
+                None => self.http.get(url, Auth::None).await?,
+            };
+            if answer.status != StatusCode::UNAUTHORIZED {
+                return Ok(answer);
+            }
+            if let FusionAuth::Token(_) = self.config.auth {
+                return Err(self.unauthorized(&format!(
+                    "the machine token was refused ({}); replace token_file",
+                    error_message(&answer)
+                )));
+            }
+            if !refreshed {
+                refreshed = true;
+                if let Some(tokens) = self.refresh().await? {
+                    self.tokens = Some(tokens);
+                    continue;
+                }
+            }
+            if !relogged {
+                relogged = true;
+                self.tokens = None;
+                self.tokens = Some(self.login().await?);
+                continue;
+            }
+            self.tokens = None;
+            return Err(self.unauthorized(&format!(
+                "{url} refused a fresh login's token ({})",
+                error_message(&answer)
+            )));
+        }
+    }
+
+    async fn authenticate(&self) -> Result<Tokens, SourceError> {
+        match &self.config.auth {
+            FusionAuth::Token(token) => Ok(Tokens {
+                access: token.clone(),
+                refresh: None,
+            }),
+            FusionAuth::Login { .. } => self.login().await,
+        }
+    }
+
+    async fn login(&self) -> Result<Tokens, SourceError> {
+        let FusionAuth::Login { username, password } = &self.config.auth else {
+            return Err(self.unauthorized("the machine token was refused"));
+        };
+        let url = format!("{}/auth/login", self.base);
+        let body = serde_json::json!({"username": username, "password": password.expose()});
+        let answer = self.http.post_json(&url, &body, Auth::None).await?;
+        if answer.status == StatusCode::UNAUTHORIZED || answer.status == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized(&format!(
+                "login as {username:?} refused: {}",
+                error_message(&answer)
+            )));
+        }
+        if !answer.status.is_success() {
+            return Err(self.refused(&url, &answer));
+        }
+        let value: Value = self.http.json(&url, &answer)?;
+        if value.get("2fa_payload").is_some() {
+            return Err(SourceError::Config {
+                source_name: self.config.name.clone(),
+                message: format!(
+                    "Fusion asks for two-factor authentication for {username:?} because this \
+                     host is not trusted; a daemon cannot answer it. Mark this host as trusted \
+                     for that user in Fusion, or configure a machine token (token_file) \
+                     instead of password_file"
+                ),
+            });
+        }
+        self.tokens_from(&url, &value, true)
+    }
+
+    /// A new access token from the refresh token; `None` when it was refused (log in again).
+    async fn refresh(&self) -> Result<Option<Tokens>, SourceError> {
+        let Some(refresh) = self.tokens.as_ref().and_then(|t| t.refresh.clone()) else {
+            return Ok(None);
+        };
+        let url = format!("{}/auth/access_token", self.base);
+        let answer = self.http.get(&url, Auth::Bearer(&refresh)).await?;
+        if matches!(
+            answer.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            return Err(self.refused(&url, &answer));
+        }
+        let value: Value = self.http.json(&url, &answer)?;
+        let mut tokens = self.tokens_from(&url, &value, false)?;
+        if tokens.refresh.is_none() {
+            tokens.refresh = Some(refresh);
+        }
+        Ok(Some(tokens))
+    }
+
+    fn tokens_from(&self, url: &str, value: &Value, login: bool) -> Result<Tokens, SourceError> {
+        let text = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+        };
+        let Some(access) = text("access_token") else {
+            return Err(SourceError::BadBody {
+                source_name: self.config.name.clone(),
+                url: url.to_string(),
+                reason: "no access_token in the answer".into(),
+            });
+        };
+        let refresh = text("refresh_token");
+        if login && refresh.is_none() {
+            return Err(SourceError::BadBody {
+                source_name: self.config.name.clone(),
+                url: url.to_string(),
+                reason: "no refresh_token in the login answer".into(),
+            });
+        }
+        Ok(Tokens { access, refresh })
+    }
+
+    fn unauthorized(&self, message: &str) -> SourceError {
+        SourceError::Unauthorized {
+            source_name: self.config.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn refused(&self, url: &str, answer: &HttpAnswer) -> SourceError {
+        SourceError::Refused {
+            source_name: self.config.name.clone(),
+            method: "GET",
+            url: url.to_string(),
+            status: answer.status.as_u16(),
+            message: error_message(answer),
+        }
+    }
+}
+
+/// The message of a Fusion error body, `{"error":{"code":N,"reason":"..."}}` or
+/// `{"error":"..."}`, else the body itself (cut).
+pub fn error_message(answer: &HttpAnswer) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(&answer.body).ok();
+    match parsed.as_ref().and_then(|v| v.get("error")) {
+        Some(Value::String(reason)) => reason.clone(),
+        Some(Value::Object(error)) => {
+            let reason = error
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
+            match error.get("code") {
+                Some(code) => format!("error {code}: {reason}"),
+                None => reason.to_string(),
+            }
+        }
+        _ if answer.body.is_empty() => "empty body".to_string(),
+        _ => answer.text(),
+    }
+}
+
+fn next_cursor(next: Option<Value>) -> Result<Option<String>, String> {
+    match next {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(format!("next is neither a string nor null: {other}")),
+    }
+}
+
+/// Percent-encodes a cursor for a query string.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One page of `phone_usage`.
+#[derive(Deserialize)]
+struct UsagePage {
+    #[serde(rename = "phoneUsages")]
+    phone_usages: Option<Vec<Lenient<PhoneUsage>>>,
+    #[serde(default)]
+    next: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PhoneUsage {
+    #[serde(rename = "phoneNumber")]
+    phone_number: Option<String>,
+    tenant: Option<String>,
+    group: Option<String>,
+    reseller: Option<String>,
+    distributor: Option<String>,
+    username: Option<String>,
+}
+
+/// An item that either has the expected shape or is kept as a reason to reject it, so one
+/// odd item does not make the page unreadable.
+enum Lenient<T> {
+    Ok(T),
+    Bad { reason: String, item: String },
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        Ok(match T::deserialize(&value) {
+            Ok(item) => Lenient::Ok(item),
+            Err(e) => Lenient::Bad {
+                reason: e.to_string(),
+                item: truncate(&value.to_string()),
+            },
+        })
+    }
+}
+
+/// Turns items into entries, rejecting bad ones and collapsing exact duplicates.
+struct Parser {
+    name: String,
+    tags: TagRule,
+    limits: ItemLimits,
+    fixed_tag: Option<Tag>,
+    /// Items seen so far, for item labels.
+    index: usize,
+    seen: HashSet<(Coverage, Tag)>,
+    out: SourceEntries,
+}
+
+impl Parser {
+    fn new(config: &FusionConfig, fixed_tag: Option<Tag>) -> Parser {
+        Parser {
+            name: config.name.clone(),
+            tags: config.tags.clone(),
+            limits: config.limits,
+            fixed_tag,
+            index: 0,
+            seen: HashSet::new(),
+            out: SourceEntries::default(),
+        }
+    }
+
+    fn finish(self) -> SourceEntries {
+        self.out
+    }
+
+    fn push(&mut self, item: String, result: Result<(Coverage, Tag), String>) {
+        match result {
+            Ok((coverage, tag)) => {
+                if self.seen.insert((coverage, tag.clone())) {
+                    self.out.entries.push(Entry {
+                        coverage,
+                        tag,
+                        provenance: Provenance {
+                            source: self.name.clone(),
+                            item,
+                        },
+                    });
+                }
+            }
+            Err(reason) => self.out.rejected.push(Rejected { item, reason }),
+        }
+    }
+
+    fn usages(&mut self, items: Vec<Lenient<PhoneUsage>>) {
+        for item in items {
+            self.index += 1;
+            let index = self.index;
+            match item {
+                Lenient::Ok(usage) => {
+                    let label = format!(
+                        "phone_usage #{index} number={:?} tenant={:?}",
+                        usage.phone_number.as_deref().unwrap_or(""),
+                        usage.tenant.as_deref().unwrap_or("")
+                    );
+                    let result = self.usage(&usage);
+                    self.push(label, result);
+                }
+                Lenient::Bad { reason, item } => self.push(
+                    format!("phone_usage #{index} {item}"),
+                    Err(format!("not a phone usage object: {reason}")),
+                ),
+            }
+        }
+    }
+
+    fn usage(&self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {
+        let raw = usage
+            .phone_number
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or("no phoneNumber")?;
+        let number = Number::parse(raw).map_err(|e| format!("number {raw:?}: {e}"))?;
+        let field = |name: &str| match name {
+            "tenant" => usage.tenant.as_deref(),
+            "group" => usage.group.as_deref(),
+            "reseller" => usage.reseller.as_deref(),
+            "distributor" => usage.distributor.as_deref(),
+            "user" => usage.username.as_deref(),
+            _ => None,
+        };
+        let tag = self
+            .tags
+            .tag_for(usage.tenant.as_deref(), field, self.limits.max_tag_len)?;
+        Ok((Coverage::Range(NumberRange::single(number)), tag))
+    }
+
+    /// One answer of the range feed: an array, or an object holding the list (`ranges`, or
+    /// its one array field). Returns the object's `next`.
+    fn ranges_page(&mut self, body: Value, url: &str) -> Result<Option<Value>, SourceError> {
+        let bad = |reason: String| SourceError::BadBody {
+            source_name: self.name.clone(),
+            url: url.to_string(),
+            reason,
+        };
+        let (items, next) = match body {
+            Value::Array(items) => (items, None),
+            Value::Object(mut object) => {
+                let next = object.remove("next");
+                let key = if object.get("ranges").is_some_and(Value::is_array) {
+                    "ranges".to_string()
+                } else {
+                    let arrays: Vec<&String> = object
+                        .iter()
+                        .filter(|(_, v)| v.is_array())
+                        .map(|(k, _)| k)
+                        .collect();
+                    match arrays.as_slice() {
+                        [one] => (*one).clone(),
+                        [] => return Err(bad("an object without a list of ranges".into())),
+                        many => {
+                            return Err(bad(format!(
+                                "an object with several lists ({}); expected one, or \"ranges\"",
+                                many.iter()
+                                    .map(|k| k.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )))
+                        }
+                    }
+                };
+                match object.remove(&key) {
+                    Some(Value::Array(items)) => (items, next),
+                    _ => return Err(bad("no list of ranges".into())),
+                }
+            }
+            other => {
+                return Err(bad(format!(
+                    "expected an array or an object of ranges, found {}",
+                    truncate(&other.to_string())
+                )))
+            }
+        };
+        for item in items {
+            self.index += 1;
+            let label = match item.get("id") {
+                Some(id) => format!("range #{} id={id}", self.index),
+                None => format!("range #{}", self.index),
+            };
+            let result = self.range(&item);
+            self.push(label, result);
+        }
+        Ok(next)
+    }
+
+    fn range(&self, item: &Value) -> Result<(Coverage, Tag), String> {
+        if !item.is_object() {
+            return Err(format!(
+                "not a range object: {}",
+                truncate(&item.to_string())
+            ));
+        }
+        let country = match item.get("countryCode") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.trim().trim_start_matches('+').to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(other) => return Err(format!("countryCode {other} is not a country code")),
+        };
+        if !country.bytes().all(|b| b.is_ascii_digit()) || country.len() > 3 {
+            return Err(format!("countryCode {country:?} is not a country code"));
+        }
+        let (start, plus) = bound(item, "rangeStart")?;
+        let (end, _) = bound(item, "rangeEnd")?;
+        // Prepend the country code unless the digits already carry it (or a `+` says they
+        // are international); decided once for the range so both ends stay comparable.
+        let carries = plus || country.is_empty() || start.starts_with(&country);
+        let full = |digits: &str| match carries {
+            true => digits.to_string(),
+            false => format!("{country}{digits}"),
+        };
+        let (lo_text, hi_text) = (full(&start), full(&end));
+        let lo = Number::parse(&lo_text).map_err(|e| format!("rangeStart {lo_text}: {e}"))?;
+        let hi = Number::parse(&hi_text).map_err(|e| format!("rangeEnd {hi_text}: {e}"))?;
+        let range = NumberRange::new(lo, hi, self.limits.max_range_size)
+            .map_err(|e| format!("range {lo_text}..{hi_text}: {e}"))?;
+        let tag = self
+            .fixed_tag
+            .clone()
+            .ok_or("the range feed has no fixed tag")?;
+        Ok((Coverage::Range(range), tag))
+    }
+}
+
+/// A range bound as its digits: a JSON integer (the documented form) or a string of digits
+/// with an optional `+` (whose letters, if any, the number parser then names).
+/// Also says whether a string bound started with `+` (already international).
+fn bound(item: &Value, key: &str) -> Result<(String, bool), String> {
+    match item.get(key) {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => Err(format!("{key} is 0")),
+            Some(v) => Ok((v.to_string(), false)),
+            None => Err(format!("{key} {n} is not a positive integer")),
+        },
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            match s.strip_prefix('+') {
+                Some(digits) => Ok((digits.to_string(), true)),
+                None => Ok((s.to_string(), false)),
+            }
+        }
+        None | Some(Value::Null) => Err(format!("no {key}")),
+        Some(other) => Err(format!("{key} {other} is not a number")),
+    }
+}

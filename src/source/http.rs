@@ -1,0 +1,340 @@
+//! The HTTP client every HTTP source shares (Fusion today; APIO and Live Platform next): rustls
+//! with the system roots, a connect and a per-request timeout, a stable User-Agent, a cap on
+//! the answer's size, and retries with [`Backoff`] for what may pass (connection errors,
+//! timeouts, 429 with its `Retry-After`, 5xx).
+//!
+//! What it does not retry (2xx, 3xx, 4xx other than 429) goes back to the caller with its
+//! status, since what a 401 or a 404 means depends on the endpoint. Secrets travel only in
+//! headers marked sensitive, and no message here ever carries a header.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
+
+use super::secret::Secret;
+use super::SourceError;
+use crate::sink::retry::{retry_after, truncate, Backoff};
+
+/// The User-Agent of every source request.
+pub const USER_AGENT: &str = concat!("dialsync/", env!("CARGO_PKG_VERSION"));
+
+/// How a source talks HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Time to establish a TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Time for one request, its whole answer included.
+    pub request_timeout: Duration,
+    /// Largest answer accepted, in bytes.
+    pub max_body: usize,
+    /// First wait between attempts; doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Total time one request may spend being retried.
+    pub retry_budget: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_body: 64 * 1024 * 1024,
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(10),
+            retry_budget: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy, Debug)]
+pub enum Auth<'a> {
+    None,
+    /// `Authorization: Bearer <token>`, marked sensitive.
+    Bearer(&'a Secret),
+}
+
+/// An answer that was not retried away: its status and whole body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The body as text for a message, cut to log size.
+    pub fn text(&self) -> String {
+        truncate(&String::from_utf8_lossy(&self.body))
+    }
+}
+
+/// One source's HTTP client. Cheap to clone (the connection pool is shared).
+#[derive(Clone, Debug)]
+pub struct SourceHttp {
+    client: Client,
+    config: HttpConfig,
+    source_name: String,
+}
+
+impl SourceHttp {
+    /// A client for the source named `source_name` (named in every error).
+    pub fn new(source_name: &str, config: HttpConfig) -> Result<SourceHttp, SourceError> {
+        let client = Client::builder()
+            .use_rustls_tls()
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| SourceError::Client {
+                source_name: source_name.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(SourceHttp {
+            client,
+            config,
+            source_name: source_name.to_string(),
+        })
+    }
+
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// `GET url`, retried while transient.
+    pub async fn get(&self, url: &str, auth: Auth<'_>) -> Result<HttpAnswer, SourceError> {
+        self.send(Method::GET, url, auth, None).await
+    }
+
+    /// `POST url` with a JSON body, retried while transient (use only for idempotent calls,
+    /// such as a login).
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        auth: Auth<'_>,
+    ) -> Result<HttpAnswer, SourceError> {
+        self.send(Method::POST, url, auth, Some(body)).await
+    }
+
+    /// `GET url` and its body as JSON; a body that is not JSON is [`SourceError::BadBody`].
+    pub async fn get_json(
+        &self,
+        url: &str,
+        auth: Auth<'_>,
+    ) -> Result<(StatusCode, serde_json::Value), SourceError> {
+        let answer = self.get(url, auth).await?;
+        let value = self.json(url, &answer)?;
+        Ok((answer.status, value))
+    }
+
+    /// Decodes `answer` as JSON into `T`, naming the URL on failure.
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        answer: &HttpAnswer,
+    ) -> Result<T, SourceError> {
+        serde_json::from_slice(&answer.body).map_err(|e| SourceError::BadBody {
+            source_name: self.source_name.clone(),
+            url: url.to_string(),
+            reason: format!("HTTP {}: {e}; body: {}", answer.status, answer.text()),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<HttpAnswer, SourceError> {
+        let method_name = method_name(&method);
+        let mut backoff = Backoff::new(
+            self.config.retry_initial,
+            self.config.retry_max,
+            self.config.retry_budget,
+        );
+        loop {
+            let mut request = self.client.request(method.clone(), url);
+            request = with_auth(request, auth);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            // A failure that may pass: (reason, Retry-After, status if any, body if any).
+            let failure = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let wait = retry_after(&response);
+                    let transient =
+                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    match self.read_body(response).await {
+                        Ok(body) if !transient => return Ok(HttpAnswer { status, body }),
+                        Ok(body) => {
+                            let answer = HttpAnswer { status, body };
+                            (String::new(), wait, Some(answer))
+                        }
+                        Err(BodyError::TooLarge) => {
+                            return Err(SourceError::TooLarge {
+                                source_name: self.source_name.clone(),
+                                url: url.to_string(),
+                                max: self.config.max_body,
+                            })
+                        }
+                        Err(BodyError::Read(reason)) => (reason, None, None),
+                    }
+                }
+                Err(e) => (describe(&e), None, None),
+            };
+            let (reason, wait, answer) = failure;
+            if let Some(wait) = backoff.next(wait) {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(match answer {
+                Some(answer) => SourceError::Server {
+                    source_name: self.source_name.clone(),
+                    method: method_name,
+                    url: url.to_string(),
+                    status: answer.status.as_u16(),
+                    body: answer.text(),
+                },
+                None => SourceError::Http {
+                    source_name: self.source_name.clone(),
+                    method: method_name,
+                    url: url.to_string(),
+                    reason,
+                },
+            });
+        }
+    }
+
+    /// The body, in chunks, refusing it past the cap (a `Content-Length` above it is refused
+    /// before reading anything).
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+        let max = self.config.max_body;
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > max {
+                        return Err(BodyError::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => return Err(BodyError::Read(describe(&e))),
+            }
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+fn with_auth(request: RequestBuilder, auth: Auth<'_>) -> RequestBuilder {
+    match auth {
+        Auth::None => request,
+        Auth::Bearer(token) => match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                request.header(AUTHORIZATION, value)
+            }
+            // A token with a line break cannot be sent; sending none gets a 401 that names
+            // the problem without showing the token.
+            Err(_) => request,
+        },
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "GET",
+    }
+}
+
+/// A reqwest error as a short reason, with its causes (reqwest's own text is terse).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "answer broken off"
+    } else {
+        "request failed"
+    };
+    let mut reason = kind.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        reason.push_str(": ");
+        reason.push_str(&c.to_string());
+        cause = c.source();
+    }
+    reason
+}
+
+/// Warns (once per call) when `url` is plain `http://` to a host other than loopback: a
+/// password or token would cross the network in clear.
+pub fn warn_if_plain_http(source_name: &str, url: &str) {
+    if let Some(reason) = plain_http_risk(url) {
+        eprintln!("dialsync: WARN source {source_name}: {reason}");
+    }
+}
+
+/// Why `url` is risky, if it is: the text of [`warn_if_plain_http`].
+pub fn plain_http_risk(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if parsed.scheme() != "http" {
+        return None;
+    }
+    let host = parsed.host_str()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    };
+    (!loopback).then(|| {
+        format!(
+            "{url} is plain http:// to a host that is not loopback: credentials and numbers \
+             cross the network unencrypted; use https://"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_warns_only_off_loopback() {
+        assert!(plain_http_risk("http://fusion.example.net/api").is_some());
+        assert!(plain_http_risk("http://10.0.0.1:8080").is_some());
+        assert!(plain_http_risk("https://fusion.example.net").is_none());
+        assert!(plain_http_risk("http://127.0.0.1:8080").is_none());
+        assert!(plain_http_risk("http://localhost:8080").is_none());
+        assert!(plain_http_risk("http://[::1]:8080").is_none());
+    }
+
+    #[test]
+    fn user_agent_is_stable() {
+        assert_eq!(
+            USER_AGENT,
+            format!("dialsync/{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}

@@ -1,0 +1,609 @@
+//! The Fusion source against its emulator over loopback: authentication, pagination, empty
+//! answers, every fault kind, and malformed items rejected one by one.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use dialsync::dialplan::rule::Tag;
+use dialsync::error::{Classify, ErrorClass};
+use dialsync::sim::fusion::{usage, Fault, FusionSim, FusionSimConfig, RangesForm};
+use dialsync::source::fusion::{
+    parse_template, FusionAuth, FusionConfig, FusionFeed, FusionSource,
+};
+use dialsync::source::http::HttpConfig;
+use dialsync::source::secret::Secret;
+use dialsync::source::tag::TagRule;
+use dialsync::source::{ItemLimits, SourceEntries, SourceError};
+use serde_json::json;
+
+async fn start(config: FusionSimConfig) -> FusionSim {
+    FusionSim::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+fn rule(template: &str, overrides: &[(&str, &str)]) -> TagRule {
+    TagRule {
+        template: parse_template(template).unwrap(),
+        overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), Tag::parse(v, 64).unwrap()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn login(sim: &FusionSim) -> FusionAuth {
+    FusionAuth::Login {
+        username: sim.config().username.clone(),
+        password: Secret::new(sim.config().password.clone()),
+    }
+}
+
+/// A configuration with short timeouts and retries so fault tests stay fast.
+fn config(sim: &FusionSim, auth: FusionAuth, tags: TagRule) -> FusionConfig {
+    let mut config = FusionConfig::new(
+        "fusion",
+        &sim.url(),
+        &sim.config().draas_instance,
+        &sim.config().group_uuid,
+        auth,
+        tags,
+    );
+    config.http = HttpConfig {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(500),
+        max_body: 64 * 1024 * 1024,
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+        retry_budget: Duration::from_millis(800),
+    };
+    config.timeout = Duration::from_secs(10);
+    config
+}
+
+fn seed(sim: &FusionSim) {
+    let mut state = sim.state();
+    state.phone_usages = vec![
+        usage("+27102851536", "Netaxis DEV"),
+        usage("+27102851545", "Netaxis DEV"),
+        usage("+3225400010", "CBUR"),
+        usage("+27102851554", "Netaxis DEV"),
+    ];
+}
+
+fn covered(out: &SourceEntries) -> Vec<String> {
+    out.entries
+        .iter()
+        .map(|e| format!("{} {}", e.coverage, e.tag.as_str()))
+        .collect()
+}
+
+fn assert_clean(sim: &FusionSim) {
+    let unexpected = sim.state().unexpected.clone();
+    assert!(unexpected.is_empty(), "unexpected requests: {unexpected:?}");
+}
+
+async fn fetch(config: FusionConfig) -> Result<SourceEntries, SourceError> {
+    FusionSource::new(config).unwrap().fetch().await
+}
+
+#[tokio::test]
+async fn happy_path_tags_by_tenant_with_overrides() {
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    let tags = rule("Trunk={tenant}", &[("Netaxis DEV", "Trunk=netaxis-dev")]);
+    let out = fetch(config(&sim, login(&sim), tags)).await.unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(
+        covered(&out),
+        [
+            "+27102851536 Trunk=netaxis-dev",
+            "+27102851545 Trunk=netaxis-dev",
+            "+3225400010 Trunk=CBUR",
+            "+27102851554 Trunk=netaxis-dev",
+        ]
+    );
+    assert_eq!(out.entries[2].provenance.source, "fusion");
+    assert!(out.entries[2].provenance.item.contains("+3225400010"));
+    assert_eq!(sim.state().logins, 1);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn expired_access_token_is_refreshed_once() {
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    let mut source = FusionSource::new(config(&sim, login(&sim), rule("Teams", &[]))).unwrap();
+    assert_eq!(source.fetch().await.unwrap().entries.len(), 4);
+    assert!(!format!("{source:?}").contains(&sim.config().password));
+    sim.state().expire_access_tokens();
+    assert_eq!(source.fetch().await.unwrap().entries.len(), 4);
+    let state = sim.state();
+    assert_eq!(
+        (state.logins, state.refreshes, state.unauthorized),
+        (1, 1, 1)
+    );
+    drop(state);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn refused_refresh_falls_back_to_one_new_login() {
+    let sim = start(FusionSimConfig {
+        access_lifetime: Duration::ZERO,
+        ..FusionSimConfig::default()
+    })
+    .await;
+    seed(&sim);
+    let mut source = FusionSource::new(config(&sim, login(&sim), rule("Teams", &[]))).unwrap();
+    // Every token expires at once: refresh works (a fresh token that expires again)...
+    let err = source.fetch().await.unwrap_err();
+    assert!(matches!(err, SourceError::Unauthorized { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    {
+        let state = sim.state();
+        // login, list 401, refresh, list 401, login, list 401: give up, no loop.
+        assert_eq!((state.logins, state.refreshes), (2, 1), "{state:?}");
+        assert_eq!(state.list_requests, 3);
+    }
+    assert_clean(&sim);
+
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    let mut source = FusionSource::new(config(&sim, login(&sim), rule("Teams", &[]))).unwrap();
+    source.fetch().await.unwrap();
+    sim.state().expire_all_tokens();
+    assert_eq!(source.fetch().await.unwrap().entries.len(), 4);
+    let state = sim.state();
+    assert_eq!((state.logins, state.refreshes), (2, 0));
+    drop(state);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn untrusted_host_is_a_fatal_configuration_error() {
+    let sim = start(FusionSimConfig {
+        trusted_host: false,
+        ..FusionSimConfig::default()
+    })
+    .await;
+    seed(&sim);
+    let err = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Config { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    let message = err.to_string();
+    assert!(message.contains("trusted"), "{message}");
+    assert!(message.contains("machine token (token_file)"), "{message}");
+    assert!(!message.contains(&sim.config().password), "{message}");
+    assert_eq!(sim.state().list_requests, 0);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn wrong_password_is_fatal_and_not_shown() {
+    let sim = start(FusionSimConfig::default()).await;
+    let auth = FusionAuth::Login {
+        username: "svc-dialsync".into(),
+        password: Secret::new("wrong-pass"),
+    };
+    let err = fetch(config(&sim, auth, rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("invalid credentials"), "{err}");
+    assert!(!format!("{err} {err:?}").contains("wrong-pass"));
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn machine_token_needs_no_login_and_a_bad_one_is_fatal() {
+    let sim = start(FusionSimConfig {
+        machine_token: Some("machine-tok".into()),
+        ..FusionSimConfig::default()
+    })
+    .await;
+    seed(&sim);
+    let auth = FusionAuth::Token(Secret::new("machine-tok"));
+    let out = fetch(config(&sim, auth, rule("Teams", &[]))).await.unwrap();
+    assert_eq!(out.entries.len(), 4);
+    assert_eq!(sim.state().logins, 0);
+
+    let auth = FusionAuth::Token(Secret::new("stale-tok"));
+    let err = fetch(config(&sim, auth, rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("token_file"), "{err}");
+    assert!(!err.to_string().contains("stale-tok"));
+    let state = sim.state();
+    assert_eq!(
+        (state.logins, state.refreshes, state.list_requests),
+        (0, 0, 2)
+    );
+    drop(state);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn pages_are_followed_to_the_end() {
+    let sim = start(FusionSimConfig::default()).await;
+    sim.state().add_numbers(3220000000, 10, "acme");
+    let mut cfg = config(&sim, login(&sim), rule("Trunk={tenant}", &[]));
+    cfg.page_size = Some(3);
+    let out = fetch(cfg).await.unwrap();
+    assert_eq!(out.entries.len(), 10);
+    assert_eq!(out.entries[9].coverage.to_string(), "+3220000009");
+    assert_eq!(sim.state().list_requests, 4);
+    assert_eq!(sim.state().page_sizes_seen, [3, 3, 3, 3]);
+    assert_clean(&sim);
+
+    // The server paginates on its own: `next` is followed though the client sent no size.
+    let sim = start(FusionSimConfig {
+        default_page_size: Some(4),
+        ..FusionSimConfig::default()
+    })
+    .await;
+    sim.state().add_numbers(3220000000, 10, "acme");
+    let out = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap();
+    assert_eq!(out.entries.len(), 10);
+    assert_eq!(sim.state().list_requests, 3);
+    assert!(sim.state().page_sizes_seen.is_empty());
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn empty_lists_and_404_are_empty() {
+    for empty_is_404 in [true, false] {
+        let sim = start(FusionSimConfig {
+            empty_is_404,
+            ..FusionSimConfig::default()
+        })
+        .await;
+        let out = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+            .await
+            .unwrap();
+        assert!(out.entries.is_empty() && out.rejected.is_empty());
+        let mut cfg = config(&sim, login(&sim), rule("Teams", &[]));
+        cfg.feed = FusionFeed::Ranges {
+            path: "groups/{group_uuid}/number_ranges".into(),
+        };
+        let out = fetch(cfg).await.unwrap();
+        assert!(out.entries.is_empty() && out.rejected.is_empty());
+        assert_clean(&sim);
+    }
+}
+
+#[tokio::test]
+async fn a_404_on_a_later_page_is_a_broken_chain_not_an_empty_list() {
+    let sim = start(FusionSimConfig::default()).await;
+    sim.state().add_numbers(3220000000, 6, "acme");
+    sim.state().break_chain_at = Some(2);
+    let mut cfg = config(&sim, login(&sim), rule("Teams", &[]));
+    cfg.page_size = Some(2);
+    let err = fetch(cfg).await.unwrap_err();
+    assert!(matches!(err, SourceError::Pagination { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert!(err.to_string().contains("page 3"), "{err}");
+    assert!(err.to_string().contains("error 1060"), "{err}");
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_fail_the_fetch() {
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    sim.state().faults.push_back(Fault::ServerError);
+    sim.state().faults.push_back(Fault::ServerErrorText);
+    let out = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap();
+    assert_eq!(out.entries.len(), 4);
+    assert_eq!(sim.state().list_requests, 3);
+
+    sim.state().sticky_fault = Some(Fault::ServerErrorText);
+    let err = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Server { status: 500, .. }),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert!(err.to_string().contains("database unavailable"), "{err}");
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn slow_answers_time_out() {
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    // One slow answer: the request times out, the retry succeeds.
+    sim.state()
+        .faults
+        .push_back(Fault::Delay(Duration::from_secs(2)));
+    let out = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap();
+    assert_eq!(out.entries.len(), 4);
+
+    // Always slow: the retries run out.
+    sim.state().sticky_fault = Some(Fault::Delay(Duration::from_secs(2)));
+    let err = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Http { .. }), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+
+    // The source's own timeout bounds the whole fetch.
+    let mut cfg = config(&sim, login(&sim), rule("Teams", &[]));
+    cfg.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = fetch(cfg).await.unwrap_err();
+    assert!(matches!(err, SourceError::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_garbage_body_fails_the_fetch() {
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    sim.state().faults.push_back(Fault::Garbage);
+    let err = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::BadBody { .. }), "{err}");
+    assert!(err.to_string().contains("502 Bad Gateway"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn too_many_requests_honours_retry_after() {
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    sim.state().faults.push_back(Fault::TooManyRequests {
+        retry_after_secs: 1,
+    });
+    let mut cfg = config(&sim, login(&sim), rule("Teams", &[]));
+    cfg.http.retry_budget = Duration::from_secs(3);
+    let started = Instant::now();
+    let out = fetch(cfg).await.unwrap();
+    assert_eq!(out.entries.len(), 4);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    // A Retry-After beyond the retry budget ends the fetch at once.
+    sim.state().sticky_fault = Some(Fault::TooManyRequests {
+        retry_after_secs: 30,
+    });
+    let started = Instant::now();
+    let err = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Server { status: 429, .. }),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn forbidden_is_fatal_with_the_fusion_error() {
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    sim.state().faults.push_back(Fault::Forbidden);
+    let err = fetch(config(&sim, login(&sim), rule("Teams", &[])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Refused { status: 403, .. }),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    assert!(err.to_string().contains("error 9002"), "{err}");
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn malformed_usages_are_rejected_one_by_one() {
+    let sim = start(FusionSimConfig::default()).await;
+    {
+        let mut state = sim.state();
+        state.phone_usages = vec![
+            usage("+3225400010", "acme"),
+            usage("+32abc", "acme"),
+            usage("+1234567890123456", "acme"),
+            usage("", "acme"),
+            usage("+3225400011", ""),
+            usage("+3225400012", "a;b"),
+            usage("+3225400010", "acme"),
+            usage("+3225400010", "other"),
+            json!(42),
+            json!({"phoneNumber": 3225400013u64, "tenant": "acme"}),
+            usage("32 2 540 00 14", "acme"),
+        ];
+    }
+    let out = fetch(config(&sim, login(&sim), rule("Trunk={tenant}", &[])))
+        .await
+        .unwrap();
+    assert_eq!(
+        covered(&out),
+        [
+            "+3225400010 Trunk=acme",
+            "+3225400010 Trunk=other",
+            "+3225400014 Trunk=acme",
+        ]
+    );
+    let reasons: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
+    assert_eq!(out.rejected.len(), 7, "{reasons:#?}");
+    assert!(reasons[0].starts_with("phone_usage #2 number=\"+32abc\""));
+    assert!(reasons[0].contains("'a' at position 3"), "{}", reasons[0]);
+    assert!(reasons[1].contains("more than the 15"), "{}", reasons[1]);
+    assert!(reasons[2].contains("no phoneNumber"), "{}", reasons[2]);
+    assert!(reasons[3].contains("no tenant"), "{}", reasons[3]);
+    assert!(reasons[4].contains("contains ';'"), "{}", reasons[4]);
+    assert!(
+        reasons[5].starts_with("phone_usage #9 42"),
+        "{}",
+        reasons[5]
+    );
+    assert!(
+        reasons[6].contains("not a phone usage object"),
+        "{}",
+        reasons[6]
+    );
+    assert_clean(&sim);
+}
+
+fn range(id: u32, cc: &str, start: serde_json::Value, end: serde_json::Value) -> serde_json::Value {
+    json!({"id": id, "countryCode": cc, "rangeStart": start, "rangeEnd": end,
+           "numberType": "geographic", "nbAvailable": 0, "nbTotal": 100})
+}
+
+#[tokio::test]
+async fn number_ranges_with_integer_bounds() {
+    let sim = start(FusionSimConfig::default()).await;
+    sim.state().ranges = vec![
+        range(1, "32", json!(22001000u64), json!(22001099u64)),
+        range(2, "32", json!(3222002000u64), json!(3222002099u64)),
+        range(3, "+27", json!(102851500u64), json!(102851599u64)),
+        range(4, "32", json!(22001099u64), json!(22001000u64)),
+        range(5, "32", json!(22001000u64), json!(220010999u64)),
+        range(6, "32", json!("2200x000"), json!("22001099")),
+        range(
+            7,
+            "32",
+            json!(1234567890123456u64),
+            json!(1234567890123457u64),
+        ),
+        range(8, "32", json!(22000000u64), json!(22999999u64)),
+        range(9, "32", json!(22001000u64), json!(22001099u64)),
+        range(10, "32", json!(-5), json!(22001099u64)),
+        range(11, "32", json!("+3322003000"), json!("+3322003009")),
+    ];
+    let mut cfg = config(&sim, login(&sim), rule("Trunk=ranges", &[]));
+    cfg.feed = FusionFeed::Ranges {
+        path: "groups/{group_uuid}/number_ranges".into(),
+    };
+    cfg.limits = ItemLimits {
+        max_range_size: 10_000,
+        ..ItemLimits::default()
+    };
+    let out = fetch(cfg.clone()).await.unwrap();
+    assert_eq!(
+        covered(&out),
+        [
+            "+3222001000..+3222001099 Trunk=ranges",
+            "+3222002000..+3222002099 Trunk=ranges",
+            "+27102851500..+27102851599 Trunk=ranges",
+            "+3322003000..+3322003009 Trunk=ranges",
+        ]
+    );
+    let reasons: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
+    assert_eq!(out.rejected.len(), 6, "{reasons:#?}");
+    assert!(reasons[0].starts_with("range #4 id=4"), "{}", reasons[0]);
+    assert!(reasons[0].contains("after its end"), "{}", reasons[0]);
+    assert!(
+        reasons[1].contains("different digit counts"),
+        "{}",
+        reasons[1]
+    );
+    assert!(reasons[2].contains("'x'"), "{}", reasons[2]);
+    assert!(reasons[3].contains("more than the 15"), "{}", reasons[3]);
+    assert!(
+        reasons[4].contains("larger than max_range_size"),
+        "{}",
+        reasons[4]
+    );
+    assert!(
+        reasons[5].contains("not a positive integer"),
+        "{}",
+        reasons[5]
+    );
+    assert_clean(&sim);
+
+    // The object form, paginated.
+    {
+        let mut state = sim.state();
+        state.ranges_form = RangesForm::Object("ranges".into());
+        state.ranges.truncate(3);
+    }
+    cfg.page_size = Some(2);
+    let before = sim.state().list_requests;
+    let out = fetch(cfg.clone()).await.unwrap();
+    assert_eq!(out.entries.len(), 3);
+    assert_eq!(sim.state().list_requests - before, 2);
+    // Another list field name works when it is the only list.
+    sim.state().ranges_form = RangesForm::Object("numberRanges".into());
+    assert_eq!(fetch(cfg).await.unwrap().entries.len(), 3);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_range_feed_needs_a_fixed_tag() {
+    let sim = start(FusionSimConfig::default()).await;
+    let mut cfg = config(&sim, login(&sim), rule("Trunk={tenant}", &[]));
+    cfg.feed = FusionFeed::Ranges {
+        path: "groups/{group_uuid}/number_ranges".into(),
+    };
+    let err = FusionSource::new(cfg).unwrap_err();
+    assert!(matches!(err, SourceError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("fixed"), "{err}");
+}
+
+#[tokio::test]
+async fn an_answer_past_the_body_cap_fails() {
+    let sim = start(FusionSimConfig::default()).await;
+    sim.state().add_numbers(3220000000, 100, "acme");
+    let mut cfg = config(&sim, login(&sim), rule("Teams", &[]));
+    cfg.http.max_body = 1024;
+    let err = fetch(cfg).await.unwrap_err();
+    assert!(
+        matches!(err, SourceError::TooLarge { max: 1024, .. }),
+        "{err}"
+    );
+    assert_clean(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "performance figure: cargo test --release -- --ignored fetch_1m --nocapture"]
+async fn fetch_1m_numbers() {
+    let sim = start(FusionSimConfig::default()).await;
+    sim.state().add_numbers(3220000000, 1_000_000, "acme");
+    for page_size in [None, Some(100_000)] {
+        let mut cfg = config(&sim, login(&sim), rule("Trunk={tenant}", &[]));
+        cfg.page_size = page_size;
+        cfg.http.request_timeout = Duration::from_secs(120);
+        cfg.http.max_body = 512 * 1024 * 1024;
+        cfg.timeout = Duration::from_secs(300);
+        let started = Instant::now();
+        let out = fetch(cfg).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(out.entries.len(), 1_000_000);
+        assert!(out.rejected.is_empty());
+        println!(
+            "fusion: fetched and parsed 1,000,000 numbers (page_size {page_size:?}) in {took:.2?}"
+        );
+    }
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    let sim = start(FusionSimConfig::default()).await;
+    let mut cfg = config(&sim, login(&sim), rule("Teams", &[]));
+    drop(sim);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    cfg.url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let err = fetch(cfg).await.unwrap_err();
+    assert!(matches!(err, SourceError::Http { .. }), "{err}");
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+}
