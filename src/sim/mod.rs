@@ -2,6 +2,7 @@
 //! REST API today; the upstreams (Fusion, APIO, Live Platform) join them. Used by the tests,
 //! by `dialsync demo` and by `dialsync sim` for staging.
 
+pub mod apio;
 pub mod fusion;
 pub mod livecloud;
 pub mod sbc;

@@ -54,12 +54,16 @@ pub enum Auth<'a> {
     None,
     /// `Authorization: Bearer <token>`, marked sensitive.
     Bearer(&'a Secret),
+    /// `Cookie: <name>=<value>`, marked sensitive (a gateway session such as APIO's).
+    Cookie(&'static str, &'a Secret),
 }
 
 /// An answer that was not retried away: its status and whole body.
 #[derive(Debug)]
 pub struct HttpAnswer {
     pub status: StatusCode,
+    /// The answer's headers (a login's `Set-Cookie`, say).
+    pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -86,6 +90,9 @@ impl SourceHttp {
             .user_agent(USER_AGENT)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            // An API that redirects is misconfigured (a missing trailing slash, a moved host):
+            // the 3xx is an answer to report, not a hop to follow silently.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SourceError::Client {
                 source_name: source_name.to_string(),
@@ -169,13 +176,24 @@ impl SourceHttp {
             let failure = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
+                    let headers = response.headers().clone();
                     let wait = retry_after(&response);
                     let transient =
                         status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     match self.read_body(response).await {
-                        Ok(body) if !transient => return Ok(HttpAnswer { status, body }),
+                        Ok(body) if !transient => {
+                            return Ok(HttpAnswer {
+                                status,
+                                headers,
+                                body,
+                            })
+                        }
                         Ok(body) => {
-                            let answer = HttpAnswer { status, body };
+                            let answer = HttpAnswer {
+                                status,
+                                headers,
+                                body,
+                            };
                             (String::new(), wait, Some(answer))
                         }
                         Err(BodyError::TooLarge) => {
@@ -253,6 +271,15 @@ fn with_auth(request: RequestBuilder, auth: Auth<'_>) -> RequestBuilder {
             // the problem without showing the token.
             Err(_) => request,
         },
+        Auth::Cookie(name, value) => {
+            match HeaderValue::from_str(&format!("{name}={}", value.expose())) {
+                Ok(mut header) => {
+                    header.set_sensitive(true);
+                    request.header(reqwest::header::COOKIE, header)
+                }
+                Err(_) => request,
+            }
+        }
     }
 }
 

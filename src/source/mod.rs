@@ -1,6 +1,7 @@
 //! Upstream sources of desired state. Each source turns its upstream's items into [`Entry`]s
 //! and rejects bad items one by one with a reason, so one typo never costs the other numbers.
 
+pub mod apio;
 pub mod file;
 pub mod fusion;
 pub mod http;

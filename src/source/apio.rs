@@ -1,0 +1,611 @@
+//! The Netaxis APIO source (DESIGN.md §5.4): the Immediate Trunking Connectivity (ITC) numbers
+//! and prefixes of each configured tenant/group, read from the APIO gateway.
+//!
+//! Authentication is either an APIO core JWT (`POST {url}/api/v01/auth/login`, Bearer; the
+//! gateway's paths are proxied under a configurable prefix such as `/api/v01/p1`, which takes
+//! the place of the gateway's own `/api/v1`), or a session on the gateway itself
+//! (`POST {url}/api/v1/login/`, whose `sessionid` cookie is sent back on every request). On a
+//! 401 (or a 403 for a session) the source logs in again once per request: never a loop.
+//! Every gateway URL ends with `/`.
+//!
+//! Assumption kept in this file (DESIGN.md §3): a prefix `+CC-digits` is country code `CC`
+//! followed by `digits`; the dash is only a separator. A prefix with an extension range is the
+//! closed set `prefix || [start..end]`; without one it is an open prefix.
+//!
+//! Items are checked one by one: a bad number, prefix or tag rejects that item with a reason
+//! naming tenant, group and item, and the rest still counts. A failure of the fetch itself (an
+//! error answer, 207 partial success, a body that is not the documented JSON) fails the whole
+//! fetch, so the agent falls back on the last good snapshot. A 404 on an ITC endpoint means
+//! "service not assigned to this group": an empty set for that group.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::SET_COOKIE;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::http::{warn_if_plain_http, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::secret::Secret;
+use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::{ItemLimits, Rejected, SourceEntries, SourceError};
+use crate::dialplan::rule::Tag;
+use crate::number::{Number, NumberRange, OpenPrefix};
+use crate::resolve::{Coverage, Entry, Provenance};
+use crate::sink::retry::truncate;
+
+/// The fields an APIO tag template may use.
+pub const TAG_FIELDS: &[&str] = &["tenant", "group"];
+
+/// The name of the gateway's session cookie.
+pub const SESSION_COOKIE: &str = "sessionid";
+
+/// Parses an APIO tag template (`Trunk={tenant}`), accepting only [`TAG_FIELDS`].
+pub fn parse_template(text: &str) -> Result<TagTemplate, TemplateError> {
+    TagTemplate::parse(text, TAG_FIELDS)
+}
+
+/// How the source authenticates.
+#[derive(Clone, Debug)]
+pub enum ApioAuth {
+    /// APIO core JWT; gateway paths under `proxy_prefix` (e.g. `/api/v01/p1`).
+    Jwt {
+        username: String,
+        password: Secret,
+        proxy_prefix: String,
+    },
+    /// A session on the gateway (`/api/v1/login/`, `sessionid` cookie).
+    Session { username: String, password: Secret },
+}
+
+/// One configured `(tenant, group, tag)`.
+#[derive(Clone, Debug)]
+pub struct ApioGroup {
+    pub tenant: String,
+    pub group: String,
+    /// The group's tag: a template over `tenant` and `group`, overrides keyed by tenant.
+    pub tags: TagRule,
+}
+
+/// One `[[sources]]` entry of kind `apio`, resolved (secrets read, templates parsed).
+#[derive(Clone, Debug)]
+pub struct ApioConfig {
+    pub name: String,
+    /// The APIO host, e.g. `https://apio.example.net`.
+    pub url: String,
+    pub auth: ApioAuth,
+    pub groups: Vec<ApioGroup>,
+    /// Keep entries whose `active` is false.
+    pub include_inactive: bool,
+    pub limits: ItemLimits,
+    /// The whole fetch, every group and retry included.
+    pub timeout: Duration,
+    pub http: HttpConfig,
+}
+
+impl ApioConfig {
+    /// A configuration with the defaults for everything but the identity of the groups.
+    pub fn new(name: &str, url: &str, auth: ApioAuth, groups: Vec<ApioGroup>) -> ApioConfig {
+        ApioConfig {
+            name: name.to_string(),
+            url: url.to_string(),
+            auth,
+            groups,
+            include_inactive: false,
+            limits: ItemLimits::default(),
+            timeout: Duration::from_secs(30),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// An APIO source. Keeps its token or session between fetches.
+pub struct ApioSource {
+    config: ApioConfig,
+    http: SourceHttp,
+    origin: String,
+    /// The gateway's base: `{url}{proxy_prefix}` or `{url}/api/v1`.
+    gateway: String,
+    /// The JWT or the session id.
+    credential: Option<Secret>,
+}
+
+impl fmt::Debug for ApioSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApioSource")
+            .field("name", &self.config.name)
+            .field("gateway", &self.gateway)
+            .field("groups", &self.config.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApioSource {
+    /// Checks the configuration and builds the client (no request is sent yet).
+    pub fn new(config: ApioConfig) -> Result<ApioSource, SourceError> {
+        let origin = config.url.trim_end_matches('/').to_string();
+        if reqwest::Url::parse(&origin).is_err() || !config.url.contains("://") {
+            return Err(SourceError::BadUrl {
+                source_name: config.name.clone(),
+                url: config.url.clone(),
+                reason: "not an absolute http(s) URL".into(),
+            });
+        }
+        warn_if_plain_http(&config.name, &config.url);
+        let gateway = match &config.auth {
+            ApioAuth::Jwt { proxy_prefix, .. } => {
+                let prefix = proxy_prefix.trim_matches('/');
+                if prefix.is_empty() {
+                    return Err(SourceError::Config {
+                        source_name: config.name.clone(),
+                        message: "auth = \"jwt\" needs proxy_prefix (where APIO core proxies \
+                                  the gateway, e.g. \"/api/v01/p1\")"
+                            .into(),
+                    });
+                }
+                format!("{origin}/{prefix}")
+            }
+            ApioAuth::Session { .. } => format!("{origin}/api/v1"),
+        };
+        let http = SourceHttp::new(&config.name, config.http.clone())?;
+        Ok(ApioSource {
+            config,
+            http,
+            origin,
+            gateway,
+            credential: None,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Reads the ITC numbers and prefixes of every configured group within `timeout`.
+    pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.fetch_all()).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Timeout {
+                source_name: self.config.name.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
+        let mut parser = Parser::new(&self.config);
+        for index in 0..self.config.groups.len() {
+            let group = self.config.groups[index].clone();
+            let base = format!(
+                "{}/tenant/{}/group/{}/services/immediate_trunking_connectivity",
+                self.gateway,
+                encode(&group.tenant),
+                encode(&group.group)
+            );
+            for list in [List::Numbers, List::Prefixes] {
+                let url = format!("{base}/{}/", list.key());
+                let answer = self.get_authorised(&url).await?;
+                if answer.status == StatusCode::NOT_FOUND {
+                    // The service is not assigned to this group: nothing to route for it.
+                    continue;
+                }
+                if answer.status != StatusCode::OK {
+                    return Err(self.refused(&url, &answer));
+                }
+                let body: Value = self.http.json(&url, &answer)?;
+                drop(answer);
+                let items = match body {
+                    Value::Object(mut object) => match object.remove(list.key()) {
+                        Some(Value::Array(items)) => items,
+                        _ => {
+                            return Err(SourceError::BadBody {
+                                source_name: self.config.name.clone(),
+                                url,
+                                reason: format!("no {} list", list.key()),
+                            })
+                        }
+                    },
+                    other => {
+                        return Err(SourceError::BadBody {
+                            source_name: self.config.name.clone(),
+                            url,
+                            reason: format!(
+                                "expected an object, found {}",
+                                truncate(&other.to_string())
+                            ),
+                        })
+                    }
+                };
+                parser.items(&group, list, items);
+            }
+        }
+        Ok(parser.out)
+    }
+
+    /// `GET url` with a valid credential: logs in first if needed; on 401 (or 403 for a
+    /// session) logs in again once, then gives up.
+    async fn get_authorised(&mut self, url: &str) -> Result<HttpAnswer, SourceError> {
+        if self.credential.is_none() {
+            self.credential = Some(self.login().await?);
+        }
+        let mut relogged = false;
+        loop {
+            let credential = self.credential.clone();
+            let answer = self.get(url, credential.as_ref()).await?;
+            let refused = answer.status == StatusCode::UNAUTHORIZED
+                || (self.is_session() && answer.status == StatusCode::FORBIDDEN);
+            if !refused {
+                return Ok(answer);
+            }
+            if !relogged {
+                relogged = true;
+                self.credential = None;
+                self.credential = Some(self.login().await?);
+                continue;
+            }
+            self.credential = None;
+            return Err(self.unauthorized(&format!(
+                "{url} refused a fresh login ({})",
+                error_message(&answer)
+            )));
+        }
+    }
+
+    async fn get(&self, url: &str, credential: Option<&Secret>) -> Result<HttpAnswer, SourceError> {
+        let auth = match (self.is_session(), credential) {
+            (true, Some(session)) => Auth::Cookie(SESSION_COOKIE, session),
+            (false, Some(token)) => Auth::Bearer(token),
+            (_, None) => Auth::None,
+        };
+        self.http.get(url, auth).await
+    }
+
+    fn is_session(&self) -> bool {
+        matches!(self.config.auth, ApioAuth::Session { .. })
+    }
+
+    async fn login(&self) -> Result<Secret, SourceError> {
+        let (username, password) = match &self.config.auth {
+            ApioAuth::Jwt {
+                username, password, ..
+            }
+            | ApioAuth::Session { username, password } => (username, password),
+        };
+        let body = serde_json::json!({"username": username, "password": password.expose()});
+        let url = if self.is_session() {
+            format!("{}/api/v1/login/", self.origin)
+        } else {
+            format!("{}/api/v01/auth/login", self.origin)
+        };
+        let answer = self.http.post_json(&url, &body, Auth::None).await?;
+        if answer.status == StatusCode::UNAUTHORIZED || answer.status == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized(&format!(
+                "login as {username:?} refused: {}",
+                error_message(&answer)
+            )));
+        }
+        if !answer.status.is_success() {
+            let mut error = self.refused(&url, &answer);
+            if let SourceError::Refused { method, .. } = &mut error {
+                *method = "POST";
+            }
+            return Err(error);
+        }
+        if self.is_session() {
+            return session_cookie(&answer.headers).ok_or_else(|| SourceError::BadBody {
+                source_name: self.config.name.clone(),
+                url: url.clone(),
+                reason: format!("the login answer set no {SESSION_COOKIE} cookie"),
+            });
+        }
+        let value: Value = self.http.json(&url, &answer)?;
+        value
+            .get("access_token")
+            .or_else(|| value.get("token"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| SourceError::BadBody {
+                source_name: self.config.name.clone(),
+                url,
+                reason: "no access_token in the login answer".into(),
+            })
+    }
+
+    fn unauthorized(&self, message: &str) -> SourceError {
+        SourceError::Unauthorized {
+            source_name: self.config.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn refused(&self, url: &str, answer: &HttpAnswer) -> SourceError {
+        let mut message = error_message(answer);
+        if answer.status == StatusCode::MULTI_STATUS {
+            message = format!("207 partial success counts as a failure: {message}");
+        }
+        SourceError::Refused {
+            source_name: self.config.name.clone(),
+            method: "GET",
+            url: url.to_string(),
+            status: answer.status.as_u16(),
+            message,
+        }
+    }
+}
+
+/// The `sessionid` an answer sets, if any.
+fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<Secret> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| Secret::new(value.trim_matches('"')))
+}
+
+/// The message of an APIO error body (`{"error":"..."}`, `{"error":{"message"|"reason"}}`,
+/// `{"detail":"..."}`), else the body itself (cut).
+pub fn error_message(answer: &HttpAnswer) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(&answer.body).ok();
+    let field = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o
+                .get("message")
+                .or_else(|| o.get("reason"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            _ => None,
+        }
+    };
+    match parsed
+        .as_ref()
+        .and_then(|v| v.get("error").or_else(|| v.get("detail")))
+        .and_then(field)
+    {
+        Some(message) => message,
+        None if answer.body.is_empty() => "empty body".to_string(),
+        None => answer.text(),
+    }
+}
+
+/// Percent-encodes one path segment (a tenant or group id).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum List {
+    Numbers,
+    Prefixes,
+}
+
+impl List {
+    fn key(self) -> &'static str {
+        match self {
+            List::Numbers => "numbers",
+            List::Prefixes => "prefixes",
+        }
+    }
+}
+
+/// A text field that may be absent, null or an empty string (all "not given").
+fn text<'a>(item: &'a Value, key: &str) -> Result<Option<&'a str>, String> {
+    match item.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim())),
+        Some(other) => Err(format!("{key} {other} is not a string")),
+    }
+}
+
+/// `active`: a boolean (or "true"/"false"); absent, null or "" counts as active, so a field
+/// the gateway left out never deletes a working route.
+fn active(item: &Value) -> Result<bool, String> {
+    match item.get("active") {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "" | "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("active {s:?} is not a boolean")),
+        },
+        Some(other) => Err(format!("active {other} is not a boolean")),
+    }
+}
+
+/// `+CC-digits` (country code, dash separator, digits) or plain `+digits`, as an E.164 digit
+/// string with its `+`.
+fn prefix_digits(text: &str) -> Result<String, String> {
+    let bare = text.trim().trim_start_matches('+');
+    let (cc, rest) = bare.split_once('-').unwrap_or(("", bare));
+    if !cc.is_empty() && (cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!("prefix {text:?}: {cc:?} is not a country code"));
+    }
+    let rest: String = rest.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    if let Some(bad) = rest.chars().find(|c| !c.is_ascii_digit()) {
+        return Err(format!("prefix {text:?}: '{bad}' is not a digit"));
+    }
+    Ok(format!("+{cc}{rest}"))
+}
+
+/// Turns items into entries, rejecting bad ones and collapsing exact duplicates.
+struct Parser {
+    name: String,
+    limits: ItemLimits,
+    include_inactive: bool,
+    seen: HashSet<(Coverage, Tag)>,
+    out: SourceEntries,
+}
+
+impl Parser {
+    fn new(config: &ApioConfig) -> Parser {
+        Parser {
+            name: config.name.clone(),
+            limits: config.limits,
+            include_inactive: config.include_inactive,
+            seen: HashSet::new(),
+            out: SourceEntries::default(),
+        }
+    }
+
+    fn items(&mut self, group: &ApioGroup, list: List, items: Vec<Value>) {
+        for (index, item) in items.iter().enumerate() {
+            let what = match list {
+                List::Numbers => format!(
+                    "min={:?} max={:?}",
+                    item.get("minPhoneNumber")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                    item.get("maxPhoneNumber")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ),
+                List::Prefixes => format!(
+                    "prefix={:?}",
+                    item.get("prefix").and_then(Value::as_str).unwrap_or("")
+                ),
+            };
+            let label = format!(
+                "tenant={} group={} {} #{} {what}",
+                group.tenant,
+                group.group,
+                list.key(),
+                index + 1
+            );
+            let result = match self.wanted(item) {
+                Ok(false) => continue,
+                Ok(true) => match list {
+                    List::Numbers => self.number(item),
+                    List::Prefixes => self.prefix(item),
+                },
+                Err(reason) => Err(reason),
+            };
+            let result = result.and_then(|coverage| {
+                let field = |name: &str| match name {
+                    "tenant" => Some(group.tenant.as_str()),
+                    "group" => Some(group.group.as_str()),
+                    _ => None,
+                };
+                let tag =
+                    group
+                        .tags
+                        .tag_for(Some(&group.tenant), field, self.limits.max_tag_len)?;
+                Ok((coverage, tag))
+            });
+            self.push(label, result);
+        }
+    }
+
+    fn push(&mut self, item: String, result: Result<(Coverage, Tag), String>) {
+        match result {
+            Ok((coverage, tag)) => {
+                if self.seen.insert((coverage, tag.clone())) {
+                    self.out.entries.push(Entry {
+                        coverage,
+                        tag,
+                        provenance: Provenance {
+                            source: self.name.clone(),
+                            item,
+                        },
+                    });
+                }
+            }
+            Err(reason) => self.out.rejected.push(Rejected { item, reason }),
+        }
+    }
+
+    /// Whether the item is wanted (`active`, or any with `include_inactive`).
+    fn wanted(&self, item: &Value) -> Result<bool, String> {
+        if !item.is_object() {
+            return Err(format!("not an object: {}", truncate(&item.to_string())));
+        }
+        Ok(self.include_inactive || active(item)?)
+    }
+
+    fn number(&self, item: &Value) -> Result<Coverage, String> {
+        let min = text(item, "minPhoneNumber")?.ok_or("no minPhoneNumber")?;
+        let max = text(item, "maxPhoneNumber")?;
+        let lo = Number::parse(min).map_err(|e| format!("minPhoneNumber {min:?}: {e}"))?;
+        let hi = match max {
+            None => lo,
+            Some(max) => Number::parse(max).map_err(|e| format!("maxPhoneNumber {max:?}: {e}"))?,
+        };
+        let range = NumberRange::new(lo, hi, self.limits.max_range_size)
+            .map_err(|e| format!("range {min}..{}: {e}", max.unwrap_or(min)))?;
+        Ok(Coverage::Range(range))
+    }
+
+    fn prefix(&self, item: &Value) -> Result<Coverage, String> {
+        let raw = text(item, "prefix")?.ok_or("no prefix")?;
+        let digits = prefix_digits(raw)?;
+        let start = text(item, "extensionRangeStart")?;
+        let end = text(item, "extensionRangeEnd")?;
+        match (start, end) {
+            (None, None) => {
+                let prefix =
+                    OpenPrefix::parse(&digits).map_err(|e| format!("prefix {raw:?}: {e}"))?;
+                Ok(Coverage::Prefix(prefix))
+            }
+            (Some(start), Some(end)) => {
+                for (key, value) in [("extensionRangeStart", start), ("extensionRangeEnd", end)] {
+                    if !value.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(format!("{key} {value:?} is not digits"));
+                    }
+                }
+                if start.len() != end.len() {
+                    return Err(format!(
+                        "extension range {start}..{end}: ends of different widths ({} and {} \
+                         digits)",
+                        start.len(),
+                        end.len()
+                    ));
+                }
+                let lo_text = format!("{digits}{start}");
+                let hi_text = format!("{digits}{end}");
+                let lo = Number::parse(&lo_text).map_err(|e| format!("{lo_text}: {e}"))?;
+                let hi = Number::parse(&hi_text).map_err(|e| format!("{hi_text}: {e}"))?;
+                let range = NumberRange::new(lo, hi, self.limits.max_range_size)
+                    .map_err(|e| format!("prefix {raw:?} extensions {start}..{end}: {e}"))?;
+                Ok(Coverage::Range(range))
+            }
+            (Some(_), None) => Err("extensionRangeStart without extensionRangeEnd".into()),
+            (None, Some(_)) => Err("extensionRangeEnd without extensionRangeStart".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_with_a_dash_are_country_code_then_digits() {
+        assert_eq!(prefix_digits("+32-01").unwrap(), "+3201");
+        assert_eq!(prefix_digits("+3201").unwrap(), "+3201");
+        assert_eq!(prefix_digits("32-2-61").unwrap(), "+32261");
+        assert!(prefix_digits("+32-0a").is_err());
+        assert!(prefix_digits("+3244-01").is_err());
+    }
+
+    #[test]
+    fn active_defaults_to_true_when_not_given() {
+        assert!(active(&serde_json::json!({})).unwrap());
+        assert!(active(&serde_json::json!({"active": ""})).unwrap());
+        assert!(!active(&serde_json::json!({"active": false})).unwrap());
+        assert!(active(&serde_json::json!({"active": 3})).is_err());
+    }
+}
