@@ -291,3 +291,30 @@ async fn injected_faults() {
         ["GET /api/v1/files/ini: no such endpoint"]
     );
 }
+
+#[tokio::test]
+async fn dropping_the_emulator_stops_its_server() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    let url = format!("{}/api/v1/status", sim.url());
+    let up = client().get(&url).send().await.expect("served");
+    assert_eq!(up.status(), StatusCode::UNAUTHORIZED);
+    drop(sim);
+    // Shutdown is asynchronous: give it a moment, then a new connection must be refused.
+    let mut refused = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let fresh = Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        if fresh.get(&url).send().await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "the server still answers after the emulator was dropped"
+    );
+}

@@ -27,6 +27,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::lock;
+
 const ITC: &str = "services/immediate_trunking_connectivity";
 
 /// Who may call and where the gateway is proxied.
@@ -160,7 +162,8 @@ pub struct ApioSim {
     addr: SocketAddr,
     config: Arc<ApioSimConfig>,
     state: Arc<Mutex<ApioState>>,
-    stop: Option<oneshot::Sender<()>>,
+    /// Dropping it (with the emulator) stops the server.
+    _stop: oneshot::Sender<()>,
 }
 
 #[derive(Clone)]
@@ -186,7 +189,7 @@ impl ApioSim {
             addr,
             config,
             state,
-            stop: Some(stop),
+            _stop: stop,
         })
     }
 
@@ -206,20 +209,6 @@ impl ApioSim {
     pub fn state(&self) -> MutexGuard<'_, ApioState> {
         lock(&self.state)
     }
-}
-
-impl Drop for ApioSim {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn lock(state: &Mutex<ApioState>) -> MutexGuard<'_, ApioState> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

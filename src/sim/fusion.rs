@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::lock;
+
 /// Who may call and where the group lives.
 #[derive(Clone, Debug)]
 pub struct FusionSimConfig {
@@ -162,7 +164,8 @@ pub struct FusionSim {
     addr: SocketAddr,
     config: Arc<FusionSimConfig>,
     state: Arc<Mutex<FusionState>>,
-    stop: Option<oneshot::Sender<()>>,
+    /// Dropping it (with the emulator) stops the server.
+    _stop: oneshot::Sender<()>,
 }
 
 #[derive(Clone)]
@@ -222,7 +225,7 @@ impl FusionSim {
             addr,
             config,
             state,
-            stop: Some(stop),
+            _stop: stop,
         })
     }
 
@@ -242,20 +245,6 @@ impl FusionSim {
     pub fn state(&self) -> MutexGuard<'_, FusionState> {
         lock(&self.state)
     }
-}
-
-impl Drop for FusionSim {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn lock(state: &Mutex<FusionState>) -> MutexGuard<'_, FusionState> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `{"error":{"code":N,"reason":"..."}}`.

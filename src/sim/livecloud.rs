@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::lock;
 use crate::dialplan::rule::{parse_prefix, validate_name, Tag, DEFAULT_MAX_TAG_LEN};
 
 /// The token endpoint's path on the emulator.
@@ -126,7 +127,8 @@ pub struct LiveCloudSim {
     addr: SocketAddr,
     config: Arc<LiveSimConfig>,
     state: Arc<Mutex<LiveState>>,
-    stop: Option<oneshot::Sender<()>>,
+    /// Dropping it (with the emulator) stops the server.
+    _stop: oneshot::Sender<()>,
 }
 
 #[derive(Clone)]
@@ -166,7 +168,7 @@ impl LiveCloudSim {
             addr,
             config,
             state,
-            stop: Some(stop),
+            _stop: stop,
         })
     }
 
@@ -191,20 +193,6 @@ impl LiveCloudSim {
     pub fn state(&self) -> MutexGuard<'_, LiveState> {
         lock(&self.state)
     }
-}
-
-impl Drop for LiveCloudSim {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn lock(state: &Mutex<LiveState>) -> MutexGuard<'_, LiveState> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// An RFC 7807 problem-details answer.

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// Serves `app` on `listener` in the background until the returned sender is dropped or
-/// fired: each emulator keeps it and stops its server when dropped.
+/// fired: each emulator keeps it as a field, so dropping the emulator stops its server.
 pub(crate) fn serve(listener: TcpListener, app: axum::Router) -> oneshot::Sender<()> {
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -22,4 +22,13 @@ pub(crate) fn serve(listener: TcpListener, app: axum::Router) -> oneshot::Sender
             .await;
     });
     stop
+}
+
+/// The emulator's state behind its lock. A panic while holding it only happens in a failing
+/// test (or on purpose, to drop a connection), and the state is still the best evidence of what
+/// happened: read through the poison.
+pub(crate) fn lock<T>(state: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -25,6 +25,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::lock;
 use crate::dialplan::pattern::{best_match, Pattern};
 use crate::dialplan::rule::{parse_prefix, validate_name, Tag};
 use crate::sink::cli_script::{self, Command, DialPlanRuleText, DialPlanText, DialPlans};
@@ -203,7 +204,8 @@ impl SbcState {
 pub struct SbcSim {
     addr: SocketAddr,
     state: Arc<Mutex<SbcState>>,
-    stop: Option<oneshot::Sender<()>>,
+    /// Dropping it (with the emulator) stops the server.
+    _stop: oneshot::Sender<()>,
 }
 
 #[derive(Clone)]
@@ -237,7 +239,7 @@ impl SbcSim {
         Ok(SbcSim {
             addr,
             state,
-            stop: Some(stop),
+            _stop: stop,
         })
     }
 
@@ -258,20 +260,6 @@ impl SbcSim {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-impl Drop for SbcSim {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn lock(state: &Mutex<SbcState>) -> MutexGuard<'_, SbcState> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Why the device refuses a caller.
