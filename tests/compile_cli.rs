@@ -15,12 +15,15 @@ fn run(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start dialsync");
-    child
+    let written = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write csv");
+        .write_all(input.as_bytes());
+    // A usage error exits before reading standard input: a broken pipe is then expected.
+    if let Err(e) = written {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write csv: {e}");
+    }
     child.wait_with_output().expect("wait for dialsync")
 }
 
