@@ -52,6 +52,19 @@ impl LiveRule {
     }
 }
 
+/// The v3 number list's path.
+pub const NUMBERS_PATH: &str = "/api/v3/oc/numbers";
+
+/// One number as the v3 number list gives it.
+pub fn live_number(telephone: &str, tenant: &str, status: &str) -> serde_json::Value {
+    json!({
+        "telephoneNumber": telephone,
+        "tenantId": tenant,
+        "acquiredNumberStatus": status,
+        "numberType": "DID",
+    })
+}
+
 /// Who may call and which dial plan exists.
 #[derive(Clone, Debug)]
 pub struct LiveSimConfig {
@@ -111,6 +124,21 @@ pub struct LiveState {
     /// Fault injection: the next this many valid PATCHes apply, then answer 503 (a lost
     /// answer: the client cannot tell the PATCH landed).
     pub lose_next_answers: usize,
+    /// The v3 number list: tenant (`msTenantId`) -> its numbers, as JSON objects
+    /// (`telephoneNumber`, `tenantId`, `acquiredNumberStatus`, ...) served as they are, so a
+    /// test can put malformed items in. A tenant not listed has no numbers.
+    pub numbers: HashMap<String, Vec<serde_json::Value>>,
+    /// Number-list pages answered 200.
+    pub number_pages: usize,
+    /// Fault injection: `totalPages` claims this many pages more than there are (the
+    /// extra pages answer with empty `data`): a page chain that ends early.
+    pub numbers_extra_pages: usize,
+    /// Fault injection: once this many number pages have been answered, every token is
+    /// revoked (a token that dies in the middle of a paginated fetch); fires once.
+    pub revoke_tokens_after_pages: Option<usize>,
+    /// Fault injection: the page with this number loses its last item while `totalPages`
+    /// and `totalRecords` still count it (a truncated page).
+    pub truncate_number_page: Option<usize>,
     /// Per client: when its counted requests arrived, oldest first.
     window: HashMap<String, VecDeque<Instant>>,
 }
@@ -161,6 +189,7 @@ impl LiveCloudSim {
                 "/api/v2/customer/{customer}/sitelocation/{site}/dialplan/{plan}",
                 get(read_plan).patch(patch_plan).fallback(unexpected),
             )
+            .route(NUMBERS_PATH, get(list_numbers).fallback(unexpected))
             .fallback(unexpected)
             .with_state(shared);
         let stop = super::serve(listener, app);
@@ -279,6 +308,88 @@ async fn token(State(shared): State<Shared>, Form(form): Form<TokenRequest>) -> 
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": config.token_lifetime.as_secs_f64().ceil() as u64,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NumbersQuery {
+    ms_tenant_id: Option<String>,
+    page_number: Option<String>,
+    page_size: Option<String>,
+}
+
+/// `GET /api/v3/oc/numbers?msTenantId=..&pageNumber=..&pageSize=..`: one page of a tenant's
+/// numbers, pages numbered from one. A valid Bearer token is required; the number list is not
+/// counted against the dial-plan rate limit. A missing or non-numeric parameter is a 400 and
+/// is recorded as unexpected.
+async fn list_numbers(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Query(query): axum::extract::Query<NumbersQuery>,
+) -> Response {
+    let mut state = lock(&shared.state);
+    let now = Instant::now();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let valid = bearer
+        .and_then(|token| state.tokens.get(token))
+        .is_some_and(|(_, expiry)| *expiry > now);
+    if !valid {
+        state.unauthorized += 1;
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "missing, unknown or expired bearer token",
+        );
+    }
+    let parsed = (|| {
+        let tenant = query.ms_tenant_id.filter(|t| !t.is_empty())?;
+        let page: usize = query.page_number?.parse().ok().filter(|&p| p >= 1)?;
+        let size: usize = query
+            .page_size?
+            .parse()
+            .ok()
+            .filter(|&s| (1..=1000).contains(&s))?;
+        Some((tenant, page, size))
+    })();
+    let Some((tenant, page, size)) = parsed else {
+        state
+            .unexpected
+            .push(format!("GET {}?{}", uri.path(), uri.query().unwrap_or("")));
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "msTenantId, pageNumber (>= 1) and pageSize (1..=1000) are required",
+        );
+    };
+    let all = state.numbers.get(&tenant).cloned().unwrap_or_default();
+    let real_pages = all.len().div_ceil(size);
+    let total_pages = real_pages + state.numbers_extra_pages;
+    let mut data: Vec<serde_json::Value> = all
+        .iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .cloned()
+        .collect();
+    if state.truncate_number_page == Some(page) {
+        data.pop();
+    }
+    state.number_pages += 1;
+    if state.revoke_tokens_after_pages == Some(state.number_pages) {
+        state.revoke_tokens_after_pages = None;
+        state.revoke_tokens();
+    }
+    Json(json!({
+        "currentPage": page,
+        "pageSize": size,
+        "totalPages": total_pages,
+        "totalRecords": all.len(),
+        "data": data,
     }))
     .into_response()
 }

@@ -36,6 +36,8 @@ use super::retry::{retry_after, truncate, Backoff};
 use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
 use crate::plan::{Op, Plan, Route};
 use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
+use crate::source::oauth::{ClientCredentials, OAuthError, TokenCache};
+use crate::source::secret::Secret;
 use crate::store::{OpState, PlanId, Store};
 
 /// The `[sbc]` settings for `sbc.kind = "livecloud"`.
@@ -146,13 +148,6 @@ struct PatchDto<'a> {
     remove: Vec<RuleDto>,
 }
 
-#[derive(Deserialize)]
-struct TokenDto {
-    access_token: String,
-    token_type: String,
-    expires_in: u64,
-}
-
 /// One attempt's failure, by what it says about whether the request landed.
 enum Attempt {
     /// Certainly not acted on (429, connection never made, a token that could not be had).
@@ -180,23 +175,15 @@ enum BatchOutcome {
     },
 }
 
-/// A cached access token.
-struct CachedToken {
-    value: String,
-    /// Shortly before the platform's expiry: it is renewed from then on.
-    renew_at: Instant,
-}
-
 /// The sink for one Live Platform dial plan.
 pub struct LiveCloudSink {
     config: LiveCloudConfig,
     plan_url: String,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    tokens: TokenCache,
     /// When each of the recent API requests was answered, oldest first.
     sent: Mutex<VecDeque<Instant>>,
     requests: AtomicUsize,
-    tokens_fetched: AtomicUsize,
 }
 
 impl fmt::Debug for LiveCloudSink {
@@ -259,14 +246,19 @@ impl LiveCloudSink {
             config.site_location_id,
             config.dial_plan_id
         );
+        let tokens = TokenCache::new(ClientCredentials {
+            token_url: config.token_url.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: Secret::new(config.client_secret.clone()),
+            scope: config.scope.clone(),
+        });
         Ok(LiveCloudSink {
             config,
             plan_url,
             client,
-            token: Mutex::new(None),
+            tokens,
             sent: Mutex::new(VecDeque::new()),
             requests: AtomicUsize::new(0),
-            tokens_fetched: AtomicUsize::new(0),
         })
     }
 
@@ -276,7 +268,7 @@ impl LiveCloudSink {
 
     /// Access tokens fetched so far.
     pub fn tokens_fetched(&self) -> usize {
-        self.tokens_fetched.load(Ordering::Relaxed)
+        self.tokens.fetched()
     }
 
     /// Reads the dial plan. Indexes are synthetic: each rule's position in `ruleDTO`.
@@ -576,99 +568,45 @@ impl LiveCloudSink {
         }
     }
 
-    /// A valid token: the cached one, or a fresh one when it is due for renewal (or `force`).
+    /// A valid token from the shared client-credentials cache (renewed early, or `force`).
     async fn token(&self, force: bool) -> Result<String, Attempt> {
-        let mut cached = self.token.lock().await;
-        if !force {
-            if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
-                return Ok(token.value.clone());
-            }
-        }
-        *cached = None;
         const WHAT: &str = "fetching an OAuth token";
-        let asked = Instant::now();
-        self.tokens_fetched.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .client
-            .post(&self.config.token_url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.config.client_id.as_str()),
-                ("client_secret", self.config.client_secret.as_str()),
-                ("scope", self.config.scope.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|source| {
-                Attempt::NotApplied(
-                    SinkError::Http {
-                        what: format!("{WHAT} from {}", self.config.token_url),
-                        source,
-                    },
-                    None,
-                )
-            })?;
-        let status = response.status();
-        let retry_after = retry_after(&response);
-        let body = response.text().await.map_err(|source| {
-            Attempt::NotApplied(
+        match self.tokens.token(&self.client, force).await {
+            Ok(token) => Ok(token.expose().to_string()),
+            Err(OAuthError::Transport(source)) => Err(Attempt::NotApplied(
                 SinkError::Http {
-                    what: WHAT.into(),
+                    what: format!("{WHAT} from {}", self.config.token_url),
                     source,
                 },
                 None,
-            )
-        })?;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(Attempt::NotApplied(
+            )),
+            Err(OAuthError::Server {
+                status,
+                body,
+                retry_after,
+            }) => Err(Attempt::NotApplied(
                 SinkError::Server {
                     what: format!("{WHAT} from {}", self.config.token_url),
-                    status: status.as_u16(),
-                    body: truncate(&body),
+                    status,
+                    body,
                 },
                 retry_after,
-            ));
-        }
-        if !status.is_success() {
-            // An OAuth error: {"error", "error_description"}; show both, never the secret.
-            let reason = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .map(|v| {
-                    let field = |n: &str| v.get(n).and_then(|x| x.as_str()).unwrap_or("");
-                    format!("{}: {}", field("error"), field("error_description"))
-                })
-                .unwrap_or_else(|| truncate(&body));
-            return Err(Attempt::Final(SinkError::Refused {
-                what: format!(
-                    "{WHAT} from {} (check sbc.client_id {:?}, the client secret and sbc.scope)",
-                    self.config.token_url, self.config.client_id
-                ),
-                status: status.as_u16(),
-                body: reason,
-            }));
-        }
-        let token: TokenDto = serde_json::from_str(&body).map_err(|e| {
-            Attempt::Final(SinkError::BadResponse {
+            )),
+            Err(OAuthError::Refused { status, reason }) => {
+                Err(Attempt::Final(SinkError::Refused {
+                    what: format!(
+                        "{WHAT} from {} (check sbc.client_id {:?}, the client secret and sbc.scope)",
+                        self.config.token_url, self.config.client_id
+                    ),
+                    status,
+                    body: reason,
+                }))
+            }
+            Err(OAuthError::BadBody(reason)) => Err(Attempt::Final(SinkError::BadResponse {
                 what: WHAT.into(),
-                reason: e.to_string(),
-            })
-        })?;
-        if !token.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(Attempt::Final(SinkError::BadResponse {
-                what: WHAT.into(),
-                reason: format!("token_type {:?}, expected Bearer", token.token_type),
-            }));
+                reason,
+            })),
         }
-        let lifetime = Duration::from_secs(token.expires_in);
-        // Renew a tenth of the lifetime early (at most a minute): a token never expires in
-        // flight, and a short-lived one is still used.
-        let margin = (lifetime / 10).min(Duration::from_secs(60));
-        let value = token.access_token;
-        *cached = Some(CachedToken {
-            value: value.clone(),
-            renew_at: asked + lifetime - margin,
-        });
-        Ok(value)
     }
 
     /// Waits until one more API request keeps within `rate`, sends it, and records when its

@@ -109,6 +109,12 @@ impl SourceHttp {
         &self.source_name
     }
 
+    /// The configured client itself, for a protocol step this type does not wrap (an OAuth
+    /// token request), so that every request of a source shares one set-up.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn config(&self) -> &HttpConfig {
         &self.config
     }

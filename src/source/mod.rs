@@ -5,6 +5,8 @@ pub mod apio;
 pub mod file;
 pub mod fusion;
 pub mod http;
+pub mod livecloud;
+pub mod oauth;
 pub mod secret;
 pub mod tag;
 

@@ -1,0 +1,435 @@
+//! The Live Platform source (DESIGN.md §5.2): the numbers of each configured Microsoft tenant,
+//! from the paginated v3 number list, with an OAuth2 client-credentials Bearer token.
+//!
+//! `GET {base}/api/v3/oc/numbers?msTenantId=..&pageNumber=..&pageSize=..` (pages from 1) answers
+//! `{"currentPage","pageSize","totalPages","totalRecords","data":[...]}`. Every page is read; a
+//! chain that breaks off early, changes its totals on the way, or does not add up to
+//! `totalRecords` fails the whole fetch (the agent then uses the last good snapshot): a
+//! partial list is never used. Only numbers whose `acquiredNumberStatus` is `Active` are
+//! desired. A malformed number rejects that item alone, with a reason naming tenant and
+//! number.
+//!
+//! The token comes from the shared [`TokenCache`]; on a 401 it is fetched again once, and a
+//! second 401 (or a refused secret) is [`SourceError::Unauthorized`].
+//!
+//! API requests go through [`SourceHttp`]. The token POST is form-encoded, which
+//! [`SourceHttp`] does not send, so the token endpoint gets a small client of its own with the
+//! same timeouts, rustls and User-Agent.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::http::{warn_if_plain_http, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::oauth::{ClientCredentials, OAuthError, TokenCache};
+use super::secret::Secret;
+use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::{ItemLimits, Rejected, SourceEntries, SourceError};
+use crate::dialplan::rule::Tag;
+use crate::number::{Number, NumberRange};
+use crate::resolve::{Coverage, Entry, Provenance};
+use crate::sink::retry::truncate;
+
+/// The fields a Live Platform tag template may use.
+pub const TAG_FIELDS: &[&str] = &["tenant_id"];
+
+/// The status of a number that is desired.
+pub const ACTIVE: &str = "Active";
+
+/// Parses a Live Platform tag template (`Trunk={tenant_id}`), accepting only [`TAG_FIELDS`].
+pub fn parse_template(text: &str) -> Result<TagTemplate, TemplateError> {
+    TagTemplate::parse(text, TAG_FIELDS)
+}
+
+/// One `[[sources]]` entry of kind `livecloud`, resolved.
+#[derive(Clone, Debug)]
+pub struct LiveCloudSourceConfig {
+    pub name: String,
+    /// The API base, e.g. `https://live.example.net`.
+    pub url: String,
+    pub credentials: ClientCredentials,
+    /// The Microsoft tenants whose numbers are read (`msTenantId`).
+    pub ms_tenant_ids: Vec<String>,
+    /// Tag template over `tenant_id`; overrides keyed by tenant id.
+    pub tags: TagRule,
+    pub page_size: usize,
+    /// A chain claiming more pages than this is refused.
+    pub max_pages: usize,
+    pub limits: ItemLimits,
+    /// The whole fetch, every tenant, page and retry included.
+    pub timeout: Duration,
+    pub http: HttpConfig,
+}
+
+impl LiveCloudSourceConfig {
+    pub fn new(
+        name: &str,
+        url: &str,
+        credentials: ClientCredentials,
+        ms_tenant_ids: Vec<String>,
+        tags: TagRule,
+    ) -> LiveCloudSourceConfig {
+        LiveCloudSourceConfig {
+            name: name.to_string(),
+            url: url.to_string(),
+            credentials,
+            ms_tenant_ids,
+            tags,
+            page_size: 500,
+            max_pages: 100_000,
+            limits: ItemLimits::default(),
+            timeout: Duration::from_secs(120),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// A Live Platform source. Keeps its token between fetches.
+pub struct LiveCloudSource {
+    config: LiveCloudSourceConfig,
+    http: SourceHttp,
+    tokens: TokenCache,
+    numbers_url: String,
+}
+
+impl fmt::Debug for LiveCloudSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveCloudSource")
+            .field("name", &self.config.name)
+            .field("numbers_url", &self.numbers_url)
+            .field("tenants", &self.config.ms_tenant_ids.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveCloudSource {
+    /// Checks the configuration and builds the clients (no request is sent yet).
+    pub fn new(config: LiveCloudSourceConfig) -> Result<LiveCloudSource, SourceError> {
+        for url in [&config.url, &config.credentials.token_url] {
+            let ok = reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if !ok {
+                return Err(SourceError::BadUrl {
+                    source_name: config.name.clone(),
+                    url: url.clone(),
+                    reason: "not an absolute http(s) URL".into(),
+                });
+            }
+            warn_if_plain_http(&config.name, url);
+        }
+        if config.page_size == 0 || config.max_pages == 0 {
+            return Err(SourceError::Config {
+                source_name: config.name.clone(),
+                message: "page_size and max_pages must be at least 1".into(),
+            });
+        }
+        let http = SourceHttp::new(&config.name, config.http.clone())?;
+        let numbers_url = format!("{}/api/v3/oc/numbers", config.url.trim_end_matches('/'));
+        let tokens = TokenCache::new(config.credentials.clone());
+        Ok(LiveCloudSource {
+            config,
+            http,
+            tokens,
+            numbers_url,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Tokens fetched so far.
+    pub fn tokens_fetched(&self) -> usize {
+        self.tokens.fetched()
+    }
+
+    /// Reads every page of every configured tenant within `timeout`.
+    pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.fetch_all()).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Timeout {
+                source_name: self.config.name.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
+        let mut parser = Parser {
+            name: self.config.name.clone(),
+            limits: self.config.limits,
+            seen: HashSet::new(),
+            out: SourceEntries::default(),
+        };
+        for tenant in self.config.ms_tenant_ids.clone() {
+            let items = self.tenant_numbers(&tenant).await?;
+            for item in &items {
+                parser.item(&tenant, &self.config.tags, item);
+            }
+        }
+        Ok(parser.out)
+    }
+
+    /// Every number of `tenant`, all pages, checked for a consistent chain.
+    async fn tenant_numbers(&self, tenant: &str) -> Result<Vec<Value>, SourceError> {
+        let size = self.config.page_size;
+        let mut items = Vec::new();
+        let mut totals: Option<(u64, u64)> = None;
+        let mut page: u64 = 1;
+        loop {
+            let url = format!(
+                "{}?msTenantId={}&pageNumber={page}&pageSize={size}",
+                self.numbers_url,
+                encode(tenant)
+            );
+            let answer = self.get_authorised(&url).await?;
+            if answer.status != StatusCode::OK {
+                return Err(SourceError::Refused {
+                    source_name: self.config.name.clone(),
+                    method: "GET",
+                    url,
+                    status: answer.status.as_u16(),
+                    message: problem_detail(&answer),
+                });
+            }
+            let body: Value = self.http.json(&url, &answer)?;
+            let broken = |reason: String| SourceError::Pagination {
+                source_name: self.config.name.clone(),
+                url: url.clone(),
+                reason,
+            };
+            let bad = |reason: String| SourceError::BadBody {
+                source_name: self.config.name.clone(),
+                url: url.clone(),
+                reason,
+            };
+            let count = |key: &str| {
+                body.get(key)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| bad(format!("no integer {key}")))
+            };
+            let current = count("currentPage")?;
+            let total_pages = count("totalPages")?;
+            let total_records = count("totalRecords")?;
+            let page_size = count("pageSize")?;
+            let data = match body.get("data") {
+                Some(Value::Array(data)) => data,
+                _ => return Err(bad("no data list".into())),
+            };
+            if current != page {
+                return Err(broken(format!("asked for page {page}, got page {current}")));
+            }
+            if page_size != size as u64 {
+                return Err(broken(format!(
+                    "asked for pages of {size}, got pageSize {page_size}"
+                )));
+            }
+            match totals {
+                None => totals = Some((total_pages, total_records)),
+                Some(first) if first != (total_pages, total_records) => {
+                    return Err(broken(format!(
+                        "totals changed during the fetch: first {} pages / {} records, now {} \
+                         / {}",
+                        first.0, first.1, total_pages, total_records
+                    )))
+                }
+                Some(_) => {}
+            }
+            if total_pages > self.config.max_pages as u64 {
+                return Err(broken(format!(
+                    "totalPages {total_pages} is more than max_pages {}",
+                    self.config.max_pages
+                )));
+            }
+            let expected_pages = total_records.div_ceil(size as u64);
+            if total_pages != expected_pages {
+                return Err(broken(format!(
+                    "totalPages {total_pages} contradicts totalRecords {total_records} at \
+                     {size} per page ({expected_pages} pages)"
+                )));
+            }
+            let last = page >= total_pages;
+            let want = if last {
+                total_records.saturating_sub(items.len() as u64)
+            } else {
+                size as u64
+            };
+            if data.len() as u64 != want {
+                return Err(broken(format!(
+                    "page {page} of {total_pages} holds {} numbers, expected {want}",
+                    data.len()
+                )));
+            }
+            items.extend(data.iter().cloned());
+            if last {
+                break;
+            }
+            page += 1;
+        }
+        Ok(items)
+    }
+
+    /// `GET url` with a Bearer token; a 401 fetches a new token once, then gives up.
+    async fn get_authorised(&self, url: &str) -> Result<HttpAnswer, SourceError> {
+        let mut refreshed = false;
+        loop {
+            let token = self.token(refreshed).await?;
+            let answer = self.http.get(url, Auth::Bearer(&token)).await?;
+            if answer.status != StatusCode::UNAUTHORIZED {
+                return Ok(answer);
+            }
+            if !refreshed {
+                refreshed = true;
+                continue;
+            }
+            self.tokens.clear().await;
+            return Err(SourceError::Unauthorized {
+                source_name: self.config.name.clone(),
+                message: format!(
+                    "{url} refused a freshly fetched token for client {:?}: {}",
+                    self.config.credentials.client_id,
+                    problem_detail(&answer)
+                ),
+            });
+        }
+    }
+
+    async fn token(&self, force: bool) -> Result<Secret, SourceError> {
+        let token_url = &self.config.credentials.token_url;
+        self.tokens
+            .token(self.http.client(), force)
+            .await
+            .map_err(|e| match e {
+                OAuthError::Transport(e) => SourceError::Http {
+                    source_name: self.config.name.clone(),
+                    method: "POST",
+                    url: token_url.clone(),
+                    reason: e.to_string(),
+                },
+                OAuthError::Server { status, body, .. } => SourceError::Server {
+                    source_name: self.config.name.clone(),
+                    method: "POST",
+                    url: token_url.clone(),
+                    status,
+                    body,
+                },
+                OAuthError::Refused { status, reason } => SourceError::Unauthorized {
+                    source_name: self.config.name.clone(),
+                    message: format!(
+                        "the token endpoint {token_url} refused client {:?} with HTTP \
+                         {status} ({reason}); check client_id, the client secret and scope",
+                        self.config.credentials.client_id
+                    ),
+                },
+                OAuthError::BadBody(reason) => SourceError::BadBody {
+                    source_name: self.config.name.clone(),
+                    url: token_url.clone(),
+                    reason,
+                },
+            })
+    }
+}
+
+/// The `detail` (or `title`) of a problem-details body, or the body, cut to log size.
+fn problem_detail(answer: &HttpAnswer) -> String {
+    serde_json::from_slice::<Value>(&answer.body)
+        .ok()
+        .and_then(|v| {
+            v.get("detail")
+                .or_else(|| v.get("title"))
+                .and_then(Value::as_str)
+                .map(truncate)
+        })
+        .unwrap_or_else(|| answer.text())
+}
+
+/// Percent-encodes a query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+struct Parser {
+    name: String,
+    limits: ItemLimits,
+    seen: HashSet<(Coverage, Tag)>,
+    out: SourceEntries,
+}
+
+impl Parser {
+    fn item(&mut self, tenant: &str, tags: &TagRule, item: &Value) {
+        let number = item.get("telephoneNumber").and_then(Value::as_str);
+        let label = format!(
+            "tenant={tenant} number={}",
+            number.map_or_else(
+                || truncate(
+                    &item
+                        .get("telephoneNumber")
+                        .unwrap_or(&Value::Null)
+                        .to_string()
+                ),
+                str::to_string
+            )
+        );
+        let result = (|| {
+            if !item.is_object() {
+                return Err(format!("not an object: {}", truncate(&item.to_string())));
+            }
+            let status = match item.get("acquiredNumberStatus") {
+                Some(Value::String(s)) => s.trim(),
+                None | Some(Value::Null) => return Err("no acquiredNumberStatus".into()),
+                Some(other) => return Err(format!("acquiredNumberStatus {other} is not text")),
+            };
+            if status != ACTIVE {
+                return Ok(None);
+            }
+            let text = number
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .ok_or("no telephoneNumber")?;
+            if let Some(Value::String(id)) = item.get("tenantId") {
+                if !id.is_empty() && id != tenant {
+                    return Err(format!(
+                        "tenantId {id:?} is not the tenant {tenant:?} that was asked for"
+                    ));
+                }
+            }
+            let n = Number::parse(text).map_err(|e| format!("telephoneNumber {text:?}: {e}"))?;
+            let range = NumberRange::new(n, n, self.limits.max_range_size)
+                .map_err(|e| format!("telephoneNumber {text:?}: {e}"))?;
+            let field = |name: &str| (name == "tenant_id").then_some(tenant);
+            let tag = tags.tag_for(Some(tenant), field, self.limits.max_tag_len)?;
+            Ok(Some((Coverage::Range(range), tag)))
+        })();
+        match result {
+            Ok(None) => {}
+            Ok(Some((coverage, tag))) => {
+                if self.seen.insert((coverage, tag.clone())) {
+                    self.out.entries.push(Entry {
+                        coverage,
+                        tag,
+                        provenance: Provenance {
+                            source: self.name.clone(),
+                            item: label,
+                        },
+                    });
+                }
+            }
+            Err(reason) => self.out.rejected.push(Rejected {
+                item: label,
+                reason,
+            }),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! OAuth2 client credentials (DESIGN.md §5.2): one token fetch and cache shared by the Live
+//! Platform sink and source. The token is renewed a tenth of its lifetime early (at most a
+//! minute), so it never expires in flight; `force` fetches a new one (after a 401).
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::secret::Secret;
+use crate::sink::retry::{retry_after, truncate};
+
+/// Where and as whom to ask for a token.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scope: String,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Why no token could be had. Never carries the secret.
+#[derive(Debug)]
+pub enum OAuthError {
+    /// The request did not get an answer (connection, timeout, body broken off).
+    Transport(reqwest::Error),
+    /// 5xx or 429: may pass.
+    Server {
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+    },
+    /// The token endpoint refused the client (bad id, secret or scope): the OAuth
+    /// `error: error_description`.
+    Refused { status: u16, reason: String },
+    /// An answer that is not a Bearer token.
+    BadBody(String),
+}
+
+#[derive(Deserialize)]
+struct TokenDto {
+    access_token: String,
+    token_type: String,
+    expires_in: u64,
+}
+
+struct CachedToken {
+    value: Secret,
+    renew_at: Instant,
+}
+
+/// A client-credentials token source with its cache.
+pub struct TokenCache {
+    credentials: ClientCredentials,
+    cached: Mutex<Option<CachedToken>>,
+    fetched: AtomicUsize,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub fn new(credentials: ClientCredentials) -> TokenCache {
+        TokenCache {
+            credentials,
+            cached: Mutex::new(None),
+            fetched: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn credentials(&self) -> &ClientCredentials {
+        &self.credentials
+    }
+
+    /// Tokens fetched so far.
+    pub fn fetched(&self) -> usize {
+        self.fetched.load(Ordering::Relaxed)
+    }
+
+    /// Drops the cached token.
+    pub async fn clear(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    /// A valid token: the cached one, or a fresh one when it is due for renewal (or `force`).
+    pub async fn token(&self, client: &Client, force: bool) -> Result<Secret, OAuthError> {
+        let mut cached = self.cached.lock().await;
+        if !force {
+            if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
+                return Ok(token.value.clone());
+            }
+        }
+        *cached = None;
+        let asked = Instant::now();
+        self.fetched.fetch_add(1, Ordering::Relaxed);
+        let c = &self.credentials;
+        let response = client
+            .post(&c.token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", c.client_id.as_str()),
+                ("client_secret", c.client_secret.expose()),
+                ("scope", c.scope.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(OAuthError::Transport)?;
+        let status = response.status();
+        let wait = retry_after(&response);
+        let body = response.text().await.map_err(OAuthError::Transport)?;
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(OAuthError::Server {
+                status: status.as_u16(),
+                body: truncate(&body),
+                retry_after: wait,
+            });
+        }
+        if !status.is_success() {
+            // An OAuth error: {"error", "error_description"}; show both, never the secret.
+            let reason = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .map(|v| {
+                    let field = |n: &str| v.get(n).and_then(|x| x.as_str()).unwrap_or("");
+                    format!("{}: {}", field("error"), field("error_description"))
+                })
+                .unwrap_or_else(|| truncate(&body));
+            return Err(OAuthError::Refused {
+                status: status.as_u16(),
+                reason,
+            });
+        }
+        let token: TokenDto =
+            serde_json::from_str(&body).map_err(|e| OAuthError::BadBody(e.to_string()))?;
+        if !token.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(OAuthError::BadBody(format!(
+                "token_type {:?}, expected Bearer",
+                token.token_type
+            )));
+        }
+        let lifetime = Duration::from_secs(token.expires_in);
+        let margin = (lifetime / 10).min(Duration::from_secs(60));
+        let value = Secret::new(token.access_token);
+        *cached = Some(CachedToken {
+            value: value.clone(),
+            renew_at: asked + lifetime - margin,
+        });
+        Ok(value)
+    }
+}

@@ -1,0 +1,284 @@
+//! The Live Platform source against its emulator over loopback: the paginated v3 number list
+//! of several tenants, only `Active` numbers, a token that dies mid-fetch, a refused secret,
+//! an empty tenant, malformed numbers rejected one by one, and a page chain that contradicts
+//! its totals.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dialsync::dialplan::rule::Tag;
+use dialsync::error::{Classify, ErrorClass};
+use dialsync::sim::livecloud::{live_number, LiveCloudSim, LiveSimConfig};
+use dialsync::source::http::HttpConfig;
+use dialsync::source::livecloud::{parse_template, LiveCloudSource, LiveCloudSourceConfig};
+use dialsync::source::oauth::ClientCredentials;
+use dialsync::source::secret::Secret;
+use dialsync::source::tag::TagRule;
+use dialsync::source::{SourceEntries, SourceError};
+use serde_json::json;
+
+const T1: &str = "11111111-aaaa-4bbb-8ccc-000000000001";
+const T2: &str = "22222222-aaaa-4bbb-8ccc-000000000002";
+
+async fn start() -> LiveCloudSim {
+    LiveCloudSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        LiveSimConfig::default(),
+        Vec::new(),
+    )
+    .await
+    .unwrap()
+}
+
+fn rule(template: &str, overrides: &[(&str, &str)]) -> TagRule {
+    TagRule {
+        template: parse_template(template).unwrap(),
+        overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), Tag::parse(v, 64).unwrap()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn config(sim: &LiveCloudSim, secret: &str, tenants: &[&str]) -> LiveCloudSourceConfig {
+    let credentials = ClientCredentials {
+        token_url: sim.token_url(),
+        client_id: sim.config().client_id.clone(),
+        client_secret: Secret::new(secret),
+        scope: sim.config().scope.clone(),
+    };
+    let mut config = LiveCloudSourceConfig::new(
+        "live",
+        &sim.url(),
+        credentials,
+        tenants.iter().map(|t| t.to_string()).collect(),
+        rule("Trunk={tenant_id}", &[(T2, "Trunk=override")]),
+    );
+    config.page_size = 3;
+    config.http = HttpConfig {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(500),
+        max_body: 64 * 1024 * 1024,
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+        retry_budget: Duration::from_millis(800),
+    };
+    config.timeout = Duration::from_secs(10);
+    config
+}
+
+fn good(sim: &LiveCloudSim, tenants: &[&str]) -> LiveCloudSourceConfig {
+    config(sim, &sim.config().client_secret.clone(), tenants)
+}
+
+/// T1: 8 numbers (3 pages of 3), 2 of them not Active; T2: 2 numbers.
+fn seed(sim: &LiveCloudSim) {
+    let mut state = sim.state();
+    let t1 = (0..8)
+        .map(|i| {
+            let status = if i == 2 || i == 5 {
+                "Inactive"
+            } else {
+                "Active"
+            };
+            live_number(&format!("+3226127{i:03}"), T1, status)
+        })
+        .collect();
+    state.numbers.insert(T1.into(), t1);
+    state.numbers.insert(
+        T2.into(),
+        vec![
+            live_number("+3225550001", T2, "Active"),
+            live_number("+3225550002", T2, "Active"),
+        ],
+    );
+}
+
+fn covered(out: &SourceEntries) -> Vec<String> {
+    out.entries
+        .iter()
+        .map(|e| {
+            let digits: String = e
+                .coverage
+                .to_string()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            format!("{digits} {}", e.tag.as_str())
+        })
+        .collect()
+}
+
+fn assert_clean(sim: &LiveCloudSim) {
+    let unexpected = sim.state().unexpected.clone();
+    assert!(unexpected.is_empty(), "unexpected requests: {unexpected:?}");
+}
+
+fn want_seeded() -> Vec<String> {
+    let mut want: Vec<String> = [0, 1, 3, 4, 6, 7]
+        .iter()
+        .map(|i| format!("3226127{i:03} Trunk={T1}"))
+        .collect();
+    want.push("3225550001 Trunk=override".into());
+    want.push("3225550002 Trunk=override".into());
+    want
+}
+
+#[tokio::test]
+async fn all_pages_of_two_tenants_only_active() {
+    let sim = start().await;
+    seed(&sim);
+    let mut source = LiveCloudSource::new(good(&sim, &[T1, T2])).unwrap();
+    let out = source.fetch().await.unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(covered(&out), want_seeded());
+    assert_eq!(out.entries[0].provenance.source, "live");
+    assert!(out.entries[0].provenance.item.contains(T1));
+    // 3 pages for T1, 1 for T2, one token for all of them.
+    assert_eq!(sim.state().number_pages, 4);
+    assert_eq!(source.tokens_fetched(), 1);
+    // A second fetch reuses the cached token.
+    let again = source.fetch().await.unwrap();
+    assert_eq!(covered(&again), want_seeded());
+    assert_eq!(source.tokens_fetched(), 1);
+    assert_eq!(sim.state().tokens_issued, 1);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_token_that_dies_mid_fetch_is_renewed_once() {
+    let sim = start().await;
+    seed(&sim);
+    sim.state().revoke_tokens_after_pages = Some(2);
+    let mut source = LiveCloudSource::new(good(&sim, &[T1, T2])).unwrap();
+    let out = source.fetch().await.unwrap();
+    assert_eq!(covered(&out), want_seeded());
+    let state = sim.state();
+    assert_eq!(state.unauthorized, 1);
+    assert_eq!(state.tokens_issued, 2);
+    assert_eq!(source.tokens_fetched(), 2);
+    drop(state);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_fatal_without_retrying() {
+    let sim = start().await;
+    seed(&sim);
+    let mut source = LiveCloudSource::new(config(&sim, "wrong", &[T1])).unwrap();
+    let err = source.fetch().await.unwrap_err();
+    assert!(matches!(err, SourceError::Unauthorized { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    let text = err.to_string();
+    assert!(!text.contains("wrong"), "the secret leaked: {text}");
+    assert!(text.contains("dialsync-client"), "{text}");
+    let state = sim.state();
+    assert_eq!(state.token_refusals, 1, "no retry of a refused secret");
+    assert_eq!(state.number_pages, 0);
+}
+
+#[tokio::test]
+async fn an_empty_tenant_is_an_empty_set() {
+    let sim = start().await;
+    seed(&sim);
+    sim.state()
+        .numbers
+        .insert("empty-tenant".into(), Vec::new());
+    let mut source = LiveCloudSource::new(good(&sim, &["empty-tenant"])).unwrap();
+    let out = source.fetch().await.unwrap();
+    assert!(out.entries.is_empty());
+    assert!(out.rejected.is_empty());
+    // Alongside a tenant with numbers, the empty one adds nothing.
+    let mut source = LiveCloudSource::new(good(&sim, &["empty-tenant", T2])).unwrap();
+    let out = source.fetch().await.unwrap();
+    assert_eq!(out.entries.len(), 2);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn malformed_numbers_are_rejected_one_by_one() {
+    let sim = start().await;
+    sim.state().numbers.insert(
+        T1.into(),
+        vec![
+            live_number("+3226127000", T1, "Active"),
+            live_number("+32261270ab", T1, "Active"),
+            live_number("+32261270001234567", T1, "Active"),
+            live_number("", T1, "Active"),
+            json!({"telephoneNumber": 3226127001u64, "tenantId": T1, "acquiredNumberStatus": "Active"}),
+            live_number("+3226127002", T1, "Active"),
+            live_number("+3226127002", T1, "Active"),
+            json!({"telephoneNumber": "+3226127003", "tenantId": T1}),
+            live_number("+3226127004", "other-tenant", "Active"),
+            // Malformed but not Active: not desired, so not rejected either.
+            live_number("garbage", T1, "Inactive"),
+        ],
+    );
+    let mut source = LiveCloudSource::new(good(&sim, &[T1])).unwrap();
+    let out = source.fetch().await.unwrap();
+    assert_eq!(
+        covered(&out),
+        vec![
+            format!("3226127000 Trunk={T1}"),
+            format!("3226127002 Trunk={T1}")
+        ],
+        "duplicates collapse"
+    );
+    let rejected: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
+    assert_eq!(rejected.len(), 6, "{rejected:#?}");
+    for r in &rejected {
+        assert!(r.contains(&format!("tenant={T1}")), "{r}");
+    }
+    assert!(
+        rejected[0].contains("number=+32261270ab"),
+        "{}",
+        rejected[0]
+    );
+    assert!(
+        rejected[1].contains("+32261270001234567"),
+        "{}",
+        rejected[1]
+    );
+    assert!(
+        rejected[2].contains("no telephoneNumber"),
+        "{}",
+        rejected[2]
+    );
+    assert!(rejected[3].contains("3226127001"), "{}", rejected[3]);
+    assert!(
+        rejected[4].contains("no acquiredNumberStatus"),
+        "{}",
+        rejected[4]
+    );
+    assert!(rejected[5].contains("other-tenant"), "{}", rejected[5]);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_page_chain_that_contradicts_total_pages_fails_the_fetch() {
+    let sim = start().await;
+    seed(&sim);
+    sim.state().numbers_extra_pages = 1;
+    let mut source = LiveCloudSource::new(good(&sim, &[T2, T1])).unwrap();
+    let err = source.fetch().await.unwrap_err();
+    assert!(matches!(err, SourceError::Pagination { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_truncated_page_fails_the_fetch() {
+    for page in [1, 3] {
+        let sim = start().await;
+        seed(&sim);
+        sim.state().truncate_number_page = Some(page);
+        let mut source = LiveCloudSource::new(good(&sim, &[T1, T2])).unwrap();
+        let err = source.fetch().await.unwrap_err();
+        assert!(matches!(err, SourceError::Pagination { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&format!("page {page} of 3")),
+            "{err}"
+        );
+        assert_clean(&sim);
+    }
+}
