@@ -26,7 +26,7 @@ use reqwest::header::SET_COOKIE;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::http::{warn_if_plain_http, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::secret::Secret;
 use super::tag::{TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
@@ -125,14 +125,7 @@ impl ApioSource {
     /// Checks the configuration and builds the client (no request is sent yet).
     pub fn new(config: ApioConfig) -> Result<ApioSource, SourceError> {
         let origin = config.url.trim_end_matches('/').to_string();
-        if reqwest::Url::parse(&origin).is_err() || !config.url.contains("://") {
-            return Err(SourceError::BadUrl {
-                source_name: config.name.clone(),
-                url: config.url.clone(),
-                reason: "not an absolute http(s) URL".into(),
-            });
-        }
-        warn_if_plain_http(&config.name, &config.url);
+        check_url(&config.name, &config.url)?;
         let gateway = match &config.auth {
             ApioAuth::Jwt { proxy_prefix, .. } => {
                 let prefix = proxy_prefix.trim_matches('/');
@@ -164,14 +157,8 @@ impl ApioSource {
 
     /// Reads the ITC numbers and prefixes of every configured group within `timeout`.
     pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
-        let timeout = self.config.timeout;
-        match tokio::time::timeout(timeout, self.fetch_all()).await {
-            Ok(result) => result,
-            Err(_) => Err(SourceError::Timeout {
-                source_name: self.config.name.clone(),
-                timeout,
-            }),
-        }
+        let (name, timeout) = (self.config.name.clone(), self.config.timeout);
+        within(&name, timeout, self.fetch_all()).await
     }
 
     async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {

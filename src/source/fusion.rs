@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::http::{warn_if_plain_http, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::secret::Secret;
 use super::tag::{TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
@@ -132,14 +132,7 @@ impl FusionSource {
     /// Checks the configuration and builds the client (no request is sent yet).
     pub fn new(config: FusionConfig) -> Result<FusionSource, SourceError> {
         let base = format!("{}/api/v01", config.url.trim_end_matches('/'));
-        if reqwest::Url::parse(&base).is_err() || !config.url.contains("://") {
-            return Err(SourceError::BadUrl {
-                source_name: config.name.clone(),
-                url: config.url.clone(),
-                reason: "not an absolute http(s) URL".into(),
-            });
-        }
-        warn_if_plain_http(&config.name, &config.url);
+        check_url(&config.name, &config.url)?;
         let fixed_tag = match &config.feed {
             FusionFeed::PhoneUsage => None,
             FusionFeed::Ranges { .. } => Some(
@@ -172,14 +165,8 @@ impl FusionSource {
 
     /// Reads the whole feed, every page, within the source's `timeout`.
     pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
-        let timeout = self.config.timeout;
-        match tokio::time::timeout(timeout, self.fetch_all()).await {
-            Ok(result) => result,
-            Err(_) => Err(SourceError::Timeout {
-                source_name: self.config.name.clone(),
-                timeout,
-            }),
-        }
+        let (name, timeout) = (self.config.name.clone(), self.config.timeout);
+        within(&name, timeout, self.fetch_all()).await
     }
 
     async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {

@@ -58,6 +58,37 @@ pub enum Auth<'a> {
     Cookie(&'static str, &'a Secret),
 }
 
+/// Refuses a URL that is not absolute `http(s)://host...`, naming the source, and warns about
+/// plain HTTP to a remote host: the one check every source makes of its configured URLs.
+pub fn check_url(source_name: &str, url: &str) -> Result<(), SourceError> {
+    let absolute = reqwest::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+    if !absolute {
+        return Err(SourceError::BadUrl {
+            source_name: source_name.to_string(),
+            url: url.to_string(),
+            reason: "not an absolute http(s) URL".into(),
+        });
+    }
+    warn_if_plain_http(source_name, url);
+    Ok(())
+}
+
+/// Runs a whole fetch (every page, every login) within the source's `timeout`.
+pub async fn within<T>(
+    source_name: &str,
+    timeout: Duration,
+    fetch: impl std::future::Future<Output = Result<T, SourceError>>,
+) -> Result<T, SourceError> {
+    match tokio::time::timeout(timeout, fetch).await {
+        Ok(result) => result,
+        Err(_) => Err(SourceError::Timeout {
+            source_name: source_name.to_string(),
+            timeout,
+        }),
+    }
+}
+
 /// An answer that was not retried away: its status and whole body.
 #[derive(Debug)]
 pub struct HttpAnswer {

@@ -23,7 +23,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::http::{warn_if_plain_http, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::oauth::{ClientCredentials, OAuthError, TokenCache};
 use super::secret::Secret;
 use super::tag::{TagRule, TagTemplate, TemplateError};
@@ -109,16 +109,7 @@ impl LiveCloudSource {
     /// Checks the configuration and builds the clients (no request is sent yet).
     pub fn new(config: LiveCloudSourceConfig) -> Result<LiveCloudSource, SourceError> {
         for url in [&config.url, &config.credentials.token_url] {
-            let ok = reqwest::Url::parse(url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-            if !ok {
-                return Err(SourceError::BadUrl {
-                    source_name: config.name.clone(),
-                    url: url.clone(),
-                    reason: "not an absolute http(s) URL".into(),
-                });
-            }
-            warn_if_plain_http(&config.name, url);
+            check_url(&config.name, url)?;
         }
         if config.page_size == 0 || config.max_pages == 0 {
             return Err(SourceError::Config {
@@ -148,14 +139,8 @@ impl LiveCloudSource {
 
     /// Reads every page of every configured tenant within `timeout`.
     pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
-        let timeout = self.config.timeout;
-        match tokio::time::timeout(timeout, self.fetch_all()).await {
-            Ok(result) => result,
-            Err(_) => Err(SourceError::Timeout {
-                source_name: self.config.name.clone(),
-                timeout,
-            }),
-        }
+        let (name, timeout) = (self.config.name.clone(), self.config.timeout);
+        within(&name, timeout, self.fetch_all()).await
     }
 
     async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
