@@ -155,6 +155,13 @@ impl Classify for crate::sim::sbc::StateFileError {
     }
 }
 
+impl Classify for crate::sim::SimDataError {
+    fn class(&self) -> ErrorClass {
+        // An emulator's data file stays unreadable or malformed until someone edits it.
+        ErrorClass::Fatal
+    }
+}
+
 impl Classify for crate::source::secret::SecretError {
     fn class(&self) -> ErrorClass {
         // A missing, empty or too-open secret file stays so until the operator fixes it.
@@ -185,7 +192,15 @@ impl Classify for crate::source::SourceError {
             | SourceError::TooLarge { .. }
             | SourceError::Refused { .. }
             | SourceError::Unauthorized { .. }
-            | SourceError::Config { .. } => ErrorClass::Fatal,
+            | SourceError::Config { .. }
+            | SourceError::File { .. } => ErrorClass::Fatal,
         }
+    }
+}
+
+impl Classify for crate::config::ConfigError {
+    /// A configuration that cannot work needs an operator, whatever the detail.
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Fatal
     }
 }

@@ -5,6 +5,7 @@
 //! no clock, so it can be tested exhaustively and benchmarked in isolation.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod dialplan;
 pub mod error;
 pub mod index;

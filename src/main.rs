@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 
 use dialsync::dialplan::compile::Encoding;
 use dialsync::preview::{compile_csv, PreviewOptions};
+use dialsync::sim::apio::ApioSim;
+use dialsync::sim::fusion::FusionSim;
+use dialsync::sim::livecloud::LiveCloudSim;
 use dialsync::sim::sbc::{SbcSim, SbcState, SimUser};
 use dialsync::source::ItemLimits;
 
@@ -68,6 +71,42 @@ enum Sim {
         /// A Monitor (read-only) user, as NAME:PASSWORD (repeatable)
         #[arg(long = "monitor")]
         monitors: Vec<String>,
+    },
+    /// Netaxis Fusion (login, token refresh, phone_usage, a number-range feed), serving the
+    /// items of a data file
+    Fusion {
+        /// Address to listen on; port 0 picks a free one (printed on start)
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// JSON file with the test credentials, the DRaaS instance and group, and the
+        /// `phoneUsages` (and `ranges`) items as Fusion sends them; see config/demo/fusion.json.
+        /// The credentials are test credentials, in clear.
+        #[arg(long)]
+        data: std::path::PathBuf,
+    },
+    /// Netaxis APIO (core JWT login with the proxied gateway, gateway session login, the
+    /// Immediate Trunking Connectivity numbers and prefixes), serving a data file
+    Apio {
+        /// Address to listen on; port 0 picks a free one (printed on start)
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        listen: std::net::SocketAddr,
+        /// JSON file with the test credentials and, per tenant/group, the `numbers` and
+        /// `prefixes` items as the gateway sends them; see config/demo/apio.json. The
+        /// credentials are test credentials, in clear.
+        #[arg(long)]
+        data: std::path::PathBuf,
+    },
+    /// AudioCodes Live Platform (OAuth2 client-credentials token endpoint, the v3 number
+    /// list, a dial plan), serving a data file
+    Livecloud {
+        /// Address to listen on; port 0 picks a free one (printed on start)
+        #[arg(long, default_value = "127.0.0.1:8083")]
+        listen: std::net::SocketAddr,
+        /// JSON file with the test OAuth client (id, secret, scope), the dial plan's ids and
+        /// rules, and per msTenantId the number items as the v3 list sends them; see
+        /// config/demo/livecloud.json. The client secret is a test credential, in clear.
+        #[arg(long)]
+        data: std::path::PathBuf,
     },
 }
 
@@ -131,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let device = SbcState::persistent(&state)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(async {
+                let stopped = until_stopped()?;
                 let sim = SbcSim::start(listen, device, users)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
@@ -140,11 +180,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     state.display()
                 );
                 io::stdout().flush().context("stdout")?;
-                until_stopped().await
+                stopped.await;
+                anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sim(Sim::Fusion { listen, data }) => {
+            let loaded = dialsync::sim::fusion::load_data(&data)?;
+            run_sim(listen, async {
+                let sim = FusionSim::start_with_data(listen, loaded).await?;
+                let line = format!(
+                    "dialsync sim fusion: listening on {} (data from {})",
+                    sim.url(),
+                    data.display()
+                );
+                Ok((sim, line))
+            })
+        }
+        Command::Sim(Sim::Apio { listen, data }) => {
+            let loaded = dialsync::sim::apio::load_data(&data)?;
+            run_sim(listen, async {
+                let sim = ApioSim::start_with_data(listen, loaded).await?;
+                let line = format!(
+                    "dialsync sim apio: listening on {} (data from {})",
+                    sim.url(),
+                    data.display()
+                );
+                Ok((sim, line))
+            })
+        }
+        Command::Sim(Sim::Livecloud { listen, data }) => {
+            let loaded = dialsync::sim::livecloud::load_data(&data)?;
+            run_sim(listen, async {
+                let sim = LiveCloudSim::start_with_data(listen, loaded).await?;
+                let line = format!(
+                    "dialsync sim livecloud: listening on {} (token URL {}; data from {})",
+                    sim.url(),
+                    sim.token_url(),
+                    data.display()
+                );
+                Ok((sim, line))
+            })
+        }
     }
+}
+
+/// Runs the emulator `start` binds until Ctrl-C or SIGTERM, after printing the line it
+/// returns: scripts and tests read the URL from that first line, so it is flushed at once.
+fn run_sim<S>(
+    listen: std::net::SocketAddr,
+    start: impl std::future::Future<Output = io::Result<(S, String)>>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let stopped = until_stopped()?;
+        let (_sim, line) = start
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        println!("{line}");
+        io::stdout().flush().context("stdout")?;
+        stopped.await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn sim_user(spec: &str, administrator: bool) -> anyhow::Result<SimUser> {
@@ -158,12 +256,18 @@ fn sim_user(spec: &str, administrator: bool) -> anyhow::Result<SimUser> {
     })
 }
 
-/// Returns on Ctrl-C or SIGTERM.
-async fn until_stopped() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot watch Ctrl-C"),
-        _ = terminate.recv() => Ok(()),
-    }
+/// Watches Ctrl-C and SIGTERM from this call on; the future it returns ends on either.
+///
+/// Both are watched before an emulator announces itself: a supervisor that stops it right
+/// after reading the "listening on" line must get a clean exit, not the default action.
+fn until_stopped() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

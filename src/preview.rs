@@ -52,22 +52,10 @@ pub fn compile_csv(
     }
     let resolution = resolve(&parsed.entries);
     for conflict in &resolution.conflicts {
-        let (winner, loser) = (
-            &parsed.entries[conflict.winner],
-            &parsed.entries[conflict.loser],
-        );
         writeln!(
             err,
-            "{name}: conflict: {} ({} {}) and {} ({} {}) both claim {} ({} numbers); {} wins, being earlier",
-            winner.provenance.item,
-            winner.coverage,
-            winner.tag,
-            loser.provenance.item,
-            loser.coverage,
-            loser.tag,
-            conflict.first,
-            conflict.numbers,
-            winner.provenance.item,
+            "{name}: conflict: {}",
+            conflict.describe(&parsed.entries)
         )?;
     }
     let mapping = &resolution.mapping;

@@ -78,6 +78,27 @@ pub struct Conflict {
     pub numbers: u64,
 }
 
+impl Conflict {
+    /// The conflict for a person: both items, what they claim, and which one won and why.
+    /// `entries` is the slice given to [`resolve`]. Items of one source are named without it
+    /// (the caller says which source); items of two sources carry theirs.
+    pub fn describe(&self, entries: &[Entry]) -> String {
+        let (winner, loser) = (&entries[self.winner], &entries[self.loser]);
+        let (w, l) = (&winner.provenance, &loser.provenance);
+        // Within one source the items say enough; across sources each names its source.
+        let (w_item, l_item) = if w.source == l.source {
+            (w.item.clone(), l.item.clone())
+        } else {
+            (w.to_string(), l.to_string())
+        };
+        format!(
+            "{w_item} ({} {}) and {l_item} ({} {}) both claim {} ({} numbers); \
+             {w_item} wins, being earlier",
+            winner.coverage, winner.tag, loser.coverage, loser.tag, self.first, self.numbers,
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
     #[error("ranges {first} and {second} overlap; a mapping's ranges must be disjoint")]

@@ -1,14 +1,15 @@
 //! The Live Platform source against its emulator over loopback: the paginated v3 number list
 //! of several tenants, only `Active` numbers, a token that dies mid-fetch, a refused secret,
-//! an empty tenant, malformed numbers rejected one by one, and a page chain that contradicts
-//! its totals.
+//! an empty tenant, malformed numbers rejected one by one, a page chain that contradicts its
+//! totals, and every fault kind (500, 429 with `Retry-After`, a body that is not JSON, slow
+//! answers and the whole-fetch timeout).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
-use dialsync::sim::livecloud::{live_number, LiveCloudSim, LiveSimConfig};
+use dialsync::sim::livecloud::{live_number, Fault, LiveCloudSim, LiveSimConfig};
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{parse_template, LiveCloudSource, LiveCloudSourceConfig};
 use dialsync::source::oauth::ClientCredentials;
@@ -281,4 +282,255 @@ async fn a_truncated_page_fails_the_fetch() {
         );
         assert_clean(&sim);
     }
+}
+
+#[tokio::test]
+async fn more_malformed_numbers_are_rejected_one_by_one() {
+    let sim = start().await;
+    sim.state().numbers.insert(
+        T1.into(),
+        vec![
+            json!("+3226127009"),
+            json!(null),
+            live_number("   ", T1, "Active"),
+            json!({"telephoneNumber": null, "tenantId": T1, "acquiredNumberStatus": "Active"}),
+            json!({"telephoneNumber": "+3226127005", "tenantId": T1, "acquiredNumberStatus": 1}),
+            live_number("+0226127005", T1, "Active"),
+            live_number("3226127000123456", T1, "Active"),
+            live_number("+3226127O06", T1, "Active"),
+            // Separators are normalised away, so these two are one number.
+            live_number("+32 2 612 70 06", T1, "Active"),
+            live_number("+32-2-612-70-06", T1, "Active"),
+            live_number("+3226127007", T1, " Active "),
+        ],
+    );
+    let mut source = LiveCloudSource::new(good(&sim, &[T1])).unwrap();
+    let out = source.fetch().await.unwrap();
+    assert_eq!(
+        covered(&out),
+        vec![
+            format!("3226127006 Trunk={T1}"),
+            format!("3226127007 Trunk={T1}")
+        ],
+        "the good numbers are kept, duplicates collapse"
+    );
+    let rejected: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
+    let reasons = [
+        "not an object",
+        "not an object",
+        "no telephoneNumber",
+        "no telephoneNumber",
+        "acquiredNumberStatus 1 is not text",
+        "+0226127005",
+        "3226127000123456",
+        "+3226127O06",
+    ];
+    assert_eq!(rejected.len(), reasons.len(), "{rejected:#?}");
+    for (r, reason) in rejected.iter().zip(reasons) {
+        assert!(r.contains(&format!("tenant={T1}")), "{r}");
+        assert!(r.contains(reason), "{r} should say {reason}");
+    }
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_fail_the_fetch() {
+    let sim = start().await;
+    seed(&sim);
+    // Two 500s: retried away.
+    sim.state()
+        .faults
+        .extend([Fault::ServerError, Fault::ServerError]);
+    let out = LiveCloudSource::new(good(&sim, &[T1, T2]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(covered(&out), want_seeded());
+    assert_eq!(sim.state().number_requests, 4 + 2);
+
+    // 500 for good: the fetch fails once the retry budget is spent, with no partial list.
+    sim.state().sticky_fault = Some(Fault::ServerError);
+    let before = sim.state().number_requests;
+    let err = LiveCloudSource::new(good(&sim, &[T1, T2]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Server { status: 500, .. }),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert!(
+        err.to_string().contains("number store is unavailable"),
+        "{err}"
+    );
+    assert!(sim.state().number_requests - before > 1, "retried");
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn too_many_requests_honours_retry_after() {
+    let sim = start().await;
+    seed(&sim);
+    sim.state().faults.push_back(Fault::TooManyRequests {
+        retry_after_secs: 1,
+    });
+    let mut cfg = good(&sim, &[T1, T2]);
+    // The backoff alone would wait milliseconds: only the header explains a full second.
+    cfg.http.retry_budget = Duration::from_secs(3);
+    let started = Instant::now();
+    let out = LiveCloudSource::new(cfg).unwrap().fetch().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(covered(&out), want_seeded());
+    assert!(took >= Duration::from_secs(1), "waited only {took:?}");
+    assert_eq!(sim.state().number_requests, 4 + 1);
+
+    // A Retry-After beyond the retry budget ends the fetch at once.
+    sim.state().sticky_fault = Some(Fault::TooManyRequests {
+        retry_after_secs: 30,
+    });
+    let started = Instant::now();
+    let err = LiveCloudSource::new(good(&sim, &[T1]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Server { status: 429, .. }),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn a_garbage_body_fails_the_fetch() {
+    let sim = start().await;
+    seed(&sim);
+    sim.state().faults.push_back(Fault::Garbage);
+    let err = LiveCloudSource::new(good(&sim, &[T1, T2]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::BadBody { .. }), "{err}");
+    assert!(err.to_string().contains("502 Bad Gateway"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+    // A 200 is an answer, not a hiccup: not retried.
+    assert_eq!(sim.state().number_requests, 1);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn slow_answers_time_out() {
+    let sim = start().await;
+    seed(&sim);
+    // One answer slower than the request timeout: that request times out, its retry succeeds.
+    sim.state()
+        .faults
+        .push_back(Fault::Delay(Duration::from_secs(2)));
+    let out = LiveCloudSource::new(good(&sim, &[T1, T2]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(covered(&out), want_seeded());
+
+    // Always slower: the retries run out.
+    sim.state().sticky_fault = Some(Fault::Delay(Duration::from_secs(2)));
+    let err = LiveCloudSource::new(good(&sim, &[T1]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Http { .. }), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+
+    // The source's own timeout bounds the whole fetch, retries included.
+    let mut cfg = good(&sim, &[T1]);
+    cfg.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = LiveCloudSource::new(cfg)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Timeout { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+async fn pages_each_in_time_but_too_slow_together_time_out() {
+    let sim = start().await;
+    seed(&sim);
+    // Every page answers well within the request timeout, but T1's three pages and T2's one
+    // take 1 s together: the whole-fetch timeout ends it.
+    sim.state().sticky_fault = Some(Fault::Delay(Duration::from_millis(250)));
+    let mut cfg = good(&sim, &[T1, T2]);
+    cfg.http.request_timeout = Duration::from_secs(2);
+    cfg.timeout = Duration::from_millis(600);
+    let started = Instant::now();
+    let err = LiveCloudSource::new(cfg)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, SourceError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("600ms"), "{err}");
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    assert!(took < Duration::from_millis(950), "{took:?}");
+    let state = sim.state();
+    assert!(
+        state.number_pages < 4,
+        "{} pages served",
+        state.number_pages
+    );
+    drop(state);
+    assert_clean(&sim);
+}
+
+#[tokio::test]
+#[ignore = "performance figure: cargo test --release -- --ignored fetch_1m --nocapture"]
+async fn fetch_1m_numbers() {
+    let sim = start().await;
+    sim.state().numbers.insert(
+        T1.into(),
+        (0..1_000_000u64)
+            .map(|n| live_number(&format!("+{}", 3220000000 + n), T1, "Active"))
+            .collect(),
+    );
+    // The source's default page size, and the largest the API takes (1000).
+    let default = LiveCloudSourceConfig::new(
+        "live",
+        &sim.url(),
+        good(&sim, &[T1]).credentials,
+        vec![T1.into()],
+        rule("Trunk={tenant_id}", &[]),
+    )
+    .page_size;
+    for page_size in [default, 1000] {
+        let mut cfg = good(&sim, &[T1]);
+        cfg.page_size = page_size;
+        cfg.http.request_timeout = Duration::from_secs(120);
+        cfg.timeout = Duration::from_secs(300);
+        let before = sim.state().number_pages;
+        let started = Instant::now();
+        let out = LiveCloudSource::new(cfg).unwrap().fetch().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(out.entries.len(), 1_000_000);
+        assert!(out.rejected.is_empty());
+        let pages = sim.state().number_pages - before;
+        println!(
+            "livecloud: fetched and parsed 1,000,000 numbers (pageSize {page_size}, {pages} \
+             pages) in {took:.2?}"
+        );
+    }
+    assert_clean(&sim);
 }

@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,11 +24,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::lock;
+use super::{load_json, lock, SimDataError};
 
 const ITC: &str = "services/immediate_trunking_connectivity";
 
@@ -120,6 +122,97 @@ impl ApioState {
     }
 }
 
+/// What `dialsync sim apio --data FILE` serves: credentials, the proxy prefix and the ITC
+/// items of each tenant/group, in the gateway's own wire shapes. See [`load_data`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApioSimData {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub proxy_prefix: Option<String>,
+    pub groups: Vec<ApioSimGroup>,
+}
+
+/// One tenant/group of an [`ApioSimData`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApioSimGroup {
+    pub tenant: String,
+    pub group: String,
+    /// `false`: the group's ITC endpoints answer 404 "service is not assigned".
+    #[serde(default)]
+    pub assigned: Option<bool>,
+    /// Items of the `numbers/` answer, served as they are.
+    #[serde(default)]
+    pub numbers: Vec<Value>,
+    /// Items of the `prefixes/` answer, served as they are.
+    #[serde(default)]
+    pub prefixes: Vec<Value>,
+}
+
+impl ApioSimData {
+    /// The emulator's configuration: the file's fields over [`ApioSimConfig::default`].
+    pub fn config(&self) -> ApioSimConfig {
+        let defaults = ApioSimConfig::default();
+        ApioSimConfig {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            proxy_prefix: self.proxy_prefix.clone().unwrap_or(defaults.proxy_prefix),
+            ..defaults
+        }
+    }
+
+    /// The groups as the emulator keeps them.
+    pub fn itc_groups(&self) -> HashMap<(String, String), ItcGroup> {
+        self.groups
+            .iter()
+            .map(|g| {
+                let itc = ItcGroup {
+                    assigned: g.assigned.unwrap_or(true),
+                    numbers: g.numbers.clone(),
+                    prefixes: g.prefixes.clone(),
+                };
+                ((g.tenant.clone(), g.group.clone()), itc)
+            })
+            .collect()
+    }
+}
+
+/// Reads the data file of `dialsync sim apio`. The file holds test credentials in clear.
+///
+/// ```json
+/// {
+///   "username": "svc-dialsync", "password": "...",
+///   "proxy_prefix": "/api/v01/p1",     // optional (this default): JWT requests' gateway
+///   "groups": [
+///     { "tenant": "footenant", "group": "foogroup",
+///       "assigned": true,              // optional; false: the ITC endpoints answer 404
+///       "numbers":  [ {"minPhoneNumber","maxPhoneNumber","active",...}, ... ],  // optional
+///       "prefixes": [ {"prefix": "+32-01","active","extensionRangeStart",
+///                      "extensionRangeEnd",...}, ... ] }                        // optional
+///   ]
+/// }
+/// ```
+///
+/// (Comments are for this description only: the file is plain JSON.) `numbers` and
+/// `prefixes` are the lists of the gateway's two ITC answers, served as they are, so a real
+/// answer can be pasted in. An unknown key in the wrapper objects is an error, and so is a
+/// tenant/group listed twice; the items themselves are not checked.
+pub fn load_data(path: &Path) -> Result<ApioSimData, SimDataError> {
+    let data: ApioSimData = load_json(path, "apio")?;
+    let mut seen = std::collections::HashSet::new();
+    for g in &data.groups {
+        if !seen.insert((&g.tenant, &g.group)) {
+            return Err(SimDataError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("tenant {:?} group {:?} is listed twice", g.tenant, g.group),
+            });
+        }
+    }
+    Ok(data)
+}
+
 /// A number item as the gateway sends it (`max` may be `""`).
 pub fn number(min: &str, max: &str, active: bool) -> Value {
     json!({
@@ -175,9 +268,30 @@ struct Shared {
 impl ApioSim {
     /// Starts the emulator on `listen` (port 0 picks a free port).
     pub async fn start(listen: SocketAddr, config: ApioSimConfig) -> std::io::Result<ApioSim> {
+        ApioSim::start_holding(listen, config, HashMap::new()).await
+    }
+
+    /// Starts the emulator on `listen` serving `data` (see [`load_data`]).
+    pub async fn start_with_data(
+        listen: SocketAddr,
+        data: ApioSimData,
+    ) -> std::io::Result<ApioSim> {
+        ApioSim::start_holding(listen, data.config(), data.itc_groups()).await
+    }
+
+    /// The groups are in place before the listener accepts anything, so no client ever sees
+    /// an emulator that is up but still empty.
+    async fn start_holding(
+        listen: SocketAddr,
+        config: ApioSimConfig,
+        groups: HashMap<(String, String), ItcGroup>,
+    ) -> std::io::Result<ApioSim> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(ApioState::default()));
+        let state = Arc::new(Mutex::new(ApioState {
+            groups,
+            ..ApioState::default()
+        }));
         let config = Arc::new(config);
         let shared = Shared {
             config: config.clone(),

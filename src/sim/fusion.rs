@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,12 +20,12 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::lock;
+use super::{is_path_segment, load_json, lock, SimDataError};
 
 /// Who may call and where the group lives.
 #[derive(Clone, Debug)]
@@ -146,6 +148,104 @@ impl FusionState {
     }
 }
 
+/// What `dialsync sim fusion --data FILE` serves: credentials, the group's identity and its
+/// items, in Fusion's own wire shapes. See [`load_data`] for the file format.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionSimData {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub trusted_host: Option<bool>,
+    #[serde(default)]
+    pub machine_token: Option<String>,
+    pub draas_instance: String,
+    pub group_uuid: String,
+    #[serde(default)]
+    pub ranges_path: Option<String>,
+    /// `phone_usage` items, served as they are.
+    #[serde(rename = "phoneUsages")]
+    pub phone_usages: Vec<Value>,
+    /// Number-range objects, served as they are (a bare JSON array).
+    #[serde(default)]
+    pub ranges: Vec<Value>,
+    /// Page size when the client sends none; absent: everything at once.
+    #[serde(default)]
+    pub page_size: Option<NonZeroUsize>,
+}
+
+impl FusionSimData {
+    /// The emulator's configuration: the file's fields over [`FusionSimConfig::default`].
+    pub fn config(&self) -> FusionSimConfig {
+        let defaults = FusionSimConfig::default();
+        FusionSimConfig {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            trusted_host: self.trusted_host.unwrap_or(defaults.trusted_host),
+            machine_token: self.machine_token.clone(),
+            draas_instance: self.draas_instance.clone(),
+            group_uuid: self.group_uuid.clone(),
+            ranges_path: self.ranges_path.clone().unwrap_or(defaults.ranges_path),
+            default_page_size: self.page_size.map(NonZeroUsize::get),
+            ..defaults
+        }
+    }
+}
+
+/// Reads the data file of `dialsync sim fusion`. The file holds test credentials in clear.
+///
+/// ```json
+/// {
+///   "username": "svc-dialsync", "password": "...",
+///   "trusted_host": true,              // optional; false answers logins with a 2fa_payload
+///   "machine_token": "...",            // optional; a Bearer token that is always valid
+///   "draas_instance": "demo", "group_uuid": "aaf9dba1-...",
+///   "ranges_path": "groups/{group_uuid}/number_ranges",   // optional (this default)
+///   "phoneUsages": [ {"distributor","group","reseller","subscription","tenant",
+///                     "phoneNumber","username"}, ... ],
+///   "ranges": [ {"id","countryCode","rangeStart","rangeEnd","numberType",...}, ... ],
+///                                      // optional
+///   "page_size": 10                    // optional; absent: no pagination
+/// }
+/// ```
+///
+/// (Comments are for this description only: the file is plain JSON.) `phoneUsages` is the
+/// list of the `phone_usage` answer and `ranges` the array of the number-range feed, both as
+/// Fusion sends them and served as they are, so a real answer can be pasted in. An unknown
+/// key in the wrapper object is an error; the items themselves are not checked, so a file can
+/// hold the malformed items a test needs.
+pub fn load_data(path: &Path) -> Result<FusionSimData, SimDataError> {
+    let data: FusionSimData = load_json(path, "fusion")?;
+    let invalid = |reason: String| SimDataError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    for (key, value) in [
+        ("draas_instance", &data.draas_instance),
+        ("group_uuid", &data.group_uuid),
+    ] {
+        if !is_path_segment(value) {
+            return Err(invalid(format!(
+                "{key} {value:?} must be letters, digits and -._~ only"
+            )));
+        }
+    }
+    let config = data.config();
+    let ranges_path = config.ranges_path.replace("{group_uuid}", &data.group_uuid);
+    let ranges_path = ranges_path.trim_start_matches('/');
+    if !ranges_path.split('/').all(is_path_segment) {
+        return Err(invalid(format!(
+            "ranges_path {:?} must be a relative path of letters, digits and -._~ \
+             ({{group_uuid}} is substituted)",
+            config.ranges_path
+        )));
+    }
+    if ranges_path == format!("groups/{}/sdrs/phone_usage", data.group_uuid) {
+        return Err(invalid("ranges_path is the phone_usage path".into()));
+    }
+    Ok(data)
+}
+
 /// A `phone_usage` item as Fusion sends it.
 pub fn usage(number: &str, tenant: &str) -> Value {
     json!({
@@ -177,11 +277,31 @@ struct Shared {
 impl FusionSim {
     /// Starts the emulator on `listen` (port 0 picks a free port).
     pub async fn start(listen: SocketAddr, config: FusionSimConfig) -> std::io::Result<FusionSim> {
+        FusionSim::start_holding(listen, config, Vec::new(), Vec::new()).await
+    }
+
+    /// Starts the emulator on `listen` serving `data` (see [`load_data`]).
+    pub async fn start_with_data(
+        listen: SocketAddr,
+        data: FusionSimData,
+    ) -> std::io::Result<FusionSim> {
+        let config = data.config();
+        FusionSim::start_holding(listen, config, data.phone_usages, data.ranges).await
+    }
+
+    /// The items are in place before the listener accepts anything, so no client ever sees
+    /// an emulator that is up but still empty.
+    async fn start_holding(
+        listen: SocketAddr,
+        config: FusionSimConfig,
+        phone_usages: Vec<Value>,
+        ranges: Vec<Value>,
+    ) -> std::io::Result<FusionSim> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(FusionState {
-            phone_usages: Vec::new(),
-            ranges: Vec::new(),
+            phone_usages,
+            ranges,
             ranges_form: RangesForm::Array,
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),

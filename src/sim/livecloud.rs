@@ -4,6 +4,10 @@
 //! wholly before anything is applied (and then applied atomically), and the rate limit of
 //! 10 requests per 10 seconds per client (both numbers configurable so tests stay fast).
 //!
+//! The v3 number list (`GET /api/v3/oc/numbers`) serves each tenant's numbers page by page,
+//! with faults on demand ([`LiveState::faults`]: 500, a body that is not JSON, 429 with
+//! `Retry-After`, a slow answer) and broken page chains.
+//!
 //! Every request it did not expect (unknown path or method, another customer's dial plan) is
 //! recorded in [`LiveState::unexpected`], which tests assert to be empty.
 //!
@@ -23,11 +27,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::lock;
+use super::{load_json, lock, SimDataError};
 use crate::dialplan::rule::{parse_prefix, validate_name, Tag, DEFAULT_MAX_TAG_LEN};
 
 /// The token endpoint's path on the emulator.
@@ -56,7 +60,7 @@ impl LiveRule {
 pub const NUMBERS_PATH: &str = "/api/v3/oc/numbers";
 
 /// One number as the v3 number list gives it.
-pub fn live_number(telephone: &str, tenant: &str, status: &str) -> serde_json::Value {
+pub fn live_number(telephone: &str, tenant: &str, status: &str) -> Value {
     json!({
         "telephoneNumber": telephone,
         "tenantId": tenant,
@@ -97,6 +101,99 @@ impl Default for LiveSimConfig {
     }
 }
 
+/// A fault for the next v3 number-list request (or every one, see [`LiveState::sticky_fault`]).
+/// The dial-plan API has its own ([`LiveState::fail_next_patches`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// 500 with a problem-details body.
+    ServerError,
+    /// 200 with a body that is not JSON (an HTML error page from a proxy).
+    Garbage,
+    /// 429 with `Retry-After: secs` and a problem-details body.
+    TooManyRequests { retry_after_secs: u64 },
+    /// Answer normally, but only after this long.
+    Delay(Duration),
+}
+
+/// What `dialsync sim livecloud --data FILE` serves: the OAuth client, the dial plan's
+/// identity and rules, and each Microsoft tenant's numbers in the v3 list's own wire shape.
+/// See [`load_data`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveSimData {
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: String,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
+    pub site_location_id: Option<String>,
+    #[serde(default)]
+    pub dial_plan_id: Option<String>,
+    /// `msTenantId` -> the `data` items of its number list, served as they are.
+    pub tenants: HashMap<String, Vec<Value>>,
+    /// The dial plan's rules at start.
+    #[serde(default)]
+    pub rules: Vec<LiveRule>,
+}
+
+impl LiveSimData {
+    /// The emulator's configuration: the file's fields over [`LiveSimConfig::default`].
+    pub fn config(&self) -> LiveSimConfig {
+        let defaults = LiveSimConfig::default();
+        LiveSimConfig {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            scope: self.scope.clone(),
+            customer_id: self.customer_id.clone().unwrap_or(defaults.customer_id),
+            site_location_id: self
+                .site_location_id
+                .clone()
+                .unwrap_or(defaults.site_location_id),
+            dial_plan_id: self.dial_plan_id.clone().unwrap_or(defaults.dial_plan_id),
+            ..defaults
+        }
+    }
+}
+
+/// Reads the data file of `dialsync sim livecloud`. The file holds test credentials in clear.
+///
+/// ```json
+/// {
+///   "client_id": "...", "client_secret": "...", "scope": "api://livecloud/.default",
+///   "customer_id": "cust-1", "site_location_id": "site-1", "dial_plan_id": "dp-1",
+///                                      // optional (these defaults)
+///   "tenants": {
+///     "3371606b-f589-4b50-b827-1a95cacf7225": [
+///       {"telephoneNumber": "+3238200100", "tenantId": "3371606b-...",
+///        "acquiredNumberStatus": "Active", ...}, ...
+///     ]
+///   },
+///   "rules": [ {"name": "manual", "prefix": "+3238200999#", "tag": "Trunk=x"} ]   // optional
+/// }
+/// ```
+///
+/// (Comments are for this description only: the file is plain JSON.) Each tenant's list is
+/// the `data` of the v3 number list, served as it is (paginated by the client's `pageSize`),
+/// so a real answer can be pasted in; the items themselves are not checked. The token
+/// endpoint is `/oauth2/v2.0/token` on the emulator. An unknown key in the wrapper objects or
+/// in a rule is an error, and so is a rule the platform would refuse (bad name, prefix or
+/// tag) or a rule listed twice.
+pub fn load_data(path: &std::path::Path) -> Result<LiveSimData, SimDataError> {
+    let data: LiveSimData = load_json(path, "livecloud")?;
+    let invalid = |reason: String| SimDataError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    for (at, rule) in data.rules.iter().enumerate() {
+        check_rule(rule).map_err(|e| invalid(format!("rules[{at}]: {e}")))?;
+        if data.rules[..at].contains(rule) {
+            return Err(invalid(format!("rules[{at}] is listed twice")));
+        }
+    }
+    Ok(data)
+}
+
 /// The platform's state, for assertions and out-of-band edits.
 #[derive(Debug, Default)]
 pub struct LiveState {
@@ -127,7 +224,7 @@ pub struct LiveState {
     /// The v3 number list: tenant (`msTenantId`) -> its numbers, as JSON objects
     /// (`telephoneNumber`, `tenantId`, `acquiredNumberStatus`, ...) served as they are, so a
     /// test can put malformed items in. A tenant not listed has no numbers.
-    pub numbers: HashMap<String, Vec<serde_json::Value>>,
+    pub numbers: HashMap<String, Vec<Value>>,
     /// Number-list pages answered 200.
     pub number_pages: usize,
     /// Fault injection: `totalPages` claims this many pages more than there are (the
@@ -139,6 +236,12 @@ pub struct LiveState {
     /// Fault injection: the page with this number loses its last item while `totalPages`
     /// and `totalRecords` still count it (a truncated page).
     pub truncate_number_page: Option<usize>,
+    /// Number-list requests that passed the token check (any answer).
+    pub number_requests: usize,
+    /// Faults for the next number-list requests, in order.
+    pub faults: VecDeque<Fault>,
+    /// A fault for every number-list request while set.
+    pub sticky_fault: Option<Fault>,
     /// Per client: when its counted requests arrived, oldest first.
     window: HashMap<String, VecDeque<Instant>>,
 }
@@ -172,10 +275,31 @@ impl LiveCloudSim {
         config: LiveSimConfig,
         rules: Vec<LiveRule>,
     ) -> std::io::Result<LiveCloudSim> {
+        LiveCloudSim::start_holding(listen, config, rules, HashMap::new()).await
+    }
+
+    /// Starts the emulator on `listen` serving `data` (see [`load_data`]).
+    pub async fn start_with_data(
+        listen: SocketAddr,
+        data: LiveSimData,
+    ) -> std::io::Result<LiveCloudSim> {
+        let config = data.config();
+        LiveCloudSim::start_holding(listen, config, data.rules, data.tenants).await
+    }
+
+    /// The data is in place before the listener accepts anything, so no client ever sees an
+    /// emulator that is up but still empty.
+    async fn start_holding(
+        listen: SocketAddr,
+        config: LiveSimConfig,
+        rules: Vec<LiveRule>,
+        numbers: HashMap<String, Vec<Value>>,
+    ) -> std::io::Result<LiveCloudSim> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(LiveState {
             rules,
+            numbers,
             ..LiveState::default()
         }));
         let config = Arc::new(config);
@@ -320,78 +444,134 @@ struct NumbersQuery {
     page_size: Option<String>,
 }
 
+/// One page of the v3 number list, serialised straight from the tenant's list: copying a
+/// million-number list per page would make the emulator, not the client, the bottleneck of a
+/// bulk test.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NumbersPage<'a> {
+    current_page: usize,
+    page_size: usize,
+    total_pages: usize,
+    total_records: usize,
+    data: &'a [Value],
+}
+
 /// `GET /api/v3/oc/numbers?msTenantId=..&pageNumber=..&pageSize=..`: one page of a tenant's
 /// numbers, pages numbered from one. A valid Bearer token is required; the number list is not
 /// counted against the dial-plan rate limit. A missing or non-numeric parameter is a 400 and
-/// is recorded as unexpected.
+/// is recorded as unexpected. A fault, if one is due, is applied once token and parameters
+/// passed.
 async fn list_numbers(
     State(shared): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
     axum::extract::Query(query): axum::extract::Query<NumbersQuery>,
 ) -> Response {
-    let mut state = lock(&shared.state);
-    let now = Instant::now();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let valid = bearer
-        .and_then(|token| state.tokens.get(token))
-        .is_some_and(|(_, expiry)| *expiry > now);
-    if !valid {
-        state.unauthorized += 1;
-        return problem(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "missing, unknown or expired bearer token",
-        );
-    }
-    let parsed = (|| {
-        let tenant = query.ms_tenant_id.filter(|t| !t.is_empty())?;
-        let page: usize = query.page_number?.parse().ok().filter(|&p| p >= 1)?;
-        let size: usize = query
-            .page_size?
-            .parse()
-            .ok()
-            .filter(|&s| (1..=1000).contains(&s))?;
-        Some((tenant, page, size))
-    })();
-    let Some((tenant, page, size)) = parsed else {
-        state
-            .unexpected
-            .push(format!("GET {}?{}", uri.path(), uri.query().unwrap_or("")));
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "Bad Request",
-            "msTenantId, pageNumber (>= 1) and pageSize (1..=1000) are required",
-        );
+    let (tenant, page, size, fault) = {
+        let mut state = lock(&shared.state);
+        let now = Instant::now();
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let valid = bearer
+            .and_then(|token| state.tokens.get(token))
+            .is_some_and(|(_, expiry)| *expiry > now);
+        if !valid {
+            state.unauthorized += 1;
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "missing, unknown or expired bearer token",
+            );
+        }
+        state.number_requests += 1;
+        let parsed = (|| {
+            let tenant = query.ms_tenant_id.filter(|t| !t.is_empty())?;
+            let page: usize = query.page_number?.parse().ok().filter(|&p| p >= 1)?;
+            let size: usize = query
+                .page_size?
+                .parse()
+                .ok()
+                .filter(|&s| (1..=1000).contains(&s))?;
+            Some((tenant, page, size))
+        })();
+        let Some((tenant, page, size)) = parsed else {
+            state
+                .unexpected
+                .push(format!("GET {}?{}", uri.path(), uri.query().unwrap_or("")));
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Bad Request",
+                "msTenantId, pageNumber (>= 1) and pageSize (1..=1000) are required",
+            );
+        };
+        let fault = state.faults.pop_front().or(state.sticky_fault.clone());
+        (tenant, page, size, fault)
     };
-    let all = state.numbers.get(&tenant).cloned().unwrap_or_default();
-    let real_pages = all.len().div_ceil(size);
-    let total_pages = real_pages + state.numbers_extra_pages;
-    let mut data: Vec<serde_json::Value> = all
-        .iter()
-        .skip((page - 1).saturating_mul(size))
-        .take(size)
-        .cloned()
-        .collect();
-    if state.truncate_number_page == Some(page) {
-        data.pop();
+    match fault {
+        Some(Fault::ServerError) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "injected fault: the number store is unavailable",
+            )
+        }
+        Some(Fault::Garbage) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "<html>502 Bad Gateway</html>{\"data",
+            )
+                .into_response()
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            let mut response = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "injected fault: slow down",
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_secs),
+            );
+            return response;
+        }
+        Some(Fault::Delay(wait)) => tokio::time::sleep(wait).await,
+        None => {}
     }
+    let mut state = lock(&shared.state);
+    let all = state.numbers.get(&tenant).map_or(&[][..], Vec::as_slice);
+    let total_pages = all.len().div_ceil(size) + state.numbers_extra_pages;
+    let from = (page - 1).saturating_mul(size).min(all.len());
+    let mut to = from.saturating_add(size).min(all.len());
+    if state.truncate_number_page == Some(page) && to > from {
+        to -= 1;
+    }
+    let body = serde_json::to_string(&NumbersPage {
+        current_page: page,
+        page_size: size,
+        total_pages,
+        total_records: all.len(),
+        data: &all[from..to],
+    });
+    let text = match body {
+        Ok(text) => text,
+        Err(e) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                &format!("cannot serialise the page: {e}"),
+            )
+        }
+    };
     state.number_pages += 1;
     if state.revoke_tokens_after_pages == Some(state.number_pages) {
         state.revoke_tokens_after_pages = None;
         state.revoke_tokens();
     }
-    Json(json!({
-        "currentPage": page,
-        "pageSize": size,
-        "totalPages": total_pages,
-        "totalRecords": all.len(),
-        "data": data,
-    }))
-    .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 /// Authenticates and rate-limits one dial-plan API request, and checks it names the dial

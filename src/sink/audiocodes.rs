@@ -23,6 +23,7 @@ use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{Op, Plan};
 use crate::sink::cli_script::{self, ScriptError};
+use crate::sink::StopAfterBatch;
 use crate::store::{OpState, PlanId, Store, StoreError};
 
 const STATUS_PATH: &str = "/api/v1/status";
@@ -178,6 +179,8 @@ pub struct ApplyReport {
     /// Incremental scripts planned (each at most `batch_size` ops).
     pub batches: usize,
     pub saved: bool,
+    /// A stop was requested between batches: some ops were not sent.
+    pub stopped: bool,
 }
 
 /// What settling an unfinished journal found.
@@ -403,6 +406,20 @@ impl AudioCodesSink {
         plan: &Plan,
         device: &DeviceDialPlan,
     ) -> Result<ApplyReport, SinkError> {
+        self.apply_until(store, plan, device, &StopAfterBatch::default())
+            .await
+    }
+
+    /// [`Self::apply`], stopping between batches once `stop` is requested: the batch in
+    /// flight completes, the journal is finished as `stopped`, and the ops not sent are left
+    /// for the next cycle's fresh plan.
+    pub async fn apply_until(
+        &self,
+        store: &mut Store,
+        plan: &Plan,
+        device: &DeviceDialPlan,
+        stop: &StopAfterBatch,
+    ) -> Result<ApplyReport, SinkError> {
         if device.upgrading {
             return Err(SinkError::Upgrading);
         }
@@ -424,6 +441,10 @@ impl AudioCodesSink {
         let id = store.journal_begin(&plan.checksum, &plan.ops)?;
         let batch_size = self.config.batch_size;
         for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
+            if stop.requested() {
+                report.stopped = true;
+                break;
+            }
             report.batches += 1;
             let first = number * batch_size;
             let seqs: Vec<usize> = (first..first + chunk.len()).collect();
@@ -456,7 +477,9 @@ impl AudioCodesSink {
                 Err(e) => return Err(self.abandon(store, id, e, &[])),
             }
         }
-        let outcome = if report.quarantined.is_empty() {
+        let outcome = if report.stopped {
+            "stopped"
+        } else if report.quarantined.is_empty() {
             "applied"
         } else {
             "partial"

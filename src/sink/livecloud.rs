@@ -36,6 +36,7 @@ use super::retry::{retry_after, truncate, Backoff};
 use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
 use crate::plan::{Op, Plan, Route};
 use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
+use crate::sink::StopAfterBatch;
 use crate::source::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::source::secret::Secret;
 use crate::store::{OpState, PlanId, Store};
@@ -350,6 +351,20 @@ impl LiveCloudSink {
         plan: &Plan,
         device: &DeviceDialPlan,
     ) -> Result<ApplyReport, SinkError> {
+        self.apply_until(store, plan, device, &StopAfterBatch::default())
+            .await
+    }
+
+    /// [`Self::apply`], stopping between batches once `stop` is requested: the batch in
+    /// flight completes, the journal is finished as `stopped`, and the ops not sent are left
+    /// for the next cycle's fresh plan.
+    pub async fn apply_until(
+        &self,
+        store: &mut Store,
+        plan: &Plan,
+        device: &DeviceDialPlan,
+        stop: &StopAfterBatch,
+    ) -> Result<ApplyReport, SinkError> {
         if let Some(unfinished) = store.unfinished_journal()? {
             return Err(SinkError::Unsettled {
                 plan: unfinished.id,
@@ -363,6 +378,10 @@ impl LiveCloudSink {
         let id = store.journal_begin(&plan.checksum, &plan.ops)?;
         let batch_size = self.config.batch_size;
         for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
+            if stop.requested() {
+                report.stopped = true;
+                break;
+            }
             report.batches += 1;
             let first = number * batch_size;
             let seqs: Vec<usize> = (first..first + chunk.len()).collect();
@@ -396,7 +415,9 @@ impl LiveCloudSink {
                 }
             }
         }
-        let outcome = if report.quarantined.is_empty() {
+        let outcome = if report.stopped {
+            "stopped"
+        } else if report.quarantined.is_empty() {
             "applied"
         } else {
             "partial"

@@ -12,3 +12,85 @@ pub mod audiocodes;
 pub mod cli_script;
 pub mod livecloud;
 pub mod retry;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::plan::Plan;
+use crate::store::Store;
+use audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
+
+/// Asked by a sink between batches. A stopping agent lets the batch in flight finish (its
+/// outcome is then known and journaled) and never starts another, so SIGTERM mid-apply
+/// leaves a dial plan that is some prefix of the plan, never a half-sent script.
+#[derive(Clone, Debug, Default)]
+pub struct StopAfterBatch(Arc<AtomicBool>);
+
+impl StopAfterBatch {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The configured sink, whatever its kind: what the agent reads and writes each cycle.
+#[derive(Debug)]
+pub enum Sink {
+    AudioCodes(Box<audiocodes::AudioCodesSink>),
+    LiveCloud(Box<livecloud::LiveCloudSink>),
+}
+
+impl Sink {
+    pub fn audiocodes(config: audiocodes::SbcConfig) -> Result<Sink, SinkError> {
+        audiocodes::AudioCodesSink::new(config).map(|s| Sink::AudioCodes(Box::new(s)))
+    }
+
+    pub fn livecloud(config: livecloud::LiveCloudConfig) -> Result<Sink, SinkError> {
+        livecloud::LiveCloudSink::new(config).map(|s| Sink::LiveCloud(Box::new(s)))
+    }
+
+    /// Where the sink writes, for logs and `status`.
+    pub fn url(&self) -> &str {
+        match self {
+            Sink::AudioCodes(s) => &s.config().url,
+            Sink::LiveCloud(s) => &s.config().url,
+        }
+    }
+
+    /// The dial plan as it is now, owned and foreign rules alike.
+    pub async fn read(&self) -> Result<DeviceDialPlan, SinkError> {
+        match self {
+            Sink::AudioCodes(s) => s.read().await,
+            Sink::LiveCloud(s) => s.read().await,
+        }
+    }
+
+    /// Applies `plan`, journaled in `store`, against the dial plan read as `device`, stopping
+    /// between batches when `stop` is requested.
+    pub async fn apply(
+        &self,
+        store: &mut Store,
+        plan: &Plan,
+        device: &DeviceDialPlan,
+        stop: &StopAfterBatch,
+    ) -> Result<ApplyReport, SinkError> {
+        match self {
+            Sink::AudioCodes(s) => s.apply_until(store, plan, device, stop).await,
+            Sink::LiveCloud(s) => s.apply_until(store, plan, device, stop).await,
+        }
+    }
+
+    /// Settles a journal a crash left unfinished, by reading back (never by replaying).
+    pub async fn settle_unfinished(
+        &self,
+        store: &mut Store,
+    ) -> Result<Option<SettleReport>, SinkError> {
+        match self {
+            Sink::AudioCodes(s) => s.settle_unfinished(store).await,
+            Sink::LiveCloud(s) => s.settle_unfinished(store).await,
+        }
+    }
+}

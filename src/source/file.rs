@@ -6,7 +6,7 @@
 
 use std::io::Read;
 
-use super::{ItemLimits, Rejected};
+use super::{ItemLimits, Rejected, SourceEntries};
 use crate::dialplan::rule::Tag;
 use crate::number::{NumberRange, OpenPrefix};
 use crate::resolve::{Coverage, Entry, Provenance};
@@ -24,13 +24,6 @@ pub enum FileError {
     Header { path: String, found: String },
 }
 
-/// What a static file yields: the entries accepted and the lines refused.
-#[derive(Debug, Default)]
-pub struct StaticEntries {
-    pub entries: Vec<Entry>,
-    pub rejected: Vec<Rejected>,
-}
-
 /// Parses a static CSV. `source` names the source in provenance; `path` names the file in errors.
 ///
 /// Lines are read one by one so that every message carries the physical line number an
@@ -41,7 +34,7 @@ pub fn parse_csv(
     source: &str,
     path: &str,
     limits: ItemLimits,
-) -> Result<StaticEntries, FileError> {
+) -> Result<SourceEntries, FileError> {
     let mut text = String::new();
     input
         .read_to_string(&mut text)
@@ -64,7 +57,7 @@ pub fn parse_csv(
             found: header.join(","),
         });
     }
-    let mut out = StaticEntries::default();
+    let mut out = SourceEntries::default();
     for (line, text) in lines {
         let parsed = split_fields(text).and_then(|fields| parse_fields(&fields, limits));
         match parsed {
@@ -137,7 +130,7 @@ fn parse_fields(fields: &[String], limits: ItemLimits) -> Result<(Coverage, Tag)
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<StaticEntries, FileError> {
+    fn parse(text: &str) -> Result<SourceEntries, FileError> {
         parse_csv(
             text.as_bytes(),
             "static",

@@ -11,6 +11,7 @@ pub mod secret;
 pub mod tag;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::resolve::Entry;
 
@@ -132,4 +133,106 @@ pub enum SourceError {
         url: String,
         reason: String,
     },
+    /// A static file that cannot be read or has no `start,end,tag` header.
+    #[error("source {source_name}: {error}")]
+    File {
+        source_name: String,
+        #[source]
+        error: file::FileError,
+    },
+}
+
+impl SourceError {
+    /// The configured name of the source that failed.
+    pub fn source_name(&self) -> &str {
+        match self {
+            SourceError::BadUrl { source_name, .. }
+            | SourceError::Client { source_name, .. }
+            | SourceError::Http { source_name, .. }
+            | SourceError::Timeout { source_name, .. }
+            | SourceError::Server { source_name, .. }
+            | SourceError::TooLarge { source_name, .. }
+            | SourceError::Refused { source_name, .. }
+            | SourceError::Unauthorized { source_name, .. }
+            | SourceError::Config { source_name, .. }
+            | SourceError::BadBody { source_name, .. }
+            | SourceError::Pagination { source_name, .. }
+            | SourceError::File { source_name, .. } => source_name,
+        }
+    }
+}
+
+/// A static file source: read anew on every fetch, so an edit takes effect on the next cycle.
+#[derive(Debug)]
+pub struct FileSource {
+    name: String,
+    path: PathBuf,
+    limits: ItemLimits,
+}
+
+impl FileSource {
+    pub async fn fetch(&self) -> Result<SourceEntries, SourceError> {
+        let failed = |error| SourceError::File {
+            source_name: self.name.clone(),
+            error,
+        };
+        let shown = self.path.display().to_string();
+        let bytes = tokio::fs::read(&self.path).await.map_err(|source| {
+            failed(file::FileError::Read {
+                path: shown.clone(),
+                source,
+            })
+        })?;
+        file::parse_csv(bytes.as_slice(), &self.name, &shown, self.limits).map_err(failed)
+    }
+}
+
+/// One configured upstream, whatever its kind: what the agent fetches each cycle.
+#[derive(Debug)]
+pub enum Source {
+    Fusion(fusion::FusionSource),
+    Apio(apio::ApioSource),
+    LiveCloud(livecloud::LiveCloudSource),
+    File(FileSource),
+}
+
+impl Source {
+    pub fn fusion(config: fusion::FusionConfig) -> Result<Source, SourceError> {
+        fusion::FusionSource::new(config).map(Source::Fusion)
+    }
+
+    pub fn apio(config: apio::ApioConfig) -> Result<Source, SourceError> {
+        apio::ApioSource::new(config).map(Source::Apio)
+    }
+
+    pub fn livecloud(config: livecloud::LiveCloudSourceConfig) -> Result<Source, SourceError> {
+        livecloud::LiveCloudSource::new(config).map(Source::LiveCloud)
+    }
+
+    pub fn file(name: &str, path: &Path, limits: ItemLimits) -> Source {
+        Source::File(FileSource {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            limits,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Fusion(s) => s.name(),
+            Source::Apio(s) => s.name(),
+            Source::LiveCloud(s) => s.name(),
+            Source::File(s) => &s.name,
+        }
+    }
+
+    /// Fetches the whole desired state of this source, within its configured timeout.
+    pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
+        match self {
+            Source::Fusion(s) => s.fetch().await,
+            Source::Apio(s) => s.fetch().await,
+            Source::LiveCloud(s) => s.fetch().await,
+            Source::File(s) => s.fetch().await,
+        }
+    }
 }

@@ -1,0 +1,490 @@
+//! The §9 contract, key by key: what parses, and that every refusal names its key and line.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+/// DESIGN.md §9's example, verbatim: the contract operators copy from.
+const DESIGN_EXAMPLE: &str = r#"
+[agent]
+policy = "sync"                 # required: sync | upsert-only | create-only
+interval = "60s"
+state_db = "/var/lib/dialsync/state.db"
+dry_run = false                 # plan and record, never write to the SBC
+
+[admin]
+listen = "127.0.0.1:9797"
+
+[dialplan]
+name = "OCDialPlan"
+rule_name = "dialsync"          # the Name stamped on every rule we own (<= 15 chars)
+encoding = "ranges"             # ranges | prefixes | numbers
+max_rules = 50000
+max_bracket_digits = 9
+max_tag_len = 64
+max_range_size = 1000000
+adopt_foreign = false
+create = false
+
+[safety]
+max_delete_fraction = 0.3
+max_update_fraction = 0.3
+min_existing = 10
+
+[sbc]
+kind = "audiocodes"             # audiocodes | livecloud
+url = "https://sbc1.example.net"
+username = "dialsync"
+password_file = "/etc/dialsync/secrets/sbc-password"
+# ca_file = "/etc/dialsync/sbc-ca.pem"
+# insecure_skip_verify = false
+batch_size = 200                # rule operations per incremental script
+save_config = true
+timeout = "30s"
+
+[[sources]]
+name = "fusion"                 # unique; appears in logs, metrics, lookups
+kind = "fusion"
+url = "https://apioaas-prov.netaxis.cloud"
+draas_instance = "example"
+group_uuid = "aaf9dba1-9469-40fa-be50-22298d68010d"
+username = "svc-dialsync"
+password_file = "/etc/dialsync/secrets/fusion-password"   # or token_file = "..."
+# ranges_path = "groups/{group_uuid}/number_ranges"        # optional number-range feed
+tag = "Trunk={tenant}"          # template over the item's fields
+timeout = "30s"                 # whole fetch of this source, every page included
+allow_empty = false             # true: an empty answer may delete this source's rules
+[sources.tags]                  # optional explicit overrides, key = tenant name
+"Netaxis DEV" = "Trunk=netaxis-dev"
+
+[[sources]]
+name = "apio"
+kind = "apio"
+url = "https://apio.example.net"
+auth = "jwt"                    # jwt (APIO core) | session (direct gateway)
+proxy_prefix = "/api/v01/p1"    # jwt only: where gateway paths are proxied
+username = "svc-dialsync"
+password_file = "/etc/dialsync/secrets/apio-password"
+include_inactive = false
+groups = [ { tenant = "footenant", group = "foogroup", tag = "Trunk=foo" } ]
+
+[[sources]]
+name = "static"
+kind = "file"
+path = "static.csv"
+
+[[sources]]
+name = "live"
+kind = "livecloud"
+url = "https://live.example.net"
+token_url = "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token"
+client_id = "00000000-0000-0000-0000-000000000000"
+client_secret_file = "/etc/dialsync/secrets/live-secret"
+scope = "api://<app>/.default"
+ms_tenant_ids = ["3371606b-f589-4b50-b827-1a95cacf7225"]
+tag = "Trunk={tenant_id}"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/dialsync/dialsync.toml"))
+}
+
+/// The error's text, which must carry `path:line:` and the key.
+fn refusal(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[agent]
+policy = "sync"
+
+[sbc]
+url = "https://sbc1.example.net"
+username = "dialsync"
+password_file = "secrets/sbc-password"
+
+[[sources]]
+name = "static"
+kind = "file"
+path = "static.csv"
+"#;
+
+#[test]
+fn the_design_example_is_a_valid_config() {
+    let config = parse(DESIGN_EXAMPLE).expect("the §9 example parses");
+    assert_eq!(config.agent.policy, Policy::Sync);
+    assert_eq!(config.agent.interval, Duration::from_secs(60));
+    assert_eq!(config.admin_listen, "127.0.0.1:9797".parse().unwrap());
+    assert_eq!(config.dialplan.rule_name, "dialsync");
+    assert_eq!(config.dialplan.max_rules, 50_000);
+    assert_eq!(config.safety.min_existing, 10);
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["fusion", "apio", "static", "live"]);
+    let SourceKind::Fusion { tags, login, .. } = &config.sources[0].kind else {
+        panic!("fusion first");
+    };
+    assert!(matches!(login, FusionLogin::Password { .. }));
+    assert_eq!(
+        tags.overrides.get("Netaxis DEV").map(Tag::as_str),
+        Some("Trunk=netaxis-dev")
+    );
+    let SourceKind::Apio {
+        proxy_prefix,
+        groups,
+        ..
+    } = &config.sources[1].kind
+    else {
+        panic!("apio second");
+    };
+    assert_eq!(proxy_prefix.as_deref(), Some("/api/v01/p1"));
+    assert_eq!(groups.len(), 1);
+    let SourceKind::File { path } = &config.sources[2].kind else {
+        panic!("file third");
+    };
+    assert_eq!(
+        path,
+        Path::new("/etc/dialsync/static.csv"),
+        "relative to the config"
+    );
+}
+
+#[test]
+fn defaults_fill_what_a_minimal_config_leaves_out() {
+    let config = parse(MINIMAL).expect("minimal config");
+    assert_eq!(
+        config.agent.state_db,
+        Path::new("/var/lib/dialsync/state.db")
+    );
+    assert!(!config.agent.dry_run);
+    assert_eq!(config.dialplan.name, "OCDialPlan");
+    assert_eq!(config.dialplan.encoding, Encoding::Ranges);
+    assert_eq!(config.dialplan.limits, ItemLimits::default());
+    assert_eq!(config.safety, Safety::default());
+    let SbcSettings::AudioCodes {
+        password_file,
+        batch_size,
+        save_config,
+        timeout,
+        ..
+    } = &config.sbc
+    else {
+        panic!("audiocodes is the default kind");
+    };
+    assert_eq!(
+        password_file.path,
+        Path::new("/etc/dialsync/secrets/sbc-password")
+    );
+    assert_eq!((*batch_size, *save_config), (200, true));
+    assert_eq!(*timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let typo = MINIMAL.replace("[sbc]", "[sbc]\nmax_delete_fractoin = 0.5");
+    let error = refusal(&typo);
+    assert!(
+        error.starts_with("/etc/dialsync/dialsync.toml:6:"),
+        "{error}"
+    );
+    assert!(error.contains("max_delete_fractoin"), "{error}");
+
+    let in_source = format!("{MINIMAL}colour = \"blue\"\n");
+    let error = refusal(&in_source);
+    assert!(
+        error.contains(":14:") && error.contains("colour"),
+        "{error}"
+    );
+
+    let table = format!("{MINIMAL}\n[extras]\nx = 1\n");
+    let error = refusal(&table);
+    assert!(
+        error.contains(":15:") && error.contains("extras"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_policy_has_no_default() {
+    let error = refusal(&MINIMAL.replace("policy = \"sync\"", "interval = \"30s\""));
+    assert!(error.contains(":2: agent.policy: is required"), "{error}");
+    let error = refusal(&MINIMAL.replace("\"sync\"", "\"mirror\""));
+    assert!(
+        error.contains(":3: agent.policy:") && error.contains("mirror"),
+        "{error}"
+    );
+    let error = refusal(&MINIMAL.replace("[agent]\npolicy = \"sync\"\n", ""));
+    assert!(
+        error.contains("agent: the [agent] table is required"),
+        "{error}"
+    );
+}
+
+#[test]
+fn bad_values_name_their_key_and_line() {
+    let cases = [
+        (
+            "policy = \"sync\"",
+            "policy = \"sync\"\ninterval = \"soon\"",
+            ":4: agent.interval:",
+        ),
+        (
+            "policy = \"sync\"",
+            "policy = \"sync\"\ninterval = \"0s\"",
+            ":4: agent.interval:",
+        ),
+        (
+            "[sbc]",
+            "[admin]\nlisten = \"localhost\"\n[sbc]",
+            ":6: admin.listen:",
+        ),
+        (
+            "[sbc]",
+            "[dialplan]\nrule_name = \"dialsync-agent-01\"\n[sbc]",
+            ":6: dialplan.rule_name:",
+        ),
+        (
+            "[sbc]",
+            "[dialplan]\nencoding = \"trie\"\n[sbc]",
+            ":6: dialplan.encoding:",
+        ),
+        (
+            "[sbc]",
+            "[dialplan]\nmax_bracket_digits = 20\n[sbc]",
+            ":6: dialplan.max_bracket_digits:",
+        ),
+        (
+            "[sbc]",
+            "[safety]\nmax_delete_fraction = 1.5\n[sbc]",
+            ":6: safety.max_delete_fraction:",
+        ),
+        ("https://sbc1", "ftp://sbc1", ":6: sbc.url:"),
+        (
+            "username = \"dialsync\"\n",
+            "",
+            ":5: sbc.username: is required",
+        ),
+        ("kind = \"file\"", "kind = \"ftp\"", ":12: sources[0].kind:"),
+        (
+            "path = \"static.csv\"",
+            "path = \"\"",
+            ":13: sources[0].path: must not be empty",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let text = MINIMAL.replace(from, to);
+        assert_ne!(text, MINIMAL, "{from:?} not found");
+        let error = refusal(&text);
+        assert!(error.contains(expected), "expected {expected:?} in {error}");
+    }
+}
+
+#[test]
+fn a_key_of_another_kind_is_refused() {
+    let fusion_in_file = MINIMAL.replace("kind = \"file\"", "kind = \"file\"\ngroup_uuid = \"g\"");
+    let error = refusal(&fusion_in_file);
+    assert!(
+        error.contains(":13: sources[0].group_uuid: is not a key of kind \"file\""),
+        "{error}"
+    );
+    let live_sbc_key = MINIMAL.replace("[sbc]", "[sbc]\ncustomer_id = \"c\"");
+    let error = refusal(&live_sbc_key);
+    assert!(
+        error.contains(":6: sbc.customer_id: is not a key of kind \"audiocodes\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn sources_need_unique_names_and_at_least_one() {
+    let twice =
+        format!("{MINIMAL}\n[[sources]]\nname = \"static\"\nkind = \"file\"\npath = \"b.csv\"\n");
+    let error = refusal(&twice);
+    assert!(
+        error.contains(":16: sources[1].name:") && error.contains("unique"),
+        "{error}"
+    );
+    let none = MINIMAL
+        .split("[[sources]]")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let error = refusal(&none);
+    assert!(
+        error.contains("sources: at least one [[sources]] is required"),
+        "{error}"
+    );
+}
+
+#[test]
+fn templates_and_overrides_are_checked_without_network() {
+    let fusion = r#"
+[agent]
+policy = "upsert-only"
+[sbc]
+url = "https://sbc"
+username = "u"
+password_file = "p"
+[[sources]]
+name = "f"
+kind = "fusion"
+url = "https://fusion"
+draas_instance = "d"
+group_uuid = "g"
+token_file = "t"
+tag = "Trunk={customer}"
+"#;
+    let error = refusal(fusion);
+    assert!(
+        error.contains(":15: sources[0].tag:") && error.contains("customer"),
+        "{error}"
+    );
+    let no_tag = fusion.replace("tag = \"Trunk={customer}\"\n", "");
+    let error = refusal(&no_tag);
+    assert!(error.contains("sources[0].tag: is required"), "{error}");
+    let both = fusion.replace(
+        "token_file = \"t\"",
+        "token_file = \"t\"\nusername = \"u\"\npassword_file = \"p\"",
+    );
+    let error = refusal(&both);
+    assert!(
+        error.contains("sources[0].token_file: set password_file or token_file"),
+        "{error}"
+    );
+    let bad_override =
+        fusion.replace("{customer}", "{tenant}") + "[sources.tags]\n\"acme\" = \"\"\n";
+    let error = refusal(&bad_override);
+    assert!(error.contains(":17: sources[0].tags.\"acme\":"), "{error}");
+    let config = parse(&fusion.replace("{customer}", "{tenant}")).expect("valid");
+    let SourceKind::Fusion { login, .. } = &config.sources[0].kind else {
+        panic!("fusion");
+    };
+    assert!(matches!(login, FusionLogin::MachineToken { .. }));
+}
+
+#[test]
+fn apio_groups_take_the_source_template_unless_they_have_their_own() {
+    let text = r#"
+[agent]
+policy = "sync"
+[sbc]
+url = "https://sbc"
+username = "u"
+password_file = "p"
+[[sources]]
+name = "apio"
+kind = "apio"
+url = "https://apio"
+auth = "session"
+username = "svc"
+password_file = "apio-password"
+tag = "Trunk={tenant}-{group}"
+groups = [ { tenant = "foo", group = "hq" }, { tenant = "bar", group = "hq", tag = "Trunk=bar" } ]
+"#;
+    let config = parse(text).expect("valid");
+    let SourceKind::Apio {
+        proxy_prefix,
+        groups,
+        ..
+    } = &config.sources[0].kind
+    else {
+        panic!("apio");
+    };
+    assert_eq!(*proxy_prefix, None, "session auth is not proxied");
+    assert_eq!(groups[0].2.template.to_string(), "Trunk={tenant}-{group}");
+    assert_eq!(groups[1].2.template.to_string(), "Trunk=bar");
+    let error = refusal(&text.replace(
+        "auth = \"session\"",
+        "auth = \"session\"\nproxy_prefix = \"/p\"",
+    ));
+    assert!(
+        error.contains("sources[0].proxy_prefix: is not a key of kind"),
+        "{error}"
+    );
+    let error = refusal(&text.replace("\"bar\"", "\"foo\""));
+    assert!(
+        error.contains(":16: sources[0].groups[1]:") && error.contains("twice"),
+        "{error}"
+    );
+}
+
+#[test]
+fn secrets_are_read_only_when_asked_and_refused_when_others_can_read_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dialsync.toml");
+    fs::write(&path, MINIMAL).expect("write config");
+    fs::write(dir.path().join("static.csv"), "start,end,tag\n").expect("write csv");
+    let config = Config::load(&path).expect("loads without the secret file");
+
+    let error = config.sink().expect_err("no secret file yet").to_string();
+    assert!(error.contains(":8: sbc.password_file:"), "{error}");
+
+    let secrets = dir.path().join("secrets");
+    fs::create_dir(&secrets).expect("mkdir");
+    let secret = secrets.join("sbc-password");
+    fs::write(&secret, "s3cret\n").expect("write secret");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let error = config.sink().expect_err("group-readable").to_string();
+    assert!(
+        error.contains("sbc.password_file") && error.contains("chmod 600"),
+        "{error}"
+    );
+    assert!(!error.contains("s3cret"), "{error}");
+
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let sink = config.sink().expect("the sink is built");
+    assert!(!format!("{sink:?}").contains("s3cret"));
+    let sources = config.sources().expect("a file source needs no secret");
+    assert_eq!(sources[0].name(), "static");
+}
+
+#[test]
+fn the_livecloud_sink_takes_its_own_keys() {
+    let text = MINIMAL.replace(
+        "url = \"https://sbc1.example.net\"\nusername = \"dialsync\"\npassword_file = \"secrets/sbc-password\"",
+        "kind = \"livecloud\"\nurl = \"https://live\"\ntoken_url = \"https://login/token\"\nclient_id = \"c\"\nclient_secret_file = \"s\"\nscope = \"api://x/.default\"\ncustomer_id = \"cust\"\nsite_location_id = \"site\"\ndial_plan_id = \"dp\"",
+    );
+    let config = parse(&text).expect("valid");
+    assert!(matches!(config.sbc, SbcSettings::LiveCloud { .. }));
+    let error = refusal(&text.replace("dial_plan_id = \"dp\"\n", ""));
+    assert!(error.contains("sbc.dial_plan_id: is required"), "{error}");
+    let error = refusal(&text.replace("[sbc]", "[sbc]\nsave_config = false"));
+    assert!(
+        error.contains("sbc.save_config: is not a key of kind \"livecloud\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_shipped_example_is_a_valid_config() {
+    let config = parse(include_str!("../../config/dialsync.toml")).expect("config/dialsync.toml");
+    assert_eq!(
+        config.agent.policy,
+        Policy::UpsertOnly,
+        "the cautious policy ships"
+    );
+    // Every commented-out source is valid too once uncommented.
+    let uncommented: String = include_str!("../../config/dialsync.toml")
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if is_setting(rest) => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let config = parse(&uncommented).expect("uncommented example");
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["static", "fusion", "fusion-ranges", "apio", "live"]);
+}
+
+/// `key = value`, `[table]` or `"quoted key" = value`: a commented-out setting, not prose.
+fn is_setting(line: &str) -> bool {
+    let key = line.split_once(" = ").map(|(key, _)| key.trim());
+    line.starts_with('[')
+        || key.is_some_and(|k| {
+            k.starts_with('"') || k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
