@@ -13,6 +13,8 @@ use super::{corrupt, int, opt_text, sql_err, text, to_sql_int, uint, Store, Stor
 pub mod outcome {
     /// The SBC now holds the desired plan (possibly after applying changes).
     pub const CONVERGED: &str = "converged";
+    /// A dry run found changes to make; nothing was written.
+    pub const PLANNED: &str = "planned";
     /// The safety gate or the capacity limit stopped the plan; nothing was written.
     pub const BLOCKED: &str = "blocked";
     /// The cycle stopped on an error.
@@ -50,6 +52,73 @@ pub struct CycleRecord {
     /// The plan's checksum, when a plan was computed (a blocked plan is applied by it).
     pub plan_checksum: Option<String>,
     pub error: Option<String>,
+    /// The cycle stopped on an error someone must act on (credentials, a missing dial plan).
+    pub fatal: bool,
+    /// Rules dialsync owned on the SBC at the end of the cycle (as last read or applied).
+    pub owned_rules: u64,
+    /// Sources that failed this cycle (their last good snapshot stood in, if any).
+    pub source_failures: u64,
+    /// What lies behind the counts, at most [`MAX_ISSUES_PER_CYCLE`] of them. Filled only by
+    /// [`Store::cycle_issues`]; the history list leaves it empty.
+    pub issues: Vec<CycleIssue>,
+}
+
+/// The most issues kept per cycle: an upstream that turns to garbage can reject a million
+/// items, and the counts already say how many; the first ones say why.
+pub const MAX_ISSUES_PER_CYCLE: usize = 10_000;
+
+/// What an issue is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssueKind {
+    /// An upstream item refused (invalid number, tag...).
+    Rejected,
+    /// A partial overlap settled by source order.
+    Conflict,
+    /// A desired rule not applied because a rule dialsync does not own has its prefix.
+    Foreign,
+    /// A source that failed this cycle.
+    Source,
+    /// Why the plan was blocked.
+    Blocked,
+    /// An op the SBC refused, set aside.
+    Quarantined,
+}
+
+impl IssueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueKind::Rejected => "rejected",
+            IssueKind::Conflict => "conflict",
+            IssueKind::Foreign => "foreign",
+            IssueKind::Source => "source",
+            IssueKind::Blocked => "blocked",
+            IssueKind::Quarantined => "quarantined",
+        }
+    }
+
+    fn parse(text: &str) -> Option<IssueKind> {
+        [
+            IssueKind::Rejected,
+            IssueKind::Conflict,
+            IssueKind::Foreign,
+            IssueKind::Source,
+            IssueKind::Blocked,
+            IssueKind::Quarantined,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// One item behind a cycle's counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CycleIssue {
+    pub kind: IssueKind,
+    /// The source concerned, when there is one.
+    pub source: Option<String>,
+    /// Which item: `line 7`, a prefix, a rule index.
+    pub item: String,
+    pub detail: String,
 }
 
 impl Store {
@@ -64,6 +133,8 @@ impl Store {
             count("deletes", record.deletes)?,
             count("rejected", record.rejected)?,
             count("conflicts", record.conflicts)?,
+            count("owned_rules", record.owned_rules)?,
+            count("source_failures", record.source_failures)?,
         ];
         let durations = record
             .phases
@@ -75,8 +146,9 @@ impl Store {
             .map_err(sql_err(path, "cannot begin recording a cycle"))?;
         tx.execute(
             "INSERT INTO cycle (started_unix_ms, finished_unix_ms, outcome, adds, modifies,
-                                deletes, rejected, conflicts, plan_checksum, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                deletes, rejected, conflicts, plan_checksum, error, fatal,
+                                owned_rules, source_failures)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 record.started_unix_ms,
                 record.finished_unix_ms,
@@ -87,7 +159,10 @@ impl Store {
                 counts[3],
                 counts[4],
                 record.plan_checksum,
-                record.error
+                record.error,
+                record.fatal,
+                counts[5],
+                counts[6]
             ],
         )
         .map_err(sql_err(path, "cannot record the cycle"))?;
@@ -105,9 +180,71 @@ impl Store {
                     .map_err(sql_err(path, "cannot record the cycle's phases"))?;
             }
         }
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO cycle_issue (cycle_id, seq, kind, source, item, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql_err(path, "cannot record the cycle's issues"))?;
+            for (seq, issue) in record.issues.iter().take(MAX_ISSUES_PER_CYCLE).enumerate() {
+                insert
+                    .execute(params![
+                        id,
+                        seq as i64,
+                        issue.kind.as_str(),
+                        issue.source,
+                        issue.item,
+                        issue.detail
+                    ])
+                    .map_err(sql_err(path, "cannot record the cycle's issues"))?;
+            }
+        }
         tx.commit()
             .map_err(sql_err(path, "cannot commit the cycle"))?;
         Ok(id)
+    }
+
+    /// The newest recorded cycle with its issues, if any cycle was recorded.
+    pub fn last_cycle(&self) -> Result<Option<CycleRecord>, StoreError> {
+        let Some((id, mut record)) = self.cycles_with_ids("ORDER BY id DESC LIMIT 1", [])?.pop()
+        else {
+            return Ok(None);
+        };
+        record.issues = self.cycle_issues(id)?;
+        Ok(Some(record))
+    }
+
+    fn cycle_issues(&self, id: CycleId) -> Result<Vec<CycleIssue>, StoreError> {
+        let path = &self.path;
+        let mut select = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, source, item, detail FROM cycle_issue WHERE cycle_id = ?1
+                 ORDER BY seq",
+            )
+            .map_err(sql_err(path, "cannot read the cycle's issues"))?;
+        let mut rows = select
+            .query([id])
+            .map_err(sql_err(path, "cannot read the cycle's issues"))?;
+        let mut issues = Vec::new();
+        while let Some(row) = rows
+            .next()
+            .map_err(sql_err(path, "cannot read the cycle's issues"))?
+        {
+            let issue = (|| {
+                let kind = text(row, 0)?;
+                Ok::<_, String>(CycleIssue {
+                    kind: IssueKind::parse(kind).ok_or_else(|| format!("unknown kind {kind:?}"))?,
+                    source: opt_text(row, 1)?.map(str::to_string),
+                    item: text(row, 2)?.to_string(),
+                    detail: text(row, 3)?.to_string(),
+                })
+            })()
+            .map_err(|reason| corrupt(path, "cycle_issue", format!("cycle {id}"), reason))?;
+            issues.push(issue);
+        }
+        Ok(issues)
     }
 
     /// The newest `limit` cycles, newest first.
@@ -134,11 +271,13 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err(path, "cannot begin pruning the history"))?;
         let doomed = "SELECT id FROM cycle ORDER BY id DESC LIMIT -1 OFFSET ?1";
-        tx.execute(
-            &format!("DELETE FROM cycle_phase WHERE cycle_id IN ({doomed})"),
-            [keep],
-        )
-        .map_err(sql_err(path, "cannot prune the history"))?;
+        for child in ["cycle_phase", "cycle_issue"] {
+            tx.execute(
+                &format!("DELETE FROM {child} WHERE cycle_id IN ({doomed})"),
+                [keep],
+            )
+            .map_err(sql_err(path, "cannot prune the history"))?;
+        }
         let deleted = tx
             .execute(&format!("DELETE FROM cycle WHERE id IN ({doomed})"), [keep])
             .map_err(sql_err(path, "cannot prune the history"))?;
@@ -152,10 +291,23 @@ impl Store {
         clause: &str,
         args: impl rusqlite::Params,
     ) -> Result<Vec<CycleRecord>, StoreError> {
+        Ok(self
+            .cycles_with_ids(clause, args)?
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect())
+    }
+
+    fn cycles_with_ids(
+        &self,
+        clause: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<(CycleId, CycleRecord)>, StoreError> {
         let path = &self.path;
         let sql = format!(
             "SELECT id, started_unix_ms, finished_unix_ms, outcome, adds, modifies, deletes,
-                    rejected, conflicts, plan_checksum, error
+                    rejected, conflicts, plan_checksum, error, fatal, owned_rules,
+                    source_failures
              FROM cycle {clause}"
         );
         let mut select = self
@@ -202,7 +354,7 @@ impl Store {
                     duration_ms: phase.1,
                 });
             }
-            out.push(record);
+            out.push((id, record));
         }
         Ok(out)
     }
@@ -221,5 +373,9 @@ fn decode(row: &rusqlite::Row<'_>) -> Result<CycleRecord, String> {
         phases: Vec::new(),
         plan_checksum: opt_text(row, 9)?.map(str::to_string),
         error: opt_text(row, 10)?.map(str::to_string),
+        fatal: int(row, 11)? != 0,
+        owned_rules: uint(row, 12, "owned_rules")?,
+        source_failures: uint(row, 13, "source_failures")?,
+        issues: Vec::new(),
     })
 }

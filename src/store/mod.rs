@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-pub use history::{outcome, CycleId, CycleRecord, PhaseTiming};
+pub use history::{
+    outcome, CycleId, CycleIssue, CycleRecord, IssueKind, PhaseTiming, MAX_ISSUES_PER_CYCLE,
+};
 pub use journal::{JournalOp, JournalPlan, OpState, PlanId};
 pub use mirror::MirrorRule;
 pub use schema::SUPPORTED_VERSION;

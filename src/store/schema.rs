@@ -13,7 +13,7 @@
 pub const APPLICATION_ID: i32 = 0x6469_616c;
 
 /// Migration `n` (from 1) brings a database from `user_version` `n - 1` to `n`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build reads and writes.
 pub const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -104,5 +104,27 @@ CREATE TABLE cycle_phase (
     phase       TEXT    NOT NULL,
     duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
     PRIMARY KEY (cycle_id, position)
+) STRICT, WITHOUT ROWID;
+";
+
+/// Version 2: what `check`, `/status` and `history` need beyond counts. A fatal cycle
+/// (credentials refused, dial plan missing) is CRITICAL for `check`; the items behind the
+/// counts (rejected items, conflicts, foreign collisions, failed sources, block reasons,
+/// quarantined ops) are kept per cycle so an operator can read why without the logs.
+const V2: &str = "
+ALTER TABLE cycle ADD COLUMN fatal INTEGER NOT NULL DEFAULT 0 CHECK (fatal IN (0, 1));
+ALTER TABLE cycle ADD COLUMN owned_rules INTEGER NOT NULL DEFAULT 0 CHECK (owned_rules >= 0);
+ALTER TABLE cycle ADD COLUMN source_failures INTEGER NOT NULL DEFAULT 0
+    CHECK (source_failures >= 0);
+
+CREATE TABLE cycle_issue (
+    cycle_id INTEGER NOT NULL REFERENCES cycle (id) ON DELETE CASCADE,
+    seq      INTEGER NOT NULL,
+    kind     TEXT    NOT NULL CHECK (kind IN ('rejected', 'conflict', 'foreign', 'source',
+                                               'blocked', 'quarantined')),
+    source   TEXT,
+    item     TEXT    NOT NULL,
+    detail   TEXT    NOT NULL,
+    PRIMARY KEY (cycle_id, seq)
 ) STRICT, WITHOUT ROWID;
 ";

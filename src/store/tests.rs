@@ -168,7 +168,85 @@ fn cycle(started: i64, outcome: &str, adds: u64) -> CycleRecord {
         ],
         plan_checksum: Some(format!("sha256-{started}")),
         error: (outcome == outcome::FAILED).then(|| "sbc answered 503".to_string()),
+        fatal: false,
+        owned_rules: 1_200,
+        source_failures: 1,
+        issues: Vec::new(),
     }
+}
+
+fn issue(kind: IssueKind, item: &str) -> CycleIssue {
+    CycleIssue {
+        kind,
+        source: (kind != IssueKind::Blocked).then(|| "fusion".to_string()),
+        item: item.to_string(),
+        detail: format!("why {item}"),
+    }
+}
+
+#[test]
+fn a_cycle_keeps_the_items_behind_its_counts() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.last_cycle().unwrap(), None);
+    let mut first = cycle(1_000, outcome::BLOCKED, 0);
+    first.fatal = true;
+    first.issues = vec![
+        issue(IssueKind::Rejected, "line 7"),
+        issue(IssueKind::Conflict, "+3226120000..+3226120099"),
+        issue(IssueKind::Blocked, "deletes 40 %"),
+        issue(IssueKind::Foreign, "+3226#"),
+        issue(IssueKind::Source, "fusion"),
+        issue(IssueKind::Quarantined, "index 12"),
+    ];
+    store.record_cycle(&first).unwrap();
+    assert_eq!(store.last_cycle().unwrap(), Some(first.clone()));
+    // The history lists counts only.
+    let listed = store.history(1).unwrap();
+    assert!(listed[0].issues.is_empty() && listed[0].fatal);
+
+    let mut flood = cycle(2_000, outcome::CONVERGED, 1);
+    flood.issues = (0..MAX_ISSUES_PER_CYCLE + 5)
+        .map(|i| issue(IssueKind::Rejected, &format!("line {i}")))
+        .collect();
+    store.record_cycle(&flood).unwrap();
+    let last = store.last_cycle().unwrap().unwrap();
+    assert_eq!(last.issues.len(), MAX_ISSUES_PER_CYCLE, "capped");
+    assert_eq!(last.issues[0], flood.issues[0]);
+
+    assert_eq!(store.prune_history(1).unwrap(), 1);
+    let left: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM cycle_issue", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(
+        left, MAX_ISSUES_PER_CYCLE as i64,
+        "the pruned cycle's issues went with it"
+    );
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_keeping_its_history() {
+    let dir = TempDir::new("v1");
+    let path = dir.db();
+    {
+        let conn = raw(&path);
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO cycle (started_unix_ms, finished_unix_ms, outcome, adds, modifies,
+                                deletes, rejected, conflicts)
+             VALUES (5, 6, 'converged', 1, 0, 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SUPPORTED_VERSION);
+    let last = store.last_cycle().unwrap().unwrap();
+    assert_eq!((last.started_unix_ms, last.adds, last.fatal), (5, 1, false));
+    assert!(last.issues.is_empty());
 }
 
 #[test]
