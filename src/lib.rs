@@ -5,6 +5,7 @@
 //! no clock, so it can be tested exhaustively and benchmarked in isolation.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod dialplan;
