@@ -6,8 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod agent;
+pub mod check;
+pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod dialplan;
 pub mod error;
 pub mod index;

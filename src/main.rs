@@ -2,11 +2,16 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use dialsync::commands;
+use dialsync::config::{Config, DEFAULT_PATH};
+use dialsync::daemon::init_logging;
 use dialsync::dialplan::compile::Encoding;
 use dialsync::preview::{compile_csv, PreviewOptions};
 use dialsync::sim::apio::ApioSim;
@@ -22,12 +27,73 @@ use dialsync::source::ItemLimits;
     about = "Keeps an AudioCodes SBC dial plan equal to the numbers provisioned upstream"
 )]
 struct Cli {
+    /// The configuration file
+    #[arg(long, global = true, env = "DIALSYNC_CONFIG", default_value = DEFAULT_PATH)]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run as a service: a cycle every interval, on SIGUSR1 or POST /sync; reload on SIGHUP
+    /// or when the config file changes; stop on SIGTERM after the batch in flight
+    Run,
+    /// Run one cycle now. Exits 0 converged, 2 blocked by the safety gate or capacity, 1 on
+    /// an error (a source replaced by its last good snapshot included)
+    Sync {
+        /// Plan and record, write nothing to the SBC
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what the next sync would change, writing nothing. Exits 0 no changes, 2 changes
+    /// (or blocked), 1 on an error
+    Plan {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a plan the safety gate blocked, exactly as shown by `plan`: refused if the plan
+    /// has changed since (its checksum differs)
+    Apply {
+        /// Required: says you mean to override the safety gate
+        #[arg(long, required = true)]
+        force: bool,
+        /// The plan's checksum, as `plan`, `status` or `check` show it
+        #[arg(long)]
+        checksum: String,
+    },
+    /// The rule the SBC picks for each number, the source item it should come from, and any
+    /// conflict involving it (from the state database; no network)
+    Lookup {
+        /// E.164 numbers such as +3226127001
+        #[arg(required = true)]
+        numbers: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Monitoring plugin (Nagios/Icinga): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one
+    /// line with perfdata
+    Check {
+        /// WARNING when the last success is older than this (default 3 x interval), e.g. 5m
+        #[arg(short = 'w', long = "warning", value_parser = parse_age)]
+        warning: Option<Duration>,
+        /// CRITICAL when the last success is older than this (default 10 x interval)
+        #[arg(short = 'c', long = "critical", value_parser = parse_age)]
+        critical: Option<Duration>,
+    },
+    /// The last cycle, the sources and the dial plan as the state database holds them
+    Status,
+    /// The recorded cycles, newest first
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Configuration tools
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Show dialsync at work on emulators started on this machine (no network, no config)
+    Demo,
     /// Preview the dial-plan rules a number list becomes: reads the static CSV format
     /// (start,end,tag) and prints `prefix,tag` rows; refused lines and conflicts go to stderr.
     /// Exits 1 when any line was refused.
@@ -52,6 +118,12 @@ enum Command {
     /// Run an emulator of a system dialsync talks to, for staging and demos
     #[command(subcommand)]
     Sim(Sim),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the config and read its secret files, without touching the network
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -111,7 +183,24 @@ enum Sim {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // A monitoring plugin reports bad arguments as UNKNOWN (3), not clap's 2, which
+            // would read as CRITICAL.
+            let is_check = std::env::args().skip(1).any(|a| a == "check")
+                && !std::env::args().any(|a| a == "config");
+            if is_check && error.use_stderr() {
+                println!(
+                    "DIALSYNC UNKNOWN - {}",
+                    error.to_string().lines().next().unwrap_or("")
+                );
+                return ExitCode::from(3);
+            }
+            error.exit();
+        }
+    };
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("dialsync: {error:#}");
@@ -120,8 +209,96 @@ fn main() -> ExitCode {
     }
 }
 
+/// A `-w`/`-c` age: seconds, or a duration such as `5m`.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string()),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the runtime")
+}
+
+fn code(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_path = cli.config;
     match cli.command {
+        Command::Run => {
+            init_logging("info")?;
+            let config = load(&config_path)?;
+            Ok(code(runtime()?.block_on(commands::run(config))?))
+        }
+        Command::Sync { dry_run } => {
+            init_logging("warn")?;
+            let config = load(&config_path)?;
+            let mut out = io::stdout().lock();
+            Ok(code(
+                runtime()?.block_on(commands::sync(config, dry_run, &mut out))?,
+            ))
+        }
+        Command::Plan { json } => {
+            init_logging("warn")?;
+            let config = load(&config_path)?;
+            let mut out = io::stdout().lock();
+            Ok(code(
+                runtime()?.block_on(commands::plan(config, json, &mut out))?,
+            ))
+        }
+        Command::Apply { force: _, checksum } => {
+            init_logging("warn")?;
+            let config = load(&config_path)?;
+            let mut out = io::stdout().lock();
+            Ok(code(
+                runtime()?.block_on(commands::apply(config, &checksum, &mut out))?,
+            ))
+        }
+        Command::Lookup { numbers, json } => {
+            let config = load(&config_path)?;
+            let mut out = io::stdout().lock();
+            Ok(code(commands::lookup_numbers(
+                &config, &numbers, json, &mut out,
+            )?))
+        }
+        Command::Check { warning, critical } => {
+            let verdict = commands::check(
+                Config::load(&config_path),
+                warning,
+                critical,
+                commands::now_unix_ms(),
+            );
+            println!("{}", verdict.line);
+            Ok(code(verdict.status.code()))
+        }
+        Command::Status => {
+            let config = load(&config_path)?;
+            Ok(code(commands::status(&config, &mut io::stdout().lock())?))
+        }
+        Command::History { limit } => {
+            let config = load(&config_path)?;
+            Ok(code(commands::history(
+                &config,
+                limit,
+                &mut io::stdout().lock(),
+            )?))
+        }
+        Command::Config(ConfigCommand::Check) => Ok(code(commands::config_check(
+            &config_path,
+            &mut io::stdout().lock(),
+        )?)),
+        Command::Demo => {
+            let mut out = io::stdout().lock();
+            runtime()?.block_on(dialsync::demo::run(&mut out))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compile {
             encoding,
             max_bracket_digits,
