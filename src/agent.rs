@@ -23,7 +23,7 @@ use crate::number::Number;
 use crate::plan::{self, OpCounts, Plan, Policy, Route};
 use crate::resolve::{resolve, Entry};
 use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
-use crate::sink::{Sink, StopAfterBatch};
+use crate::sink::{ApplyControl, Sink};
 use crate::source::{Rejected, Source, SourceEntries, SourceError};
 use crate::store::{
     outcome, CycleIssue, CycleRecord, IssueKind, MirrorRule, PhaseTiming, Store, StoreError,
@@ -391,7 +391,7 @@ impl Agent {
     }
 
     /// Runs one cycle and records it. `stop` is checked between apply batches.
-    pub async fn cycle(&mut self, mode: &Mode, stop: &StopAfterBatch) -> CycleReport {
+    pub async fn cycle(&mut self, mode: &Mode, stop: &ApplyControl) -> CycleReport {
         let mut report = CycleReport {
             started_unix_ms: now_unix_ms(),
             finished_unix_ms: 0,
@@ -438,7 +438,7 @@ impl Agent {
     async fn run(
         &mut self,
         mode: &Mode,
-        stop: &StopAfterBatch,
+        stop: &ApplyControl,
         report: &mut CycleReport,
     ) -> Result<(), CycleFailure> {
         let mut phase = Phases::new(self.watchdog.clone());

@@ -16,7 +16,7 @@ use crate::agent::{lookup, Agent, AgentError, CycleReport, LookupError, Mode, Ou
 use crate::check::{self, Thresholds, Verdict};
 use crate::config::{Config, ConfigError, SbcSettings, SourceKind};
 use crate::plan::PlanReport;
-use crate::sink::StopAfterBatch;
+use crate::sink::ApplyControl;
 use crate::source::Rejected;
 use crate::store::{Store, StoreError};
 
@@ -54,7 +54,8 @@ pub async fn sync(config: Config, dry_run: bool, out: &mut dyn Write) -> Result<
         Mode::Sync
     };
     let mut agent = Agent::new(config)?;
-    let report = agent.cycle(&mode, &StopAfterBatch::default()).await;
+    let control = ApplyControl::default();
+    let report = with_progress(&control, agent.cycle(&mode, &control)).await;
     describe_cycle(&report, out)?;
     Ok(report.sync_exit_code())
 }
@@ -63,7 +64,7 @@ pub async fn sync(config: Config, dry_run: bool, out: &mut dyn Write) -> Result<
 /// (or blocked), 1 error.
 pub async fn plan(config: Config, json: bool, out: &mut dyn Write) -> Result<u8, CommandError> {
     let mut agent = Agent::new(config)?;
-    let report = agent.cycle(&Mode::DryRun, &StopAfterBatch::default()).await;
+    let report = agent.cycle(&Mode::DryRun, &ApplyControl::default()).await;
     let Some(plan) = report
         .plan
         .as_ref()
@@ -124,7 +125,8 @@ pub async fn apply(
     let mode = Mode::Force {
         checksum: checksum.trim().to_string(),
     };
-    let report = agent.cycle(&mode, &StopAfterBatch::default()).await;
+    let control = ApplyControl::default();
+    let report = with_progress(&control, agent.cycle(&mode, &control)).await;
     describe_cycle(&report, out)?;
     Ok(if report.outcome == Outcome::Converged {
         0
@@ -464,6 +466,35 @@ pub fn describe_cycle(report: &CycleReport, out: &mut dyn Write) -> io::Result<(
     Ok(())
 }
 
+/// Awaits `apply`, showing the progress `control` records on stderr when stderr is a
+/// terminal (a first sync of a large plan takes a while) and staying quiet otherwise (timers,
+/// pipes, logs).
+async fn with_progress<T>(
+    control: &ApplyControl,
+    apply: impl std::future::Future<Output = T>,
+) -> T {
+    use std::io::IsTerminal;
+    if !io::stderr().is_terminal() {
+        return apply.await;
+    }
+    let watched = control.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (done, total) = watched.progress();
+            if total > 0 {
+                eprint!("\r  applying: {done} of {total} operations ");
+            }
+        }
+    });
+    let result = apply.await;
+    ticker.abort();
+    if control.progress().1 > 0 {
+        eprint!("\r\x1b[K");
+    }
+    result
+}
+
 /// Opens the state database only if it exists: the read-only commands must not create an
 /// empty one where the agent expects its own.
 fn open_existing(path: &Path) -> Result<Store, CommandError> {
@@ -567,7 +598,7 @@ impl daemon::Service for AgentService {
         } else {
             Mode::Sync
         };
-        let stop = StopAfterBatch::default();
+        let stop = ApplyControl::default();
         let agent = &mut self.agent;
         let report = ctx
             .shutdown
@@ -744,6 +775,8 @@ pub async fn run(config: Config) -> Result<u8, CommandError> {
             .map_err(|e| format!("state database: {e}"))
     });
     let trigger: admin::SyncTrigger = Arc::new(move || requester.request("POST /sync"));
+    // The bound address, not the configured one: with port 0 this is how to find it.
+    let admin_addr = listener.local_addr()?;
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin::serve(
         listener,
@@ -752,7 +785,7 @@ pub async fn run(config: Config) -> Result<u8, CommandError> {
             let _ = admin_stopped.await;
         },
     ));
-    tracing::info!(admin = %config.admin_listen, sbc = %sbc_url(&config), "dialsync starting");
+    tracing::info!(admin = %admin_addr, sbc = %sbc_url(&config), "dialsync starting");
     let mut service = AgentService {
         agent,
         status: status_tx,

@@ -20,7 +20,7 @@ use crate::sim::apio::{self, ApioSim};
 use crate::sim::fusion::{self, FusionSim};
 use crate::sim::livecloud::{self, LiveCloudSim};
 use crate::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
-use crate::sink::StopAfterBatch;
+use crate::sink::ApplyControl;
 use crate::store::Store;
 
 const FUSION_DATA: &str = include_str!("../config/demo/fusion.json");
@@ -224,7 +224,7 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
 }
 
 async fn cycle(agent: &mut Agent) -> Result<CycleReport, DemoError> {
-    let report = agent.cycle(&Mode::Sync, &StopAfterBatch::default()).await;
+    let report = agent.cycle(&Mode::Sync, &ApplyControl::default()).await;
     match &report.error {
         Some(error) => Err(DemoError::Cycle(error.message.clone())),
         None => Ok(report),

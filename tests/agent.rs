@@ -12,7 +12,7 @@ use dialsync::config::Config;
 use dialsync::plan::{OpKind, Policy};
 use dialsync::sim::fusion::{usage, Fault, FusionSim, FusionSimConfig};
 use dialsync::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
-use dialsync::sink::StopAfterBatch;
+use dialsync::sink::ApplyControl;
 use dialsync::store::{IssueKind, Store};
 
 const PUT: &str = "PUT /api/v1/files/cliScript/incremental";
@@ -155,7 +155,7 @@ path = "static.csv"
 }
 
 async fn sync(agent: &mut Agent) -> dialsync::agent::CycleReport {
-    agent.cycle(&Mode::Sync, &StopAfterBatch::default()).await
+    agent.cycle(&Mode::Sync, &ApplyControl::default()).await
 }
 
 #[tokio::test]
@@ -286,7 +286,7 @@ async fn an_emptied_source_blocks_until_its_plan_is_forced() {
             &Mode::Force {
                 checksum: "0".repeat(64),
             },
-            &StopAfterBatch::default(),
+            &ApplyControl::default(),
         )
         .await;
     assert_eq!(wrong.outcome, Outcome::Failed);
@@ -303,7 +303,7 @@ async fn an_emptied_source_blocks_until_its_plan_is_forced() {
     assert_eq!(rig.writes(), writes);
 
     let forced = agent
-        .cycle(&Mode::Force { checksum }, &StopAfterBatch::default())
+        .cycle(&Mode::Force { checksum }, &ApplyControl::default())
         .await;
     assert_eq!(forced.outcome, Outcome::Converged, "{}", forced.summary());
     assert_eq!(forced.applied_counts().deletes, 2);
@@ -455,7 +455,7 @@ async fn a_stop_between_batches_leaves_a_prefix_of_the_plan_and_the_next_cycle_f
     )
     .expect("write");
     let mut agent = rig.agent();
-    let stop = StopAfterBatch::default();
+    let stop = ApplyControl::default();
     stop.request();
     let stopped = agent.cycle(&Mode::Sync, &stop).await;
     assert_eq!(stopped.outcome, Outcome::Failed);

@@ -23,7 +23,7 @@ use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{Op, Plan};
 use crate::sink::cli_script::{self, ScriptError};
-use crate::sink::StopAfterBatch;
+use crate::sink::ApplyControl;
 use crate::store::{OpState, PlanId, Store, StoreError};
 
 const STATUS_PATH: &str = "/api/v1/status";
@@ -406,7 +406,7 @@ impl AudioCodesSink {
         plan: &Plan,
         device: &DeviceDialPlan,
     ) -> Result<ApplyReport, SinkError> {
-        self.apply_until(store, plan, device, &StopAfterBatch::default())
+        self.apply_until(store, plan, device, &ApplyControl::default())
             .await
     }
 
@@ -418,7 +418,7 @@ impl AudioCodesSink {
         store: &mut Store,
         plan: &Plan,
         device: &DeviceDialPlan,
-        stop: &StopAfterBatch,
+        stop: &ApplyControl,
     ) -> Result<ApplyReport, SinkError> {
         if device.upgrading {
             return Err(SinkError::Upgrading);
@@ -441,6 +441,7 @@ impl AudioCodesSink {
         let id = store.journal_begin(&plan.checksum, &plan.ops)?;
         let batch_size = self.config.batch_size;
         for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
+            stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
             if stop.requested() {
                 report.stopped = true;
                 break;
@@ -477,6 +478,7 @@ impl AudioCodesSink {
                 Err(e) => return Err(self.abandon(store, id, e, &[])),
             }
         }
+        stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
         let outcome = if report.stopped {
             "stopped"
         } else if report.quarantined.is_empty() {

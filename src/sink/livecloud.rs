@@ -36,7 +36,7 @@ use super::retry::{retry_after, truncate, Backoff};
 use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
 use crate::plan::{Op, Plan, Route};
 use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
-use crate::sink::StopAfterBatch;
+use crate::sink::ApplyControl;
 use crate::source::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::source::secret::Secret;
 use crate::store::{OpState, PlanId, Store};
@@ -351,7 +351,7 @@ impl LiveCloudSink {
         plan: &Plan,
         device: &DeviceDialPlan,
     ) -> Result<ApplyReport, SinkError> {
-        self.apply_until(store, plan, device, &StopAfterBatch::default())
+        self.apply_until(store, plan, device, &ApplyControl::default())
             .await
     }
 
@@ -363,7 +363,7 @@ impl LiveCloudSink {
         store: &mut Store,
         plan: &Plan,
         device: &DeviceDialPlan,
-        stop: &StopAfterBatch,
+        stop: &ApplyControl,
     ) -> Result<ApplyReport, SinkError> {
         if let Some(unfinished) = store.unfinished_journal()? {
             return Err(SinkError::Unsettled {
@@ -378,6 +378,7 @@ impl LiveCloudSink {
         let id = store.journal_begin(&plan.checksum, &plan.ops)?;
         let batch_size = self.config.batch_size;
         for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
+            stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
             if stop.requested() {
                 report.stopped = true;
                 break;
@@ -415,6 +416,7 @@ impl LiveCloudSink {
                 }
             }
         }
+        stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
         let outcome = if report.stopped {
             "stopped"
         } else if report.quarantined.is_empty() {
