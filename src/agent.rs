@@ -484,7 +484,16 @@ impl Agent {
         drop(entries);
         phase.end("compile", report);
 
-        let device = self.sink.read().await?;
+        let device = match self.sink.read().await {
+            Err(SinkError::DialPlanMissing { name })
+                if self.config.dialplan.create && mode != &Mode::DryRun =>
+            {
+                tracing::warn!(dial_plan = %name, "the dial plan is missing; creating it");
+                self.sink.create_dial_plan().await?;
+                self.sink.read().await?
+            }
+            read => read?,
+        };
         report.unreadable_rows = device.bad_rows.clone();
         self.mirror(&device.rules)?;
         phase.end("read", report);

@@ -475,3 +475,39 @@ async fn a_stop_between_batches_leaves_a_prefix_of_the_plan_and_the_next_cycle_f
     );
     rig.assert_no_unexpected();
 }
+
+#[tokio::test]
+async fn a_missing_dial_plan_is_fatal_unless_create_is_set() {
+    let rig = Rig::start().await;
+    rig.sbc.state().plans.clear();
+    let mut agent = rig.agent();
+    let refused = sync(&mut agent).await;
+    assert_eq!(refused.outcome, Outcome::Failed);
+    let error = refused.error.as_ref().expect("error");
+    assert!(
+        error.message.contains("no dial plan named \"OCDialPlan\""),
+        "{error:?}"
+    );
+    assert_eq!(error.class, dialsync::error::ErrorClass::Fatal);
+    assert!(
+        agent
+            .store()
+            .last_cycle()
+            .expect("read")
+            .expect("recorded")
+            .fatal
+    );
+    assert_eq!(rig.writes(), 0);
+
+    let text = fs::read_to_string(rig.path("dialsync.toml")).expect("read");
+    fs::write(
+        rig.path("dialsync.toml"),
+        text.replace("[sbc]", "[dialplan]\ncreate = true\n\n[sbc]"),
+    )
+    .expect("write");
+    let mut agent = rig.agent();
+    let created = sync(&mut agent).await;
+    assert_eq!(created.outcome, Outcome::Converged, "{}", created.summary());
+    assert_eq!(rig.sbc_tag("+3226120042").as_deref(), Some("Trunk=acme"));
+    rig.assert_no_unexpected();
+}

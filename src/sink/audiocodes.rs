@@ -389,6 +389,45 @@ impl AudioCodesSink {
         })
     }
 
+    /// Creates the dial plan `dial_plan` at the lowest free plan index (`dialplan.create`),
+    /// and returns that index. Sending the same script twice only renames the plan to the name
+    /// it already has, so an answer lost in transit is simply retried.
+    pub async fn create_dial_plan(&self) -> Result<u32, SinkError> {
+        const WHAT: &str = "creating the dial plan";
+        let script = self
+            .get_text(SCRIPT_PATH, "reading the configuration script")
+            .await?;
+        let plans = cli_script::parse_dial_plans(&script)?;
+        if let Some(existing) = plans.plans.iter().find(|p| p.name == self.config.dial_plan) {
+            return Ok(existing.index);
+        }
+        let index = (0..)
+            .find(|i| plans.plans.iter().all(|p| p.index != *i))
+            .unwrap_or(0);
+        let mut backoff = self.backoff();
+        loop {
+            let script = cli_script::render_create_plan(index, &self.config.dial_plan);
+            match self.put_script(script).await {
+                Ok(None) => return Ok(index),
+                Ok(Some(reason)) => {
+                    return Err(SinkError::BadResponse {
+                        what: WHAT.into(),
+                        reason,
+                    })
+                }
+                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Unknown(e)) => match backoff.next(None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Final(e)) => return Err(e),
+            }
+        }
+    }
+
     /// Applies `plan` to the device read as `device`.
     ///
     /// The plan is journaled before the first write; ops go in order, `batch_size` per

@@ -85,6 +85,17 @@ impl Sink {
         }
     }
 
+    /// Creates the dial plan on an SBC that lacks it (`dialplan.create`). Live Platform's
+    /// dial plans are created in the platform, so there it is an error to ask.
+    pub async fn create_dial_plan(&self) -> Result<(), SinkError> {
+        match self {
+            Sink::AudioCodes(s) => s.create_dial_plan().await.map(|_| ()),
+            Sink::LiveCloud(s) => Err(SinkError::DialPlanMissing {
+                name: s.config().dial_plan_id.clone(),
+            }),
+        }
+    }
+
     /// The dial plan as it is now, owned and foreign rules alike.
     pub async fn read(&self) -> Result<DeviceDialPlan, SinkError> {
         match self {
