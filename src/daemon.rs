@@ -48,6 +48,8 @@ pub enum NotifyError {
         socket: OsString,
         source: io::Error,
     },
+    #[error("recording the reload in {}: {source}", path.display())]
+    RecordReload { path: PathBuf, source: io::Error },
 }
 
 /// The daemon plumbing could not be set up.
@@ -138,16 +140,24 @@ pub struct Notifier {
     /// Whether a failed send was already logged loudly: under a broken socket every watchdog
     /// ping would otherwise warn.
     complained: Arc<AtomicBool>,
+    /// Where each reload is recorded for `dialsync reload` (see [`ReloadAck`]).
+    reload_ack: Option<PathBuf>,
 }
 
 impl Notifier {
-    /// From `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID`, as systemd sets them.
+    /// From `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID`, as systemd sets them, and
+    /// `RUNTIME_DIRECTORY` (`RuntimeDirectory=`) for the reload record.
     pub fn from_env() -> Notifier {
         Notifier::from_vars(
             std::env::var_os("NOTIFY_SOCKET").as_deref(),
             std::env::var_os("WATCHDOG_USEC").as_deref(),
             std::env::var_os("WATCHDOG_PID").as_deref(),
             std::process::id(),
+        )
+        .with_reload_ack(
+            std::env::var_os("RUNTIME_DIRECTORY")
+                .as_deref()
+                .and_then(reload_ack_path),
         )
     }
 
@@ -162,6 +172,12 @@ impl Notifier {
     /// Sends nothing.
     pub fn disabled() -> Notifier {
         Notifier::default()
+    }
+
+    /// Records each reload in `path` for `dialsync reload` (`None`: nowhere).
+    pub fn with_reload_ack(mut self, path: Option<PathBuf>) -> Notifier {
+        self.reload_ack = path;
+        self
     }
 
     /// Sets the watchdog timeout, as `WatchdogSec=` would (`None` turns the watchdog off).
@@ -214,7 +230,23 @@ impl Notifier {
     /// RELOADING=1 with the MONOTONIC_USEC= that `Type=notify-reload` (systemd >= 253) needs to
     /// match this reload with the one it asked for; older systemd ignores the extra field.
     pub fn reloading(&self) -> Result<(), NotifyError> {
-        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()))
+        self.reloading_at(monotonic_usec())
+    }
+
+    fn reloading_at(&self, usec: u64) -> Result<(), NotifyError> {
+        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"))
+    }
+
+    /// Records a finished reload where `dialsync reload` waits for it, if anywhere. Sent after
+    /// the READY=1 that ends the reload, so the service manager has heard of the end first.
+    pub fn reloaded(&self, ack: &ReloadAck) -> Result<(), NotifyError> {
+        let Some(path) = &self.reload_ack else {
+            return Ok(());
+        };
+        ack.write(path).map_err(|source| NotifyError::RecordReload {
+            path: path.clone(),
+            source,
+        })
     }
 
     /// STOPPING=1: the service is shutting down.
@@ -742,7 +774,7 @@ impl Shutdown {
 
     /// Runs `work` to completion, calling `on_request` once if a shutdown is requested
     /// meanwhile: the bridge to code that checks a stop flag of its own between batches (the
-    /// sinks' `StopAfterBatch`), so that code need not know about this type.
+    /// sinks' `ApplyControl`), so that code need not know about this type.
     pub async fn relay<F: Future>(&self, work: F, on_request: impl FnOnce()) -> F::Output {
         tokio::pin!(work);
         tokio::select! {
@@ -976,17 +1008,19 @@ impl<S: Service> Driver<'_, S> {
 
     /// Returns whether the new config is now in force.
     fn reload(&mut self, config: &mut S::Config, cause: ReloadCause) -> bool {
-        self.notifier.log_failure(self.notifier.reloading());
+        let started_usec = monotonic_usec();
+        self.notifier
+            .log_failure(self.notifier.reloading_at(started_usec));
         info!(%cause, config = %self.config_path.display(), "reloading the configuration");
         let service = &mut *self.service;
         let outcome = service
             .load_config(self.config_path)
             .and_then(|new| service.accept_reload(config, &new).map(|()| new));
-        let swapped = match outcome {
+        let refused = match outcome {
             Ok(new) => {
                 *config = new;
                 info!(%cause, "configuration reloaded");
-                true
+                None
             }
             Err(e) => {
                 error!(
@@ -998,10 +1032,18 @@ impl<S: Service> Driver<'_, S> {
                     self.notifier
                         .status(&format!("config reload failed, previous config kept: {e}")),
                 );
-                false
+                Some(one_line(&e.to_string()))
             }
         };
         self.notifier.log_failure(self.notifier.ready());
+        let swapped = refused.is_none();
+        let ack = ReloadAck {
+            started_usec,
+            refused,
+        };
+        if let Err(e) = self.notifier.reloaded(&ack) {
+            warn!(error = %e, "`dialsync reload` will not see this reload");
+        }
         swapped
     }
 
@@ -1072,6 +1114,133 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `dialsync reload`: a reload that systemd 252 waits for
+// ---------------------------------------------------------------------------------------------
+
+/// The file, in the runtime directory, where `run` records its last reload.
+pub const RELOAD_ACK_FILE: &str = "reloaded";
+
+/// How often `dialsync reload` looks for the record.
+const RELOAD_POLL: Duration = Duration::from_millis(50);
+
+/// The reload record for `RUNTIME_DIRECTORY` as systemd sets it: its first directory (several
+/// are separated by colons), `None` when empty.
+pub fn reload_ack_path(runtime_directory: &OsStr) -> Option<PathBuf> {
+    let first = runtime_directory.as_bytes().split(|&b| b == b':').next()?;
+    (!first.is_empty()).then(|| Path::new(OsStr::from_bytes(first)).join(RELOAD_ACK_FILE))
+}
+
+/// What `run` records after each reload, for `dialsync reload` to wait on.
+///
+/// systemd 252 (Debian 12) ends `systemctl reload` when `ExecReload=` exits, and knows nothing
+/// of `RELOADING=1`/`READY=1` until `Type=notify-reload` (253). So `ExecReload=` runs
+/// `dialsync reload`, which sends SIGHUP and returns once the agent has recorded a reload that
+/// began after the signal: the new configuration in force, or refused with its error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadAck {
+    /// CLOCK_MONOTONIC when the reload began (its RELOADING=1's MONOTONIC_USEC).
+    pub started_usec: u64,
+    /// The error that kept the previous configuration in force; `None` when reloaded.
+    pub refused: Option<String>,
+}
+
+impl ReloadAck {
+    fn render(&self) -> String {
+        match &self.refused {
+            None => format!("MONOTONIC_USEC={}\nRESULT=reloaded\n", self.started_usec),
+            Some(error) => format!(
+                "MONOTONIC_USEC={}\nRESULT=refused\nERROR={}\n",
+                self.started_usec,
+                one_line(error)
+            ),
+        }
+    }
+
+    fn parse(text: &str) -> Option<ReloadAck> {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+        };
+        let started_usec = field("MONOTONIC_USEC")?.parse().ok()?;
+        let refused = match field("RESULT")? {
+            "reloaded" => None,
+            "refused" => Some(field("ERROR").unwrap_or("").to_string()),
+            _ => return None,
+        };
+        Some(ReloadAck {
+            started_usec,
+            refused,
+        })
+    }
+
+    /// Replaces the record at `path` whole (a reader never sees half of it).
+    fn write(&self, path: &Path) -> io::Result<()> {
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".new");
+        std::fs::write(&temporary, self.render())?;
+        std::fs::rename(&temporary, path)
+    }
+
+    fn read(path: &Path) -> Option<ReloadAck> {
+        ReloadAck::parse(&std::fs::read_to_string(path).ok()?)
+    }
+}
+
+/// Why `dialsync reload` could not confirm a reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0} is not a process id")]
+    BadPid(u32),
+    #[error("cannot signal process {pid}: {source}")]
+    Signal { pid: u32, source: io::Error },
+    #[error("the configuration was refused; the previous one stays in force: {0}")]
+    Refused(String),
+    #[error("process {pid} exited before it reloaded")]
+    Exited { pid: u32 },
+    #[error(
+        "process {pid} has not reloaded after {}; a cycle in progress defers a reload \
+         until it ends, so it may still come (see the journal)",
+        humantime::format_duration(*waited)
+    )]
+    TimedOut { pid: u32, waited: Duration },
+}
+
+/// Sends SIGHUP to `pid` (a `dialsync run`) and waits, up to `timeout`, until it records in
+/// `ack` a reload that began after the signal. `Ok` means the new configuration is in force.
+pub fn request_reload(pid: u32, ack: &Path, timeout: Duration) -> Result<(), ReloadError> {
+    use rustix::process::{kill_process, test_kill_process, Pid, Signal};
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or(ReloadError::BadPid(pid))?;
+    let asked = monotonic_usec();
+    kill_process(target, Signal::HUP).map_err(|e| ReloadError::Signal {
+        pid,
+        source: e.into(),
+    })?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let exited = test_kill_process(target).is_err();
+        let late = std::time::Instant::now() >= deadline;
+        // Read after those checks: an answer written just before the agent exited or the
+        // time ran out still counts.
+        if let Some(ack) = ReloadAck::read(ack).filter(|a| a.started_usec >= asked) {
+            return ack.refused.map_or(Ok(()), |e| Err(ReloadError::Refused(e)));
+        }
+        if exited {
+            return Err(ReloadError::Exited { pid });
+        }
+        if late {
+            return Err(ReloadError::TimedOut {
+                pid,
+                waited: timeout,
+            });
+        }
+        std::thread::sleep(RELOAD_POLL);
     }
 }
 
@@ -1404,6 +1573,53 @@ mod tests {
         assert!(!filter.is_relevant(&event(renamed, &dir.path().join("other.toml"))));
         let rescan = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         assert!(filter.is_relevant(&rescan));
+    }
+
+    #[test]
+    fn reload_records_round_trip_and_name_the_refusal_on_one_line() {
+        let ok = ReloadAck {
+            started_usec: 42,
+            refused: None,
+        };
+        assert_eq!(ok.render(), "MONOTONIC_USEC=42\nRESULT=reloaded\n");
+        assert_eq!(ReloadAck::parse(&ok.render()), Some(ok));
+        let refused = ReloadAck {
+            started_usec: 7,
+            refused: Some("dialsync.toml:3: unknown key\n`polcy`".into()),
+        };
+        let parsed = ReloadAck::parse(&refused.render()).expect("parsed");
+        assert_eq!(parsed.started_usec, 7);
+        assert_eq!(
+            parsed.refused.as_deref(),
+            Some("dialsync.toml:3: unknown key `polcy`")
+        );
+        for bad in [
+            "",
+            "RESULT=reloaded",
+            "MONOTONIC_USEC=x\nRESULT=reloaded",
+            "MONOTONIC_USEC=1\nRESULT=maybe",
+        ] {
+            assert_eq!(ReloadAck::parse(bad), None, "{bad:?}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(RELOAD_ACK_FILE);
+        let notifier = Notifier::disabled().with_reload_ack(Some(path.clone()));
+        notifier.reloaded(&refused).expect("recorded");
+        assert_eq!(ReloadAck::read(&path), Some(parsed));
+        assert!(Notifier::disabled().reloaded(&refused).is_ok());
+    }
+
+    #[test]
+    fn the_reload_record_lives_in_the_first_runtime_directory() {
+        assert_eq!(
+            reload_ack_path(OsStr::new("/run/dialsync")),
+            Some(PathBuf::from("/run/dialsync/reloaded"))
+        );
+        assert_eq!(
+            reload_ack_path(OsStr::new("/run/dialsync:/run/other")),
+            Some(PathBuf::from("/run/dialsync/reloaded"))
+        );
+        assert_eq!(reload_ack_path(OsStr::new("")), None);
     }
 
     #[test]

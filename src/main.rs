@@ -2,16 +2,14 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 use dialsync::commands;
 use dialsync::config::{Config, DEFAULT_PATH};
-use dialsync::daemon::init_logging;
+use dialsync::daemon::{self, init_logging};
 use dialsync::dialplan::compile::Encoding;
 use dialsync::preview::{compile_csv, PreviewOptions};
 use dialsync::sim::apio::ApioSim;
@@ -20,167 +18,9 @@ use dialsync::sim::livecloud::LiveCloudSim;
 use dialsync::sim::sbc::{SbcSim, SbcState, SimUser};
 use dialsync::source::ItemLimits;
 
-#[derive(Parser)]
-#[command(
-    name = "dialsync",
-    version,
-    about = "Keeps an AudioCodes SBC dial plan equal to the numbers provisioned upstream"
-)]
-struct Cli {
-    /// The configuration file
-    #[arg(long, global = true, env = "DIALSYNC_CONFIG", default_value = DEFAULT_PATH)]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Command,
-}
+use cli::{Cli, Command, ConfigCommand, Sim};
 
-#[derive(Subcommand)]
-enum Command {
-    /// Run as a service: a cycle every interval, on SIGUSR1 or POST /sync; reload on SIGHUP
-    /// or when the config file changes; stop on SIGTERM after the batch in flight
-    Run,
-    /// Run one cycle now. Exits 0 converged, 2 blocked by the safety gate or capacity, 1 on
-    /// an error (a source replaced by its last good snapshot included)
-    Sync {
-        /// Plan and record, write nothing to the SBC
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Show what the next sync would change, writing nothing. Exits 0 no changes, 2 changes
-    /// (or blocked), 1 on an error
-    Plan {
-        /// Machine-readable output
-        #[arg(long)]
-        json: bool,
-    },
-    /// Apply a plan the safety gate blocked, exactly as shown by `plan`: refused if the plan
-    /// has changed since (its checksum differs)
-    Apply {
-        /// Required: says you mean to override the safety gate
-        #[arg(long, required = true)]
-        force: bool,
-        /// The plan's checksum, as `plan`, `status` or `check` show it
-        #[arg(long)]
-        checksum: String,
-    },
-    /// The rule the SBC picks for each number, the source item it should come from, and any
-    /// conflict involving it (from the state database; no network)
-    Lookup {
-        /// E.164 numbers such as +3226127001
-        #[arg(required = true)]
-        numbers: Vec<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Monitoring plugin (Nagios/Icinga): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one
-    /// line with perfdata
-    Check {
-        /// WARNING when the last success is older than this (default 3 x interval), e.g. 5m
-        #[arg(short = 'w', long = "warning", value_parser = parse_age)]
-        warning: Option<Duration>,
-        /// CRITICAL when the last success is older than this (default 10 x interval)
-        #[arg(short = 'c', long = "critical", value_parser = parse_age)]
-        critical: Option<Duration>,
-    },
-    /// The last cycle, the sources and the dial plan as the state database holds them
-    Status,
-    /// The recorded cycles, newest first
-    History {
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// Configuration tools
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Show dialsync at work on emulators started on this machine (no network, no config)
-    Demo,
-    /// Preview the dial-plan rules a number list becomes: reads the static CSV format
-    /// (start,end,tag) and prints `prefix,tag` rows; refused lines and conflicts go to stderr.
-    /// Exits 1 when any line was refused.
-    Compile {
-        /// ranges (one rule per range, brackets), prefixes (digits and x only), numbers (one
-        /// rule per number)
-        #[arg(long, default_value = "ranges")]
-        encoding: Encoding,
-        /// Widest bracket in a rule, in digits
-        #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u8).range(1..=15))]
-        max_bracket_digits: u8,
-        /// Longest tag accepted
-        #[arg(long, default_value_t = 64)]
-        max_tag_len: usize,
-        /// Larger ranges are refused as suspicious
-        #[arg(long, default_value_t = 1_000_000)]
-        max_range_size: u64,
-        /// The CSV file, or - for standard input
-        #[arg(default_value = "-")]
-        file: String,
-    },
-    /// Run an emulator of a system dialsync talks to, for staging and demos
-    #[command(subcommand)]
-    Sim(Sim),
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Validate the config and read its secret files, without touching the network
-    Check,
-}
-
-#[derive(Subcommand)]
-enum Sim {
-    /// The AudioCodes SBC device REST API (status, CLI script, incremental scripts, save)
-    Sbc {
-        /// Address to listen on; port 0 picks a free one (printed on start)
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        /// JSON file keeping the dial plans between runs (created with an empty OCDialPlan)
-        #[arg(long)]
-        state: std::path::PathBuf,
-        /// An Administrator, as NAME:PASSWORD (repeatable). This is a test device: the password
-        /// is visible to other local users.
-        #[arg(long = "admin", default_value = "Admin:Admin")]
-        admins: Vec<String>,
-        /// A Monitor (read-only) user, as NAME:PASSWORD (repeatable)
-        #[arg(long = "monitor")]
-        monitors: Vec<String>,
-    },
-    /// Netaxis Fusion (login, token refresh, phone_usage, a number-range feed), serving the
-    /// items of a data file
-    Fusion {
-        /// Address to listen on; port 0 picks a free one (printed on start)
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        listen: std::net::SocketAddr,
-        /// JSON file with the test credentials, the DRaaS instance and group, and the
-        /// `phoneUsages` (and `ranges`) items as Fusion sends them; see config/demo/fusion.json.
-        /// The credentials are test credentials, in clear.
-        #[arg(long)]
-        data: std::path::PathBuf,
-    },
-    /// Netaxis APIO (core JWT login with the proxied gateway, gateway session login, the
-    /// Immediate Trunking Connectivity numbers and prefixes), serving a data file
-    Apio {
-        /// Address to listen on; port 0 picks a free one (printed on start)
-        #[arg(long, default_value = "127.0.0.1:8082")]
-        listen: std::net::SocketAddr,
-        /// JSON file with the test credentials and, per tenant/group, the `numbers` and
-        /// `prefixes` items as the gateway sends them; see config/demo/apio.json. The
-        /// credentials are test credentials, in clear.
-        #[arg(long)]
-        data: std::path::PathBuf,
-    },
-    /// AudioCodes Live Platform (OAuth2 client-credentials token endpoint, the v3 number
-    /// list, a dial plan), serving a data file
-    Livecloud {
-        /// Address to listen on; port 0 picks a free one (printed on start)
-        #[arg(long, default_value = "127.0.0.1:8083")]
-        listen: std::net::SocketAddr,
-        /// JSON file with the test OAuth client (id, secret, scope), the dial plan's ids and
-        /// rules, and per msTenantId the number items as the v3 list sends them; see
-        /// config/demo/livecloud.json. The client secret is a test credential, in clear.
-        #[arg(long)]
-        data: std::path::PathBuf,
-    },
-}
+mod cli;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -203,18 +43,24 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("dialsync: {error:#}");
+            eprintln!("dialsync: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-/// A `-w`/`-c` age: seconds, or a duration such as `5m`.
-fn parse_age(text: &str) -> Result<Duration, String> {
-    match text.parse::<u64>() {
-        Ok(secs) => Ok(Duration::from_secs(secs)),
-        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string()),
+/// The error and its causes, each said once: most of the crate's errors already end with
+/// their cause's text, which `{:#}` would repeat.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
     }
+    text
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -230,7 +76,9 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config_path = cli.config;
+    // Absolute, so that the reload watcher finds the file's directory whatever the working
+    // directory later is (a relative `--config x.toml` has no directory part to watch).
+    let config_path = std::path::absolute(&cli.config).unwrap_or(cli.config);
     match cli.command {
         Command::Run => {
             init_logging("info")?;
@@ -294,6 +142,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &config_path,
             &mut io::stdout().lock(),
         )?)),
+        Command::Reload {
+            pid,
+            runtime_dir,
+            timeout,
+        } => {
+            let ack = daemon::reload_ack_path(runtime_dir.as_os_str())
+                .context("--runtime-dir is empty")?;
+            daemon::request_reload(pid, &ack, timeout)?;
+            println!("dialsync: process {pid} reloaded its configuration");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo => {
             let mut out = io::stdout().lock();
             runtime()?.block_on(dialsync::demo::run(&mut out))?;

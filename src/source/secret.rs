@@ -75,6 +75,22 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Where systemd puts the credentials of each unit (`LoadCredential=`): `<this>/<unit>/<name>`.
+const CREDENTIALS_ROOT: &str = "/run/credentials";
+
+/// Whether `path` is a systemd credential: directly in `$CREDENTIALS_DIRECTORY` (as the service
+/// sees it) or in a unit's directory under `/run/credentials` (as root sees it from a shell).
+///
+/// systemd writes a credential read-only (0400, owned by root) and grants the service user read
+/// access with an ACL entry where the file system has ACLs, else by chown. With the ACL, `stat`
+/// shows the ACL mask, `r`, in the group bits although no group can read the file; only root
+/// can write there, so those group bits are not refused.
+fn is_credential(path: &Path, credentials_directory: Option<&std::ffi::OsStr>) -> bool {
+    let parent = path.parent();
+    credentials_directory.is_some_and(|dir| parent == Some(Path::new(dir)))
+        || parent.and_then(Path::parent) == Some(Path::new(CREDENTIALS_ROOT))
+}
+
 #[cfg(unix)]
 fn check_mode(path: &Path) -> Result<(), SecretError> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -83,7 +99,14 @@ fn check_mode(path: &Path) -> Result<(), SecretError> {
         source,
     })?;
     let mode = metadata.permissions().mode() & 0o7777;
-    let who = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+    let credential = is_credential(path, std::env::var_os("CREDENTIALS_DIRECTORY").as_deref());
+    judge_mode(path, mode, credential)
+}
+
+/// Refuses a mode that lets others, or its group, read the file; a credential's group bits are
+/// an ACL mask (see [`is_credential`]).
+fn judge_mode(path: &Path, mode: u32, credential: bool) -> Result<(), SecretError> {
+    let who = match (mode & 0o040 != 0 && !credential, mode & 0o004 != 0) {
         (_, true) => "others",
         (true, false) => "its group",
         (false, false) => return Ok(()),
@@ -133,6 +156,33 @@ mod tests {
             assert!(message.contains("chmod 600"), "{message}");
             assert!(!message.contains("hunter2"), "{message}");
         }
+    }
+
+    #[test]
+    fn systemd_credentials_may_show_an_acl_mask_in_the_group_bits() {
+        let unit = Path::new("/run/credentials/dialsync.service/sbc-password");
+        assert!(is_credential(unit, None));
+        let elsewhere = Path::new("/var/lib/creds/sbc-password");
+        assert!(is_credential(
+            elsewhere,
+            Some(std::ffi::OsStr::new("/var/lib/creds"))
+        ));
+        assert!(!is_credential(elsewhere, None));
+        assert!(!is_credential(
+            Path::new("/run/credentials/sbc-password"),
+            None
+        ));
+        assert!(!is_credential(
+            Path::new("/etc/dialsync/secrets/sbc-password"),
+            Some(std::ffi::OsStr::new("/run/credentials/dialsync.service"))
+        ));
+        // 0440 is what stat shows for systemd's 0400 file with a `user:dialsync:r` ACL entry.
+        assert!(judge_mode(unit, 0o440, true).is_ok());
+        assert!(judge_mode(unit, 0o400, true).is_ok());
+        let err = judge_mode(unit, 0o444, true).unwrap_err().to_string();
+        assert!(err.contains("others"), "{err}");
+        let err = judge_mode(elsewhere, 0o440, false).unwrap_err().to_string();
+        assert!(err.contains("its group"), "{err}");
     }
 
     #[test]
