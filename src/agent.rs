@@ -150,6 +150,8 @@ pub struct CycleReport {
     pub foreign_rules: usize,
     /// Rows of the dial plan dialsync could not read (it never touches them).
     pub unreadable_rows: Vec<(u32, String)>,
+    /// Whether this cycle read the dial plan (else the rule counts are the last known ones).
+    pub sbc_read: bool,
     /// The policy the plan was made under (narrowed to upsert-only when a failed source had
     /// no snapshot).
     pub policy: Policy,
@@ -252,10 +254,16 @@ impl CycleReport {
         }
         let rejected = self.rejected_count();
         if rejected > 0 {
-            line.push_str(&format!("; {rejected} items rejected"));
+            line.push_str(&format!(
+                "; {}",
+                plural(rejected, "item rejected", "items rejected")
+            ));
         }
         if !self.conflicts.is_empty() {
-            line.push_str(&format!("; {} conflicts", self.conflicts.len()));
+            line.push_str(&format!(
+                "; {}",
+                plural(self.conflicts.len(), "conflict", "conflicts")
+            ));
         }
         line
     }
@@ -402,6 +410,7 @@ impl Agent {
             owned_rules: 0,
             foreign_rules: 0,
             unreadable_rows: Vec::new(),
+            sbc_read: false,
             policy: self.config.agent.policy,
             plan: None,
             applied: None,
@@ -410,11 +419,26 @@ impl Agent {
             phases: Vec::new(),
         };
         if let Err(error) = self.run(mode, stop, &mut report).await {
-            report.outcome = Outcome::Failed;
+            // A mistyped checksum leaves the plan as blocked as it was: say so, so that
+            // `check` keeps warning about the block rather than reading a passing failure.
+            let still_blocked = matches!(error, CycleFailure::ChecksumMismatch { .. })
+                && report.plan.as_ref().is_some_and(Plan::is_blocked);
+            report.outcome = if still_blocked {
+                Outcome::Blocked
+            } else {
+                Outcome::Failed
+            };
             report.error = Some(CycleError {
                 message: error.to_string(),
                 class: error.class(),
             });
+            if !report.sbc_read {
+                // The SBC was not read: report the last known counts, not zeros.
+                if let Ok((all, owned)) = self.store.mirror_counts() {
+                    report.owned_rules = owned as usize;
+                    report.foreign_rules = (all - owned) as usize;
+                }
+            }
         }
         report.finished_unix_ms = now_unix_ms();
         let recorded = self
@@ -495,6 +519,7 @@ impl Agent {
             read => read?,
         };
         report.unreadable_rows = device.bad_rows.clone();
+        report.sbc_read = true;
         self.mirror(&device.rules)?;
         phase.end("read", report);
 
@@ -519,6 +544,9 @@ impl Agent {
             Mode::Sync => !plan.is_blocked(),
             Mode::Force { checksum } if *checksum == plan.checksum => true,
             Mode::Force { checksum } => {
+                // The SBC was read: the refusal must not report (and record) its rules as 0.
+                report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
+                report.foreign_rules = device.rules.len() - report.owned_rules;
                 report.plan = Some(plan);
                 return Err(CycleFailure::ChecksumMismatch {
                     expected: checksum.clone(),
@@ -543,7 +571,11 @@ impl Agent {
             return Ok(());
         }
 
-        let applied = self.sink.apply(&mut self.store, &plan, &device, stop).await;
+        let watchdog = self.watchdog.clone();
+        let applied = tokio::select! {
+            applied = self.sink.apply(&mut self.store, &plan, &device, stop) => applied,
+            never = pet_on_progress(stop, &watchdog) => match never {},
+        };
         phase.end("apply", report);
         let applied = match applied {
             Ok(applied) => applied,
@@ -782,6 +814,31 @@ impl Phases {
         });
         self.since = Instant::now();
     }
+}
+
+/// How often [`pet_on_progress`] looks at the apply's progress.
+const PROGRESS_POLL: Duration = Duration::from_millis(50);
+
+/// Pets `watchdog` each time the apply `control` watches confirms more ops, so an apply of
+/// many batches, which may outlast the watchdog timeout, keeps systemd's watchdog fed batch
+/// by batch, while one stuck in a batch goes quiet and lets it fire. Never returns.
+async fn pet_on_progress(control: &ApplyControl, watchdog: &Watchdog) -> std::convert::Infallible {
+    if !watchdog.is_enabled() {
+        return std::future::pending().await;
+    }
+    let mut seen = control.progress();
+    loop {
+        tokio::time::sleep(PROGRESS_POLL).await;
+        let now = control.progress();
+        if now != seen {
+            seen = now;
+            watchdog.pet();
+        }
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn owned(rules: &[DialPlanRule], rule_name: &str) -> usize {

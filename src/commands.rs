@@ -370,6 +370,10 @@ pub fn config_check(path: &Path, out: &mut dyn Write) -> Result<u8, CommandError
 pub fn describe_cycle(report: &CycleReport, out: &mut dyn Write) -> io::Result<()> {
     let ms = report.finished_unix_ms - report.started_unix_ms;
     writeln!(out, "{} ({ms} ms)", report.summary())?;
+    if let (Some(error), false) = (&report.error, report.outcome == Outcome::Failed) {
+        // A failed cycle's summary already is its error.
+        writeln!(out, "  {}", error.message)?;
+    }
     for source in &report.sources {
         write!(
             out,
@@ -391,6 +395,16 @@ pub fn describe_cycle(report: &CycleReport, out: &mut dyn Write) -> io::Result<(
         out,
         "  rules: {} desired; on the SBC {} owned, {} foreign",
         report.desired_rules, report.owned_rules, report.foreign_rules
+    )?;
+    writeln!(
+        out,
+        "  phases: {}",
+        report
+            .phases
+            .iter()
+            .map(|p| format!("{} {} ms", p.phase, p.duration_ms))
+            .collect::<Vec<_>>()
+            .join(", ")
     )?;
     if let Some(plan) = &report.plan {
         let counts = plan.counts();
