@@ -35,8 +35,11 @@ pub enum TagError {
 
 /// A routing tag in AudioCodes syntax: `name` or `name=value`, several joined by `;`, at most one
 /// bare name. Values may contain dots (IP addresses, FQDNs).
+///
+/// Shared, not copied: a million entries carry a few thousand distinct tags, and every clone
+/// (into a rule, a dedup set, a plan) is a reference count, not an allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tag(String);
+pub struct Tag(std::sync::Arc<str>);
 
 impl Tag {
     pub fn parse(text: &str, max_len: usize) -> Result<Tag, TagError> {
@@ -99,7 +102,7 @@ impl Tag {
             }
             names.push(name);
         }
-        Ok(Tag(text.to_string()))
+        Ok(Tag(std::sync::Arc::from(text)))
     }
 
     pub fn as_str(&self) -> &str {

@@ -12,12 +12,14 @@
 //! broken page chain, a body that is not the documented JSON) fails the whole fetch, so the
 //! agent falls back on the last good snapshot: a partial list is never used.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
@@ -219,7 +221,6 @@ impl FusionSource {
                 parser.ranges_page(body, &page_url)?
             } else {
                 let body: UsagePage = self.http.json(&page_url, &answer)?;
-                drop(answer);
                 let Some(items) = body.phone_usages else {
                     return Err(SourceError::BadBody {
                         source_name: self.config.name.clone(),
@@ -482,41 +483,48 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// One page of `phone_usage`.
+/// One page of `phone_usage`. Items borrow from the answer: a page of ten thousand numbers
+/// parses without a string copy per field.
 #[derive(Deserialize)]
-struct UsagePage {
-    #[serde(rename = "phoneUsages")]
-    phone_usages: Option<Vec<Lenient<PhoneUsage>>>,
+struct UsagePage<'a> {
+    #[serde(rename = "phoneUsages", borrow)]
+    phone_usages: Option<Vec<Lenient<PhoneUsage<'a>>>>,
     #[serde(default)]
     next: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct PhoneUsage {
-    #[serde(rename = "phoneNumber")]
-    phone_number: Option<String>,
-    tenant: Option<String>,
-    group: Option<String>,
-    reseller: Option<String>,
-    distributor: Option<String>,
-    username: Option<String>,
+struct PhoneUsage<'a> {
+    #[serde(rename = "phoneNumber", borrow, default)]
+    phone_number: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tenant: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    group: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reseller: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    distributor: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    username: Option<Cow<'a, str>>,
 }
 
 /// An item that either has the expected shape or is kept as a reason to reject it, so one
-/// odd item does not make the page unreadable.
+/// odd item does not make the page unreadable. The item is first taken as raw JSON text
+/// (no tree is built), then parsed as `T`.
 enum Lenient<T> {
     Ok(T),
     Bad { reason: String, item: String },
 }
 
-impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(d)?;
-        Ok(match T::deserialize(&value) {
+        let raw: &'de RawValue = Deserialize::deserialize(d)?;
+        Ok(match serde_json::from_str::<T>(raw.get()) {
             Ok(item) => Lenient::Ok(item),
             Err(e) => Lenient::Bad {
                 reason: e.to_string(),
-                item: truncate(&value.to_string()),
+                item: truncate(raw.get()),
             },
         })
     }
@@ -531,6 +539,7 @@ struct Parser {
     /// Items seen so far, for item labels.
     index: usize,
     seen: HashSet<(Coverage, Tag)>,
+    tags_seen: HashSet<Tag>,
     out: SourceEntries,
 }
 
@@ -543,6 +552,7 @@ impl Parser {
             fixed_tag,
             index: 0,
             seen: HashSet::new(),
+            tags_seen: HashSet::new(),
             out: SourceEntries::default(),
         }
     }
@@ -554,6 +564,14 @@ impl Parser {
     fn push(&mut self, item: String, result: Result<(Coverage, Tag), String>) {
         match result {
             Ok((coverage, tag)) => {
+                // Every item renders its own tag; keep one copy of each distinct one.
+                let tag = match self.tags_seen.get(&tag) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        self.tags_seen.insert(tag.clone());
+                        tag
+                    }
+                };
                 if self.seen.insert((coverage, tag.clone())) {
                     self.out.entries.push(Entry {
                         coverage,
@@ -569,7 +587,7 @@ impl Parser {
         }
     }
 
-    fn usages(&mut self, items: Vec<Lenient<PhoneUsage>>) {
+    fn usages(&mut self, items: Vec<Lenient<PhoneUsage<'_>>>) {
         for item in items {
             self.index += 1;
             let index = self.index;

@@ -178,10 +178,12 @@ impl SourceHttp {
     }
 
     /// Decodes `answer` as JSON into `T`, naming the URL on failure.
-    pub fn json<T: serde::de::DeserializeOwned>(
+    /// The answer's body as `T`, which may borrow from it (large lists parse without copying
+    /// every string).
+    pub fn json<'a, T: serde::Deserialize<'a>>(
         &self,
         url: &str,
-        answer: &HttpAnswer,
+        answer: &'a HttpAnswer,
     ) -> Result<T, SourceError> {
         serde_json::from_slice(&answer.body).map_err(|e| SourceError::BadBody {
             source_name: self.source_name.clone(),

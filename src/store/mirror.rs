@@ -4,7 +4,7 @@
 //! the mirror is never patched and can never drift from what was read: a rule someone edited
 //! by hand on the SBC shows up here exactly as the device reported it.
 
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{corrupt, int, sql_err, text, Store, StoreError, STORED_TAG_MAX_LEN};
 use crate::dialplan::pattern::Pattern;
@@ -23,11 +23,31 @@ impl Store {
     /// Replaces the whole mirror with `rules`, in one transaction: a reader sees the old
     /// mirror or the new one, never a mix. Two rules with the same index are refused (the SBC
     /// keeps Index unique, so such a read is broken) and the old mirror stays.
+    ///
+    /// A read equal to the stored mirror (same digest) rewrites nothing.
     pub fn replace_mirror(&mut self, rules: &[MirrorRule]) -> Result<(), StoreError> {
         let Store { conn, path } = self;
+        let digest = mirror_digest(rules);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err(path, "cannot begin replacing the mirror"))?;
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT value FROM state_meta WHERE key = 'mirror_digest'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql_err(path, "cannot read the mirror digest"))?;
+        if stored.as_deref() == Some(digest.as_str()) {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO state_meta (key, value) VALUES ('mirror_digest', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [&digest],
+        )
+        .map_err(sql_err(path, "cannot store the mirror digest"))?;
         tx.execute("DELETE FROM mirror_rule", [])
             .map_err(sql_err(path, "cannot clear the mirror"))?;
         {
@@ -56,6 +76,20 @@ impl Store {
         }
         tx.commit()
             .map_err(sql_err(path, "cannot commit the mirror"))
+    }
+
+    /// How many rules the mirror holds, and how many of them are owned: what a cycle that
+    /// could not read the SBC reports as the last known counts.
+    pub fn mirror_counts(&self) -> Result<(u64, u64), StoreError> {
+        let path = &self.path;
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(owned), 0) FROM mirror_rule",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .map(|(all, owned)| (all.max(0) as u64, owned.max(0) as u64))
+            .map_err(sql_err(path, "cannot count the mirror"))
     }
 
     /// The mirror, ordered by index. A row that no longer parses is an error naming its index.
@@ -125,4 +159,25 @@ impl TagCache {
         self.parsed.insert(text.to_string(), tag.clone());
         Ok(tag)
     }
+}
+
+/// A digest of the mirror's rows as stored.
+fn mirror_digest(rules: &[MirrorRule]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    // By index, as the rows are stored: the same rules read in another order are the same.
+    let mut sorted: Vec<&MirrorRule> = rules.iter().collect();
+    sorted.sort_by_key(|r| r.rule.index);
+    for MirrorRule { rule, owned } in sorted {
+        field(&rule.index.to_le_bytes());
+        field(rule.name.as_bytes());
+        field(rule.prefix.as_str().as_bytes());
+        field(rule.tag.as_str().as_bytes());
+        field(&[u8::from(*owned)]);
+    }
+    format!("{:x}", hasher.finalize())
 }

@@ -30,7 +30,8 @@ pub struct SnapshotSummary {
 }
 
 impl Store {
-    /// Replaces `source`'s snapshot with `entries`, in one transaction.
+    /// Replaces `source`'s snapshot with `entries`, in one transaction. When `entries` equal
+    /// the stored snapshot (same digest) only its time is updated.
     pub fn save_snapshot(
         &mut self,
         source: &str,
@@ -39,10 +40,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         let Store { conn, path } = self;
         let count = to_sql_int(path, "snapshot entry count", entries.len() as u64)?;
+        let digest = snapshot_digest(source, entries);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err(path, "cannot begin saving a snapshot"))?;
         let context = || format!("cannot save the snapshot of source {source:?}");
+        let unchanged = tx
+            .execute(
+                "UPDATE source_snapshot SET fetched_at_unix = ?2
+                 WHERE source = ?1 AND digest = ?3 AND entry_count = ?4",
+                params![source, fetched_at_unix, digest, count],
+            )
+            .map_err(|e| sql_err(path, context())(e))?
+            == 1;
+        if unchanged {
+            return tx.commit().map_err(|e| sql_err(path, context())(e));
+        }
         // Children first: letting ON DELETE CASCADE do it costs one foreign-key action per row.
         tx.execute(
             "DELETE FROM snapshot_entry WHERE snapshot_id =
@@ -53,8 +66,9 @@ impl Store {
         tx.execute("DELETE FROM source_snapshot WHERE source = ?1", [source])
             .map_err(|e| sql_err(path, context())(e))?;
         tx.execute(
-            "INSERT INTO source_snapshot (source, fetched_at_unix, entry_count) VALUES (?1, ?2, ?3)",
-            params![source, fetched_at_unix, count],
+            "INSERT INTO source_snapshot (source, fetched_at_unix, entry_count, digest)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![source, fetched_at_unix, count, digest],
         )
         .map_err(|e| sql_err(path, context())(e))?;
         let snapshot_id = tx.last_insert_rowid();
@@ -251,4 +265,36 @@ fn decode(row: &rusqlite::Row<'_>, source: &str, tags: &mut TagCache) -> Result<
             item,
         },
     })
+}
+
+/// A digest of a snapshot's content as stored (what [`Store::snapshot`] gives back), so equal
+/// content is recognised without reading the stored rows.
+fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    for entry in entries {
+        match entry.coverage {
+            Coverage::Range(range) => {
+                field(&range.lo().value().to_le_bytes());
+                field(&range.hi().value().to_le_bytes());
+            }
+            Coverage::Prefix(prefix) => {
+                field(&prefix.digits().value().to_le_bytes());
+                field(b"");
+            }
+        }
+        field(entry.tag.as_str().as_bytes());
+        field(entry.provenance.item.as_bytes());
+        let item_source = if entry.provenance.source == source {
+            ""
+        } else {
+            entry.provenance.source.as_str()
+        };
+        field(item_source.as_bytes());
+    }
+    format!("{:x}", hasher.finalize())
 }

@@ -250,6 +250,62 @@ fn a_version_1_database_is_upgraded_keeping_its_history() {
 }
 
 #[test]
+fn an_unchanged_snapshot_or_mirror_is_not_rewritten() {
+    let mut store = Store::open_in_memory().unwrap();
+    let entries = sample_entries("fusion");
+    store.save_snapshot("fusion", 1, &entries).unwrap();
+    // A marker the store did not write shows whether a save rewrote the rows.
+    store
+        .conn
+        .execute(
+            "UPDATE snapshot_entry SET item = 'marker' WHERE seq = 0",
+            [],
+        )
+        .unwrap();
+    let first_item = |store: &Store| {
+        store.snapshot("fusion").unwrap().unwrap().entries[0]
+            .provenance
+            .item
+            .clone()
+    };
+    store.save_snapshot("fusion", 2, &entries).unwrap();
+    assert_eq!(first_item(&store), "marker", "same content: not rewritten");
+    assert_eq!(
+        store.snapshot_sources().unwrap()[0].fetched_at_unix,
+        2,
+        "time moves"
+    );
+    let mut changed = entries.clone();
+    changed.pop();
+    store.save_snapshot("fusion", 3, &changed).unwrap();
+    assert_eq!(store.snapshot("fusion").unwrap().unwrap().entries, changed);
+
+    let mirror = sample_mirror();
+    store.replace_mirror(&mirror).unwrap();
+    store
+        .conn
+        .execute("UPDATE mirror_rule SET tag = 'Trunk=marker' WHERE rowid = (SELECT min(rowid) FROM mirror_rule)", [])
+        .unwrap();
+    let mut reordered = mirror.clone();
+    reordered.reverse();
+    store.replace_mirror(&reordered).unwrap();
+    assert!(
+        store
+            .mirror()
+            .unwrap()
+            .iter()
+            .any(|r| r.rule.tag.as_str() == "Trunk=marker"),
+        "the same rules in another order: not rewritten"
+    );
+    let mut fewer = mirror.clone();
+    fewer.pop();
+    store.replace_mirror(&fewer).unwrap();
+    let mut expected = fewer.clone();
+    expected.sort_by_key(|r| r.rule.index);
+    assert_eq!(store.mirror().unwrap(), expected);
+}
+
+#[test]
 fn mirror_round_trips_ordered_by_index() {
     let mut store = Store::open_in_memory().unwrap();
     assert_eq!(store.mirror().unwrap(), vec![]);
@@ -712,6 +768,9 @@ fn a_corrupt_snapshot_entry_is_reported_by_source_and_position() {
         "{err}"
     );
 
+    // A snapshot equal to the stored one is not rewritten (its digest matches), so the
+    // damaged one is dropped first.
+    store.delete_snapshot("fusion").unwrap();
     store
         .save_snapshot("fusion", 1, &sample_entries("fusion"))
         .unwrap();
@@ -722,6 +781,9 @@ fn a_corrupt_snapshot_entry_is_reported_by_source_and_position() {
     let err = store.snapshot("fusion").unwrap_err().to_string();
     assert!(err.contains("entry 3") && err.contains("missing"), "{err}");
 
+    // A snapshot equal to the stored one is not rewritten (its digest matches), so the
+    // damaged one is dropped first.
+    store.delete_snapshot("fusion").unwrap();
     store
         .save_snapshot("fusion", 1, &sample_entries("fusion"))
         .unwrap();
