@@ -257,7 +257,9 @@ getent group dialsync >/dev/null && fail "dpkg -P left the dialsync group"
 dpkg-statoverride --list | grep -q dialsync && fail "dpkg -P left statoverrides: $(dpkg-statoverride --list | grep dialsync)"
 left=$(comm -13 "$before" <(snapshot))
 [ -z "$left" ] || fail "dpkg -P left: $left"
-found=$(find / -xdev \( -path /proc -o -path /sys -o -path /tmp -o -path /var/tmp -o -path "$PWD" \
+# Where a package puts things: not the whole disk, which also holds source checkouts and
+# their build trees (this one, and others on a shared machine).
+found=$(find /etc /usr /var /opt /srv /run -xdev \( -path /var/tmp -o -path "$PWD" \
     -o -path "${CARGO_TARGET_DIR:-$PWD/target}" \) -prune -o -name '*dialsync*' -print 2>/dev/null || true)
 [ -z "$found" ] || fail "dpkg -P left files named dialsync: $found"
 rm -f "$before"
