@@ -26,7 +26,8 @@ use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkErr
 use crate::sink::{ApplyControl, Sink};
 use crate::source::{Rejected, Source, SourceEntries, SourceError};
 use crate::store::{
-    outcome, CycleIssue, CycleRecord, IssueKind, MirrorRule, PhaseTiming, Store, StoreError,
+    outcome, CycleIssue, CycleRecord, IssueKind, MirrorRule, PhaseTiming, StateLock, Store,
+    StoreError,
 };
 
 /// How many cycles the history keeps.
@@ -354,6 +355,8 @@ pub struct Agent {
     store: Store,
     /// Petted between phases, so systemd restarts an agent whose cycle is wedged.
     watchdog: Watchdog,
+    /// No other agent applies from this state database while this one lives.
+    _lock: StateLock,
 }
 
 impl Agent {
@@ -362,12 +365,14 @@ impl Agent {
         let sources = config.sources()?;
         let sink = config.sink()?;
         let store = Store::open(&config.agent.state_db)?;
+        let lock = StateLock::acquire(&config.agent.state_db)?;
         Ok(Agent {
             config,
             sources,
             sink,
             store,
             watchdog: Watchdog::default(),
+            _lock: lock,
         })
     }
 
@@ -390,7 +395,9 @@ impl Agent {
         let sources = config.sources()?;
         let sink = config.sink()?;
         if config.agent.state_db != self.config.agent.state_db {
-            self.store = Store::open(&config.agent.state_db)?;
+            let store = Store::open(&config.agent.state_db)?;
+            self._lock = StateLock::acquire(&config.agent.state_db)?;
+            self.store = store;
         }
         self.config = config;
         self.sources = sources;

@@ -102,7 +102,9 @@ impl Classify for crate::store::StoreError {
             | StoreError::NoWal { .. }
             | StoreError::UnknownPlan { .. }
             | StoreError::PlanFinished { .. }
-            | StoreError::UnknownOp { .. } => ErrorClass::Fatal,
+            | StoreError::UnknownOp { .. }
+            | StoreError::Locked { .. }
+            | StoreError::Lock { .. } => ErrorClass::Fatal,
         }
     }
 }

@@ -503,6 +503,7 @@ async fn a_missing_dial_plan_is_fatal_unless_create_is_set() {
     );
     assert_eq!(rig.writes(), 0);
 
+    drop(agent);
     let text = fs::read_to_string(rig.path("dialsync.toml")).expect("read");
     fs::write(
         rig.path("dialsync.toml"),
@@ -514,4 +515,23 @@ async fn a_missing_dial_plan_is_fatal_unless_create_is_set() {
     assert_eq!(created.outcome, Outcome::Converged, "{}", created.summary());
     assert_eq!(rig.sbc_tag("+3226120042").as_deref(), Some("Trunk=acme"));
     rig.assert_no_unexpected();
+}
+
+#[tokio::test]
+async fn a_second_agent_on_the_same_database_refuses_naming_the_lock() {
+    let rig = Rig::start().await;
+    let mut first = rig.agent();
+    let refused = match Agent::new(rig.config()) {
+        Ok(_) => panic!("a second agent started on the same database"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        refused.contains("state.db.lock")
+            && refused.contains(&format!("pid {}", std::process::id())),
+        "{refused}"
+    );
+    assert_eq!(sync(&mut first).await.outcome, Outcome::Converged);
+    drop(first);
+    let mut second = rig.agent();
+    assert_eq!(sync(&mut second).await.outcome, Outcome::Converged);
 }

@@ -17,6 +17,7 @@
 
 mod history;
 mod journal;
+mod lock;
 mod mirror;
 mod schema;
 mod snapshot;
@@ -34,6 +35,7 @@ pub use history::{
     outcome, CycleId, CycleIssue, CycleRecord, IssueKind, PhaseTiming, MAX_ISSUES_PER_CYCLE,
 };
 pub use journal::{JournalOp, JournalPlan, OpState, PlanId};
+pub use lock::StateLock;
 pub use mirror::MirrorRule;
 pub use schema::SUPPORTED_VERSION;
 pub use snapshot::{Snapshot, SnapshotSummary};
@@ -117,6 +119,21 @@ pub enum StoreError {
         path: PathBuf,
         plan: PlanId,
         seq: u32,
+    },
+    #[error(
+        "state database {database} is in use by another dialsync ({holder}; lock {lock}): \
+         stop it first, two agents on one database would apply the same plan twice"
+    )]
+    Locked {
+        database: PathBuf,
+        lock: PathBuf,
+        holder: String,
+    },
+    #[error("cannot lock the state database with {lock}: {source}")]
+    Lock {
+        lock: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
