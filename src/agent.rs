@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError, SourceKind, SourceSettings};
+use crate::config::{Config, ConfigError};
 use crate::daemon::Watchdog;
 use crate::dialplan::compile::compile;
 use crate::dialplan::pattern::best_match;
@@ -714,7 +714,7 @@ impl Agent {
             let summary = summaries.iter().find(|s| s.source == settings.name);
             let mut source = SourceReport {
                 name: settings.name.clone(),
-                kind: kind_name(settings),
+                kind: settings.kind.name(),
                 state: SourceState::Fresh,
                 entries: 0,
                 rejected: Vec::new(),
@@ -850,15 +850,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 fn owned(rules: &[DialPlanRule], rule_name: &str) -> usize {
     rules.iter().filter(|r| r.name == rule_name).count()
-}
-
-fn kind_name(settings: &SourceSettings) -> &'static str {
-    match settings.kind {
-        SourceKind::Fusion { .. } => "fusion",
-        SourceKind::Apio { .. } => "apio",
-        SourceKind::LiveCloud { .. } => "livecloud",
-        SourceKind::File { .. } => "file",
-    }
 }
 
 fn now_unix_ms() -> i64 {

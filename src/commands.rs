@@ -14,7 +14,7 @@ use crate::{admin, daemon};
 
 use crate::agent::{lookup, Agent, AgentError, CycleReport, LookupError, Mode, Outcome};
 use crate::check::{self, Thresholds, Verdict};
-use crate::config::{Config, ConfigError, SbcSettings, SourceKind};
+use crate::config::{Config, ConfigError, SbcSettings};
 use crate::plan::PlanReport;
 use crate::sink::ApplyControl;
 use crate::source::Rejected;
@@ -235,7 +235,7 @@ pub fn status(config: &Config, out: &mut dyn Write) -> Result<u8, CommandError> 
     writeln!(
         out,
         "policy:   {}{}",
-        policy_name(config),
+        config.agent.policy.as_str(),
         if config.agent.dry_run {
             " (dry run)"
         } else {
@@ -348,12 +348,12 @@ pub fn config_check(path: &Path, out: &mut dyn Write) -> Result<u8, CommandError
         out,
         "{}: OK: policy {}, {} source(s) ({}), sink {} at {}, state in {}",
         path.display(),
-        policy_name(&config),
+        config.agent.policy.as_str(),
         config.sources.len(),
         config
             .sources
             .iter()
-            .map(|s| format!("{} ({})", s.name, source_kind(&s.kind)))
+            .map(|s| format!("{} ({})", s.name, s.kind.name()))
             .collect::<Vec<_>>()
             .join(", "),
         match config.sbc {
@@ -363,7 +363,24 @@ pub fn config_check(path: &Path, out: &mut dyn Write) -> Result<u8, CommandError
         sbc_url(&config),
         config.agent.state_db.display()
     )?;
+    if let Some(warning) = insecure_warning(&config) {
+        writeln!(out, "WARNING: {warning}")?;
+    }
     Ok(0)
+}
+
+/// The warning owed while `sbc.insecure_skip_verify` is set.
+fn insecure_warning(config: &Config) -> Option<String> {
+    match &config.sbc {
+        SbcSettings::AudioCodes {
+            url,
+            insecure_skip_verify: true,
+            ..
+        } => Some(format!(
+            "sbc.insecure_skip_verify is set: the TLS certificate of {url} is not verified"
+        )),
+        _ => None,
+    }
 }
 
 /// A cycle for a person: outcome, sources, rules, what was written, and what needs a look.
@@ -520,19 +537,6 @@ fn open_existing(path: &Path) -> Result<Store, CommandError> {
     Ok(Store::open(path)?)
 }
 
-fn policy_name(config: &Config) -> &'static str {
-    policy_word(config.agent.policy)
-}
-
-fn source_kind(kind: &SourceKind) -> &'static str {
-    match kind {
-        SourceKind::Fusion { .. } => "fusion",
-        SourceKind::Apio { .. } => "apio",
-        SourceKind::LiveCloud { .. } => "livecloud",
-        SourceKind::File { .. } => "file",
-    }
-}
-
 fn sbc_url(config: &Config) -> &str {
     match &config.sbc {
         SbcSettings::AudioCodes { url, .. } | SbcSettings::LiveCloud { url, .. } => url,
@@ -605,6 +609,11 @@ impl daemon::Service for AgentService {
     }
 
     async fn cycle(&mut self, config: &Config, ctx: &daemon::CycleContext) -> daemon::CycleSummary {
+        // DESIGN.md §5.1: an SBC whose certificate is not verified is said every cycle, not
+        // only when the sink is built.
+        if let Some(warning) = insecure_warning(config) {
+            tracing::warn!("{warning}");
+        }
         self.status.send_modify(|s| s.cycle_running = true);
         self.agent.set_watchdog(ctx.watchdog.clone());
         let mode = if config.agent.dry_run {
@@ -629,27 +638,19 @@ impl daemon::Service for AgentService {
     }
 }
 
-fn policy_word(policy: crate::plan::Policy) -> &'static str {
-    match policy {
-        crate::plan::Policy::Sync => "sync",
-        crate::plan::Policy::UpsertOnly => "upsert-only",
-        crate::plan::Policy::CreateOnly => "create-only",
-    }
-}
-
 fn fresh_status(config: &Config) -> admin::Status {
     let mut status = admin::Status::new(
         config.path.display().to_string(),
         config.agent.interval,
         config.agent.dry_run,
-        policy_word(config.agent.policy),
+        config.agent.policy.as_str(),
     );
     status.sources = config
         .sources
         .iter()
         .map(|s| admin::SourceStatus {
             name: s.name.clone(),
-            kind: source_kind(&s.kind).to_string(),
+            kind: s.kind.name().to_string(),
             ..admin::SourceStatus::default()
         })
         .collect();

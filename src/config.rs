@@ -179,6 +179,18 @@ pub enum SourceKind {
     },
 }
 
+impl SourceKind {
+    /// The `kind` word of the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Fusion { .. } => "fusion",
+            SourceKind::Apio { .. } => "apio",
+            SourceKind::LiveCloud { .. } => "livecloud",
+            SourceKind::File { .. } => "file",
+        }
+    }
+}
+
 /// One `[[sources]]` entry, validated.
 #[derive(Clone, Debug)]
 pub struct SourceSettings {
@@ -618,6 +630,19 @@ impl ConfigFile<'_> {
     fn url(&self, value: &Field<String>, table: usize, key: &str) -> Result<String, ConfigError> {
         let url = self.text(value, table, key)?;
         let spanned = self.required(value, table, key, "")?;
+        // `https://user:password@host`: the URL is shown in logs, `status`, `/status` and
+        // errors, so a password in it would be shown everywhere. Secrets come from files; the
+        // URL is not repeated here, since it carries one.
+        if let Ok(parsed) = reqwest::Url::parse(&url) {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(self.at(
+                    spanned,
+                    key,
+                    "carries credentials (user:password@host): remove them from the URL and \
+                     put the password in its own file (password_file, client_secret_file)",
+                ));
+            }
+        }
         match url.split_once("://") {
             Some(("http" | "https", rest)) if !rest.is_empty() => Ok(url),
             _ => Err(self.at(spanned, key, format!("{url:?} is not an http(s) URL"))),

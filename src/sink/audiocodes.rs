@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 
-use super::retry::{retry_after, truncate, Backoff};
+use super::retry::{error_chain, is_tls_failure, retry_after, truncate, Backoff};
 use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{Op, Plan};
@@ -137,7 +137,7 @@ pub enum SinkError {
         status: u16,
         body: String,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", error_chain(.source))]
     Http {
         what: String,
         #[source]
@@ -324,7 +324,9 @@ impl AudioCodesSink {
         &self.config
     }
 
-    /// Repeats the insecure-TLS warning; the agent calls it every cycle (DESIGN.md §5.1).
+    /// Repeats the insecure-TLS warning (DESIGN.md §5.1 wants one every cycle). The sink warns
+    /// when built; `run` repeats it before each cycle from the config (`commands.rs`), so the
+    /// agent need not call this too.
     pub fn warn_if_insecure(&self) {
         if self.config.insecure_skip_verify {
             warn_insecure(&self.config.url);
@@ -844,6 +846,13 @@ impl AudioCodesSink {
             .await;
         let response = match response {
             Ok(response) => response,
+            Err(source) if is_tls_failure(&source) => {
+                // An untrusted certificate, or no TLS on the other end: settings to fix, not
+                // a moment to wait out.
+                return Err(Attempt::Final(SinkError::Tls {
+                    reason: format!("{what}: {}", error_chain(&source)),
+                }));
+            }
             Err(source) => {
                 let connect = source.is_connect();
                 let error = SinkError::Http {

@@ -14,7 +14,7 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode};
 
 use super::secret::Secret;
 use super::SourceError;
-use crate::sink::retry::{retry_after, truncate, Backoff};
+use crate::sink::retry::{is_tls_failure, retry_after, truncate, Backoff};
 
 /// The User-Agent of every source request.
 pub const USER_AGENT: &str = concat!("dialsync/", env!("CARGO_PKG_VERSION"));
@@ -244,6 +244,16 @@ impl SourceHttp {
                         }
                         Err(BodyError::Read(reason)) => (reason, None, None),
                     }
+                }
+                // An untrusted certificate, or no TLS on the other end: settings to fix,
+                // which no retry can; and never a reason to try plain HTTP instead.
+                Err(e) if is_tls_failure(&e) => {
+                    return Err(SourceError::Http {
+                        source_name: self.source_name.clone(),
+                        method: method_name,
+                        url: url.to_string(),
+                        reason: format!("TLS handshake failed: {}", describe(&e)),
+                    })
                 }
                 Err(e) => (describe(&e), None, None),
             };

@@ -37,12 +37,19 @@ pub struct Secret(String);
 
 impl Secret {
     /// Reads the secret in `path`: its first line, without the line break editors add.
+    ///
+    /// The file is opened once and its mode judged on the open handle, so the mode checked is
+    /// the mode of the very file read (a symlink is judged by the file it points to).
     pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
-        check_mode(path)?;
-        let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+        use std::io::Read as _;
+        let read_error = |source| SecretError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut file = std::fs::File::open(path).map_err(read_error)?;
+        check_mode(path, &file)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(read_error)?;
         let value = text.lines().next().unwrap_or("").trim_end_matches('\r');
         if value.is_empty() {
             return Err(SecretError::Empty {
@@ -92,14 +99,20 @@ fn is_credential(path: &Path, credentials_directory: Option<&std::ffi::OsStr>) -
 }
 
 #[cfg(unix)]
-fn check_mode(path: &Path) -> Result<(), SecretError> {
+fn check_mode(path: &Path, file: &std::fs::File) -> Result<(), SecretError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let metadata = std::fs::metadata(path).map_err(|source| SecretError::Read {
+    let metadata = file.metadata().map_err(|source| SecretError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let mode = metadata.permissions().mode() & 0o7777;
-    let credential = is_credential(path, std::env::var_os("CREDENTIALS_DIRECTORY").as_deref());
+    // Where the file really is: a symlink inside the credentials directory that points to a
+    // file elsewhere is not a credential (its group bits are real), while a link elsewhere to
+    // a credential is one.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let credentials_directory = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|dir| std::fs::canonicalize(&dir).unwrap_or_else(|_| PathBuf::from(dir)));
+    let credential = is_credential(&real, credentials_directory.as_deref().map(Path::as_os_str));
     judge_mode(path, mode, credential)
 }
 
@@ -119,7 +132,7 @@ fn judge_mode(path: &Path, mode: u32, credential: bool) -> Result<(), SecretErro
 }
 
 #[cfg(not(unix))]
-fn check_mode(_path: &Path) -> Result<(), SecretError> {
+fn check_mode(_path: &Path, _file: &std::fs::File) -> Result<(), SecretError> {
     Ok(())
 }
 
