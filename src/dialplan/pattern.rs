@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::number::{Number, NumberRange, OpenPrefix, POW10};
+use crate::number::{Number, NumberRange, OpenPrefix, MAX_DIGITS, POW10};
 
 /// The widest bracket item we accept: an E.164 number has at most 15 digits.
 pub const MAX_SET_WIDTH: usize = 15;
@@ -349,6 +349,10 @@ impl Pattern {
         }
         let (mut digits, mut count) = (0u64, 0u32);
         while let Some(Token::Literal(d @ b'0'..=b'9')) = tokens.peek().copied() {
+            if count == MAX_DIGITS {
+                // More digits than any number has (and than a u64 holds): no span.
+                return None;
+            }
             digits = digits * 10 + u64::from(d - b'0');
             count += 1;
             tokens.next();
@@ -867,6 +871,9 @@ mod tests {
             "+[0-9]#",
             "+3201x",
             "+0x#",
+            // More digits than a number has (found by the `pattern` fuzz target: overflowed).
+            "+9888888888888888",
+            "+988888888888888888888888#",
         ] {
             assert_eq!(p(other).span(), None, "{other}");
         }

@@ -162,7 +162,7 @@ impl ApioSource {
     }
 
     async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
-        let mut parser = Parser::new(&self.config);
+        let mut decoder = Decoder::new(&self.config);
         for index in 0..self.config.groups.len() {
             let group = self.config.groups[index].clone();
             let base = format!(
@@ -183,32 +183,16 @@ impl ApioSource {
                 }
                 let body: Value = self.http.json(&url, &answer)?;
                 drop(answer);
-                let items = match body {
-                    Value::Object(mut object) => match object.remove(list.key()) {
-                        Some(Value::Array(items)) => items,
-                        _ => {
-                            return Err(SourceError::BadBody {
-                                source_name: self.config.name.clone(),
-                                url,
-                                reason: format!("no {} list", list.key()),
-                            })
-                        }
-                    },
-                    other => {
-                        return Err(SourceError::BadBody {
-                            source_name: self.config.name.clone(),
-                            url,
-                            reason: format!(
-                                "expected an object, found {}",
-                                truncate(&other.to_string())
-                            ),
-                        })
-                    }
-                };
-                parser.items(&group, list, items);
+                decoder
+                    .page(&group, list, body)
+                    .map_err(|reason| SourceError::BadBody {
+                        source_name: self.config.name.clone(),
+                        url,
+                        reason,
+                    })?;
             }
         }
-        Ok(parser.out)
+        Ok(decoder.finish())
     }
 
     /// `GET url` with a valid credential: logs in first if needed; on 401 (or 403 for a
@@ -374,14 +358,18 @@ fn encode(text: &str) -> String {
     out
 }
 
+/// Which ITC list of a group an answer holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum List {
+pub enum List {
+    /// `.../numbers/`: `{"numbers": [{"minPhoneNumber", "maxPhoneNumber", "active"}...]}`.
     Numbers,
+    /// `.../prefixes/`: `{"prefixes": [{"prefix", "extensionRangeStart", ...}...]}`.
     Prefixes,
 }
 
 impl List {
-    fn key(self) -> &'static str {
+    /// The list's path segment, and the key of the list in its answer.
+    pub fn key(self) -> &'static str {
         match self {
             List::Numbers => "numbers",
             List::Prefixes => "prefixes",
@@ -429,8 +417,25 @@ fn prefix_digits(text: &str) -> Result<String, String> {
     Ok(format!("+{cc}{rest}"))
 }
 
-/// Turns items into entries, rejecting bad ones and collapsing exact duplicates.
-struct Parser {
+/// Decodes the answer `body` of one ITC list of `group` into entries and rejected items, as a
+/// fetch does; `Err` is the reason the whole fetch would fail ([`SourceError::BadBody`]).
+///
+/// For the fuzzers and tests: the fetch itself runs the same [`Decoder`] over every answer.
+pub fn decode_page(
+    config: &ApioConfig,
+    group: &ApioGroup,
+    list: List,
+    body: &[u8],
+) -> Result<SourceEntries, String> {
+    let body: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let mut decoder = Decoder::new(config);
+    decoder.page(group, list, body)?;
+    Ok(decoder.finish())
+}
+
+/// Turns the answers of one fetch into entries, rejecting bad items one by one and collapsing
+/// exact duplicates across every group and list. Public for the fuzzers and tests.
+pub struct Decoder {
     name: String,
     limits: ItemLimits,
     include_inactive: bool,
@@ -438,15 +443,40 @@ struct Parser {
     out: SourceEntries,
 }
 
-impl Parser {
-    fn new(config: &ApioConfig) -> Parser {
-        Parser {
+impl Decoder {
+    /// A decoder for one fetch of the source `config` describes.
+    pub fn new(config: &ApioConfig) -> Decoder {
+        Decoder {
             name: config.name.clone(),
             limits: config.limits,
             include_inactive: config.include_inactive,
             seen: HashSet::new(),
             out: SourceEntries::default(),
         }
+    }
+
+    /// One answer (already JSON) of `list` for `group`: an object holding the list under
+    /// [`List::key`]. `Err` (the answer is not of that shape) fails the whole fetch.
+    pub fn page(&mut self, group: &ApioGroup, list: List, body: Value) -> Result<(), String> {
+        let items = match body {
+            Value::Object(mut object) => match object.remove(list.key()) {
+                Some(Value::Array(items)) => items,
+                _ => return Err(format!("no {} list", list.key())),
+            },
+            other => {
+                return Err(format!(
+                    "expected an object, found {}",
+                    truncate(&other.to_string())
+                ))
+            }
+        };
+        self.items(group, list, items);
+        Ok(())
+    }
+
+    /// What the fetch yields.
+    pub fn finish(self) -> SourceEntries {
+        self.out
     }
 
     fn items(&mut self, group: &ApioGroup, list: List, items: Vec<Value>) {

@@ -220,6 +220,18 @@ impl FusionSource {
                 drop(answer);
                 parser.ranges_page(body, &page_url)?
             } else {
+                // serde would also read a JSON array as the page's fields in order; the
+                // documented answer is an object, and anything else is not a page.
+                if !answer.body.trim_ascii_start().starts_with(b"{") {
+                    return Err(SourceError::BadBody {
+                        source_name: self.config.name.clone(),
+                        url: page_url,
+                        reason: format!(
+                            "expected an object with phoneUsages, found {}",
+                            truncate(&answer.text())
+                        ),
+                    });
+                }
                 let body: UsagePage = self.http.json(&page_url, &answer)?;
                 let Some(items) = body.phone_usages else {
                     return Err(SourceError::BadBody {

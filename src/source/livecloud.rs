@@ -144,32 +144,26 @@ impl LiveCloudSource {
     }
 
     async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
-        let mut parser = Parser {
-            name: self.config.name.clone(),
-            limits: self.config.limits,
-            seen: HashSet::new(),
-            out: SourceEntries::default(),
-        };
+        let mut decoder = Decoder::new(&self.config);
         for tenant in self.config.ms_tenant_ids.clone() {
             let items = self.tenant_numbers(&tenant).await?;
             for item in &items {
-                parser.item(&tenant, &self.config.tags, item);
+                decoder.item(&tenant, &self.config.tags, item);
             }
         }
-        Ok(parser.out)
+        Ok(decoder.finish())
     }
 
     /// Every number of `tenant`, all pages, checked for a consistent chain.
     async fn tenant_numbers(&self, tenant: &str) -> Result<Vec<Value>, SourceError> {
         let size = self.config.page_size;
-        let mut items = Vec::new();
-        let mut totals: Option<(u64, u64)> = None;
-        let mut page: u64 = 1;
+        let mut chain = PageChain::new(size, self.config.max_pages);
         loop {
             let url = format!(
-                "{}?msTenantId={}&pageNumber={page}&pageSize={size}",
+                "{}?msTenantId={}&pageNumber={}&pageSize={size}",
                 self.numbers_url,
-                encode(tenant)
+                encode(tenant),
+                chain.page()
             );
             let answer = self.get_authorised(&url).await?;
             if answer.status != StatusCode::OK {
@@ -182,80 +176,25 @@ impl LiveCloudSource {
                 });
             }
             let body: Value = self.http.json(&url, &answer)?;
-            let broken = |reason: String| SourceError::Pagination {
-                source_name: self.config.name.clone(),
-                url: url.clone(),
-                reason,
-            };
-            let bad = |reason: String| SourceError::BadBody {
-                source_name: self.config.name.clone(),
-                url: url.clone(),
-                reason,
-            };
-            let count = |key: &str| {
-                body.get(key)
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| bad(format!("no integer {key}")))
-            };
-            let current = count("currentPage")?;
-            let total_pages = count("totalPages")?;
-            let total_records = count("totalRecords")?;
-            let page_size = count("pageSize")?;
-            let data = match body.get("data") {
-                Some(Value::Array(data)) => data,
-                _ => return Err(bad("no data list".into())),
-            };
-            if current != page {
-                return Err(broken(format!("asked for page {page}, got page {current}")));
-            }
-            if page_size != size as u64 {
-                return Err(broken(format!(
-                    "asked for pages of {size}, got pageSize {page_size}"
-                )));
-            }
-            match totals {
-                None => totals = Some((total_pages, total_records)),
-                Some(first) if first != (total_pages, total_records) => {
-                    return Err(broken(format!(
-                        "totals changed during the fetch: first {} pages / {} records, now {} \
-                         / {}",
-                        first.0, first.1, total_pages, total_records
-                    )))
+            match chain.push(&body) {
+                Ok(false) => {}
+                Ok(true) => return Ok(chain.into_items()),
+                Err(PageError::BadBody(reason)) => {
+                    return Err(SourceError::BadBody {
+                        source_name: self.config.name.clone(),
+                        url,
+                        reason,
+                    })
                 }
-                Some(_) => {}
+                Err(PageError::Pagination(reason)) => {
+                    return Err(SourceError::Pagination {
+                        source_name: self.config.name.clone(),
+                        url,
+                        reason,
+                    })
+                }
             }
-            if total_pages > self.config.max_pages as u64 {
-                return Err(broken(format!(
-                    "totalPages {total_pages} is more than max_pages {}",
-                    self.config.max_pages
-                )));
-            }
-            let expected_pages = total_records.div_ceil(size as u64);
-            if total_pages != expected_pages {
-                return Err(broken(format!(
-                    "totalPages {total_pages} contradicts totalRecords {total_records} at \
-                     {size} per page ({expected_pages} pages)"
-                )));
-            }
-            let last = page >= total_pages;
-            let want = if last {
-                total_records.saturating_sub(items.len() as u64)
-            } else {
-                size as u64
-            };
-            if data.len() as u64 != want {
-                return Err(broken(format!(
-                    "page {page} of {total_pages} holds {} numbers, expected {want}",
-                    data.len()
-                )));
-            }
-            items.extend(data.iter().cloned());
-            if last {
-                break;
-            }
-            page += 1;
         }
-        Ok(items)
     }
 
     /// `GET url` with a Bearer token; a 401 fetches a new token once, then gives up.
@@ -345,15 +284,182 @@ fn encode(text: &str) -> String {
     out
 }
 
-struct Parser {
+/// Why an answer of the number list fails the whole fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageError {
+    /// Not the documented page ([`SourceError::BadBody`]).
+    BadBody(String),
+    /// A page that does not continue the chain consistently ([`SourceError::Pagination`]).
+    Pagination(String),
+}
+
+/// The pages of one tenant's number list, taken in order and checked to form one consistent
+/// chain: each the page asked for, of the size asked for, with the same totals, adding up to
+/// `totalRecords` in `totalPages` pages. Public for the fuzzers and tests; the fetch uses it.
+#[derive(Debug)]
+pub struct PageChain {
+    size: usize,
+    max_pages: usize,
+    /// The page to ask for next (from 1).
+    page: u64,
+    /// `totalPages` and `totalRecords` of the first page.
+    totals: Option<(u64, u64)>,
+    items: Vec<Value>,
+}
+
+impl PageChain {
+    /// A chain of pages of `page_size` numbers, refused past `max_pages` pages. A source
+    /// never has a `page_size` of 0 ([`LiveCloudSource::new`] refuses it); it counts as 1.
+    pub fn new(page_size: usize, max_pages: usize) -> PageChain {
+        PageChain {
+            size: page_size.max(1),
+            max_pages,
+            page: 1,
+            totals: None,
+            items: Vec::new(),
+        }
+    }
+
+    /// The number of the page to ask for next.
+    pub fn page(&self) -> u64 {
+        self.page
+    }
+
+    /// Takes the answer to [`PageChain::page`]; `Ok(true)` when it was the last page.
+    pub fn push(&mut self, body: &Value) -> Result<bool, PageError> {
+        let (page, size) = (self.page, self.size);
+        let broken = PageError::Pagination;
+        let bad = PageError::BadBody;
+        let count = |key: &str| {
+            body.get(key)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad(format!("no integer {key}")))
+        };
+        let current = count("currentPage")?;
+        let total_pages = count("totalPages")?;
+        let total_records = count("totalRecords")?;
+        let page_size = count("pageSize")?;
+        let data = match body.get("data") {
+            Some(Value::Array(data)) => data,
+            _ => return Err(bad("no data list".into())),
+        };
+        if current != page {
+            return Err(broken(format!("asked for page {page}, got page {current}")));
+        }
+        if page_size != size as u64 {
+            return Err(broken(format!(
+                "asked for pages of {size}, got pageSize {page_size}"
+            )));
+        }
+        match self.totals {
+            None => self.totals = Some((total_pages, total_records)),
+            Some(first) if first != (total_pages, total_records) => {
+                return Err(broken(format!(
+                    "totals changed during the fetch: first {} pages / {} records, now {} \
+                     / {}",
+                    first.0, first.1, total_pages, total_records
+                )))
+            }
+            Some(_) => {}
+        }
+        if total_pages > self.max_pages as u64 {
+            return Err(broken(format!(
+                "totalPages {total_pages} is more than max_pages {}",
+                self.max_pages
+            )));
+        }
+        let expected_pages = total_records.div_ceil(size as u64);
+        if total_pages != expected_pages {
+            return Err(broken(format!(
+                "totalPages {total_pages} contradicts totalRecords {total_records} at \
+                 {size} per page ({expected_pages} pages)"
+            )));
+        }
+        let last = page >= total_pages;
+        let want = if last {
+            total_records.saturating_sub(self.items.len() as u64)
+        } else {
+            size as u64
+        };
+        if data.len() as u64 != want {
+            return Err(broken(format!(
+                "page {page} of {total_pages} holds {} numbers, expected {want}",
+                data.len()
+            )));
+        }
+        self.items.extend(data.iter().cloned());
+        if !last {
+            self.page += 1;
+        }
+        Ok(last)
+    }
+
+    /// Every number of the chain, in page order.
+    pub fn into_items(self) -> Vec<Value> {
+        self.items
+    }
+}
+
+/// Decodes the answers to the pages of `tenant`'s number list, in order, into entries and
+/// rejected numbers, as a fetch does: `Err` is why the whole fetch would fail. Answers after
+/// the one that completes the chain are ignored; running out of answers before it is a
+/// [`PageError::Pagination`].
+///
+/// For the fuzzers and tests: the fetch itself runs the same [`PageChain`] and [`Decoder`].
+pub fn decode_pages<'a>(
+    config: &LiveCloudSourceConfig,
+    tenant: &str,
+    bodies: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<SourceEntries, PageError> {
+    let mut chain = PageChain::new(config.page_size, config.max_pages);
+    let mut bodies = bodies.into_iter();
+    loop {
+        let Some(body) = bodies.next() else {
+            return Err(PageError::Pagination(format!(
+                "no answer for page {}",
+                chain.page()
+            )));
+        };
+        let body: Value = serde_json::from_slice(body)
+            .map_err(|e| PageError::BadBody(format!("not JSON: {e}")))?;
+        if chain.push(&body)? {
+            break;
+        }
+    }
+    let mut decoder = Decoder::new(config);
+    for item in &chain.into_items() {
+        decoder.item(tenant, &config.tags, item);
+    }
+    Ok(decoder.finish())
+}
+
+/// Turns the numbers of one fetch into entries, rejecting bad ones one by one and collapsing
+/// exact duplicates across tenants. Public for the fuzzers and tests.
+pub struct Decoder {
     name: String,
     limits: ItemLimits,
     seen: HashSet<(Coverage, Tag)>,
     out: SourceEntries,
 }
 
-impl Parser {
-    fn item(&mut self, tenant: &str, tags: &TagRule, item: &Value) {
+impl Decoder {
+    /// A decoder for one fetch of the source `config` describes.
+    pub fn new(config: &LiveCloudSourceConfig) -> Decoder {
+        Decoder {
+            name: config.name.clone(),
+            limits: config.limits,
+            seen: HashSet::new(),
+            out: SourceEntries::default(),
+        }
+    }
+
+    /// What the fetch yields.
+    pub fn finish(self) -> SourceEntries {
+        self.out
+    }
+
+    /// One item of `tenant`'s number list: an entry, a rejection, or nothing (not `Active`).
+    pub fn item(&mut self, tenant: &str, tags: &TagRule, item: &Value) {
         let number = item.get("telephoneNumber").and_then(Value::as_str);
         let label = format!(
             "tenant={tenant} number={}",
