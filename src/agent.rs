@@ -186,14 +186,7 @@ impl CycleReport {
     pub fn applied_counts(&self) -> OpCounts {
         match (&self.plan, &self.applied) {
             (Some(plan), Some(applied)) if applied.applied > 0 => {
-                let quarantined: Vec<u32> =
-                    applied.quarantined.iter().map(|(op, _)| op.index).collect();
-                let written = plan
-                    .ops
-                    .iter()
-                    .filter(|op| !quarantined.contains(&op.index))
-                    .take(applied.applied);
-                OpCounts::of(written)
+                OpCounts::of(confirmed_ops(plan, applied))
             }
             _ => OpCounts::default(),
         }
@@ -593,14 +586,17 @@ impl Agent {
                 return Err(error.into());
             }
         };
-        // The mirror follows what was written, so `lookup` is right before the next read.
+        // The mirror follows what was written, so `lookup` is right before the next read: the
+        // ops the SBC confirmed, which leaves out those it refused and, after a stop, those
+        // never sent. (Keeping the rules as read instead made a sync that added 240 rules and
+        // had one refused report "0 rules owned", and `lookup` miss all 240 until the next
+        // cycle.)
         let rule_name = self.config.dialplan.rule_name.clone();
-        let after = if applied.quarantined.is_empty() && !applied.stopped {
-            plan::apply(&device.rules, &plan.ops, &rule_name)
-        } else {
-            // Some ops did not land: the next cycle's read is the truth.
-            device.rules.clone()
-        };
+        let confirmed: Vec<plan::Op> = confirmed_ops(&plan, &applied)
+            .into_iter()
+            .cloned()
+            .collect();
+        let after = plan::apply(&device.rules, &confirmed, &rule_name);
         self.mirror(&after)?;
         report.owned_rules = owned(&after, &rule_name);
         report.foreign_rules = after.len() - report.owned_rules;
@@ -797,6 +793,18 @@ impl Classify for CycleFailure {
             CycleFailure::ChecksumMismatch { .. } => ErrorClass::Item,
         }
     }
+}
+
+/// The ops of `plan` the SBC confirmed, in plan order: the sink sends them in order, so they
+/// are the first `applied` of those it did not refuse (after a stop, the rest were not sent).
+fn confirmed_ops<'a>(plan: &'a Plan, applied: &ApplyReport) -> Vec<&'a plan::Op> {
+    let refused: std::collections::HashSet<u32> =
+        applied.quarantined.iter().map(|(op, _)| op.index).collect();
+    plan.ops
+        .iter()
+        .filter(|op| !refused.contains(&op.index))
+        .take(applied.applied)
+        .collect()
 }
 
 /// Times the phases of a cycle.

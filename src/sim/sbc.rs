@@ -55,6 +55,10 @@ pub struct SimPlan {
 }
 
 /// Faults to inject; each counter is consumed by the requests it affects.
+///
+/// The counters hit whatever request comes next; the two schedules (`scripts`, `reads`) hit
+/// one chosen request, so that a test can fail the third batch of an apply, or the read that
+/// comes before planning, and nothing else.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
     /// Answer 409 (device busy: HA synchronisation) to the next N writes.
@@ -70,6 +74,53 @@ pub struct Faults {
     pub latency: Duration,
     /// Report a firmware upgrade in progress (the agent must not write then).
     pub upgrading: bool,
+    /// Faults for chosen incremental scripts, keyed by the 1-based ordinal of the
+    /// `PUT /api/v1/files/cliScript/incremental` among all the device received
+    /// ([`SbcState::scripts_received`]); each is consumed by the request it hits. Checked
+    /// after the counters above, which keep their meaning.
+    pub scripts: BTreeMap<usize, ScriptFault>,
+    /// Faults for chosen reads, keyed by the 1-based ordinal of the `GET` (of the status or
+    /// of the configuration script, counted together: [`SbcState::reads_received`]).
+    pub reads: BTreeMap<usize, ReadFault>,
+}
+
+/// What goes wrong with one incremental script. Each variant is a distinct answer to the
+/// client's one question, "did my batch land?", so that every branch of its retry logic is
+/// exercised: certainly not (409), maybe (500, a timeout, a dropped connection), yes but it
+/// never heard (applied, answer lost), and a refusal it must read from a 200.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScriptFault {
+    /// 409 device busy (HA synchronisation), with `Retry-After` when given; nothing applied.
+    Busy { retry_after_secs: Option<u32> },
+    /// 500 Internal Server Error; nothing applied, though the client cannot know that.
+    ServerError,
+    /// Hold the request this long (longer than the client's timeout), then drop it
+    /// unapplied: the device choked on it.
+    StallNotApplied(Duration),
+    /// Apply the script at once but answer only after this long, when the client has given
+    /// up: it landed, and the client's only way to learn it is to read the device.
+    AppliedAnswerLate(Duration),
+    /// Drop the connection before applying (a device restarting, a link lost).
+    DropBeforeApply,
+    /// Apply, then drop the connection without answering.
+    DropAfterApply,
+    /// Answer 200 with `"status": "failure"` and apply nothing, as the device does for a
+    /// script it refuses (a 200 that is not a success).
+    Failure,
+}
+
+/// What goes wrong with one read (`GET` of the status or of the configuration script).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadFault {
+    /// 409 device busy, with `Retry-After` when given.
+    Busy { retry_after_secs: Option<u32> },
+    /// 500 Internal Server Error.
+    ServerError,
+    /// Hold the request this long (longer than the client's timeout), then answer as usual,
+    /// to a client that has gone.
+    Stall(Duration),
+    /// Drop the connection without answering.
+    Drop,
 }
 
 /// The emulated device's whole state.
@@ -82,6 +133,12 @@ pub struct SbcState {
     pub unexpected: Vec<String>,
     /// Incremental scripts applied (accepted and changing state), in order.
     pub applied_scripts: usize,
+    /// Incremental-script PUTs received, whatever became of them: the ordinal
+    /// [`Faults::scripts`] is keyed by.
+    pub scripts_received: usize,
+    /// Reads (`GET` of the status or of the configuration script) received: the ordinal
+    /// [`Faults::reads`] is keyed by.
+    pub reads_received: usize,
     /// Every request, as `METHOD path`, in order.
     pub requests: Vec<String>,
     /// Other configuration sections, rendered verbatim in the full script.
@@ -177,6 +234,34 @@ impl SbcState {
         state
     }
 
+    /// Schedules `fault` for the `nth` incremental script from now (1 = the next one).
+    pub fn fault_script_in(&mut self, nth: usize, fault: ScriptFault) {
+        self.faults
+            .scripts
+            .insert(self.scripts_received + nth, fault);
+    }
+
+    /// Schedules `fault` for the `nth` read from now (1 = the next one).
+    pub fn fault_read_in(&mut self, nth: usize, fault: ReadFault) {
+        self.faults.reads.insert(self.reads_received + nth, fault);
+    }
+
+    /// Scheduled faults no request has hit yet: a test whose fault never fired tested
+    /// nothing, so it asserts this is empty.
+    pub fn pending_faults(&self) -> Vec<String> {
+        let scripts = self
+            .faults
+            .scripts
+            .iter()
+            .map(|(n, fault)| format!("script {n}: {fault:?}"));
+        let reads = self
+            .faults
+            .reads
+            .iter()
+            .map(|(n, fault)| format!("read {n}: {fault:?}"));
+        scripts.chain(reads).collect()
+    }
+
     /// The plan named `name`, with its index.
     pub fn plan(&self, name: &str) -> Option<(u32, &SimPlan)> {
         self.plans
@@ -197,6 +282,28 @@ impl SbcState {
             })
             .collect();
         best_match(parsed.iter().map(|(i, p, t)| (*i, p, *t)), number).map(|(_, tag)| tag.clone())
+    }
+
+    /// [`SbcState::lookup`] of many numbers, parsing the rules once: checking that no route
+    /// was lost looks up every number of a plan of hundreds of rules.
+    pub fn lookup_many(&self, plan_name: &str, numbers: &[&str]) -> Vec<Option<String>> {
+        let Some((_, plan)) = self.plan(plan_name) else {
+            return vec![None; numbers.len()];
+        };
+        let parsed: Vec<(u32, Pattern, &String)> = plan
+            .rules
+            .iter()
+            .filter_map(|(&index, rule)| {
+                Some((index, Pattern::parse(&rule.prefix).ok()?, &rule.tag))
+            })
+            .collect();
+        numbers
+            .iter()
+            .map(|number| {
+                best_match(parsed.iter().map(|(i, p, t)| (*i, p, *t)), number)
+                    .map(|(_, tag)| tag.clone())
+            })
+            .collect()
     }
 }
 
@@ -328,8 +435,47 @@ fn record(shared: &Shared, method: &str, path: &str) {
         .push(format!("{method} {path}"));
 }
 
+/// Counts a read and acts out the fault scheduled for it, if any: `Some` is the answer to
+/// give instead of the device's; `None` lets the read go on (after a stall, to a client that
+/// has gone).
+async fn scheduled_read_fault(shared: &Shared) -> Option<Response> {
+    let fault = {
+        let mut state = lock(&shared.state);
+        state.reads_received += 1;
+        let nth = state.reads_received;
+        state.faults.reads.remove(&nth)
+    }?;
+    match fault {
+        ReadFault::Busy { retry_after_secs } => Some(busy(retry_after_secs)),
+        ReadFault::ServerError => Some(internal_error()),
+        ReadFault::Stall(duration) => {
+            tokio::time::sleep(duration).await;
+            None
+        }
+        ReadFault::Drop => drop_connection(),
+    }
+}
+
+/// The device's 409 while it synchronises with its HA peer.
+fn busy(retry_after_secs: Option<u32>) -> Response {
+    let mut response = (StatusCode::CONFLICT, "Device busy (HA synchronization)").into_response();
+    if let Some(seconds) = retry_after_secs {
+        if let Ok(value) = seconds.to_string().parse() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+fn internal_error() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+}
+
 async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     record(&shared, "GET", "/api/v1/status");
+    if let Some(answer) = scheduled_read_fault(&shared).await {
+        return answer;
+    }
     delay(&shared).await;
     if let Err(refused) = authenticate(&shared, &headers, false) {
         return refused.into_response();
@@ -348,6 +494,9 @@ async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
 
 async fn full_script(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     record(&shared, "GET", "/api/v1/files/cliScript");
+    if let Some(answer) = scheduled_read_fault(&shared).await {
+        return answer;
+    }
     delay(&shared).await;
     if let Err(refused) = authenticate(&shared, &headers, false) {
         return refused.into_response();
@@ -386,6 +535,12 @@ async fn incremental(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     record(&shared, "PUT", "/api/v1/files/cliScript/incremental");
+    let scheduled = {
+        let mut state = lock(&shared.state);
+        state.scripts_received += 1;
+        let nth = state.scripts_received;
+        state.faults.scripts.remove(&nth)
+    };
     delay(&shared).await;
     if let Err(refused) = authenticate(&shared, &headers, true) {
         return refused.into_response();
@@ -396,15 +551,12 @@ async fn incremental(
             state.faults.busy_writes -= 1;
             let retry = state.faults.retry_after_secs;
             drop(state);
-            let mut response =
-                (StatusCode::CONFLICT, "Device busy (HA synchronization)").into_response();
-            if let Some(seconds) = retry {
-                if let Ok(value) = seconds.to_string().parse() {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-            }
-            return response;
+            return busy(retry);
         }
+    }
+    // A busy device answers before it looks at the script.
+    if let Some(ScriptFault::Busy { retry_after_secs }) = scheduled {
+        return busy(retry_after_secs);
     }
     let Ok(mut multipart) = multipart else {
         return bad_request(&shared, "incremental script must be multipart/form-data");
@@ -436,14 +588,39 @@ async fn incremental(
         Ok(commands) => commands,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    let mut state = lock(&shared.state);
-    if state.faults.drop_before_apply > 0 {
-        state.faults.drop_before_apply -= 1;
-        drop(state);
-        drop_connection();
+    // The other scheduled faults strike once the script is read (so that a malformed one is
+    // still caught) and before it is applied, except those that apply it first.
+    let mut answer_late = None;
+    match scheduled {
+        Some(ScriptFault::ServerError) => return internal_error(),
+        Some(ScriptFault::StallNotApplied(duration)) => {
+            tokio::time::sleep(duration).await;
+            drop_connection();
+        }
+        Some(ScriptFault::DropBeforeApply) => drop_connection(),
+        Some(ScriptFault::Failure) => {
+            return Json(json!({
+                "status": "failure",
+                "description": "Script execution failed",
+                "output": "fault injected: the device refused the script",
+            }))
+            .into_response()
+        }
+        Some(ScriptFault::AppliedAnswerLate(duration)) => answer_late = Some(duration),
+        Some(ScriptFault::DropAfterApply) | Some(ScriptFault::Busy { .. }) | None => {}
     }
-    match apply(&mut state.plans, &commands) {
-        Ok(output) => {
+    // The device's work under the lock, in a block of its own: the guard must be gone before
+    // the late answer's await.
+    let (applied, drop_after) = {
+        let mut state = lock(&shared.state);
+        if state.faults.drop_before_apply > 0 {
+            state.faults.drop_before_apply -= 1;
+            drop(state);
+            drop_connection();
+        }
+        let applied = apply(&mut state.plans, &commands);
+        let mut drop_after = false;
+        if applied.is_ok() {
             state.save_needed = true;
             state.applied_scripts += 1;
             if let Err(e) = state.persist() {
@@ -451,10 +628,22 @@ async fn incremental(
                 // lost, so say so loudly rather than fail the request.
                 eprintln!("dialsync sim sbc: {e}");
             }
-            if state.faults.drop_after_apply > 0 {
+            if scheduled == Some(ScriptFault::DropAfterApply) {
+                drop_after = true;
+            } else if state.faults.drop_after_apply > 0 {
                 state.faults.drop_after_apply -= 1;
-                drop(state);
+                drop_after = true;
+            }
+        }
+        (applied, drop_after)
+    };
+    match applied {
+        Ok(output) => {
+            if drop_after {
                 drop_connection();
+            }
+            if let Some(duration) = answer_late {
+                tokio::time::sleep(duration).await;
             }
             Json(json!({"status": "success", "description": "", "output": output})).into_response()
         }

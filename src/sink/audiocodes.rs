@@ -125,11 +125,18 @@ pub enum SinkError {
         status: u16,
         body: String,
     },
-    #[error("{what}: the device stayed busy (409) for {attempts} attempts over {waited:?}")]
+    #[error(
+        "{what}: the device stayed busy (409) for {attempts} {} over {:.1} s{}",
+        if *.attempts == 1 { "attempt" } else { "attempts" },
+        .waited.as_secs_f64(),
+        asked_for(.asked)
+    )]
     Busy {
         what: String,
         attempts: u32,
         waited: Duration,
+        /// The device's last `Retry-After` when giving up: a wait past the retry budget.
+        asked: Option<Duration>,
     },
     #[error("{what}: server error {status}: {body}")]
     Server {
@@ -481,6 +488,7 @@ impl AudioCodesSink {
         }
         let id = store.journal_begin(&plan.checksum, &plan.ops)?;
         let batch_size = self.config.batch_size;
+        let mut withheld = Withheld::default();
         for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
             stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
             if stop.requested() {
@@ -489,7 +497,16 @@ impl AudioCodesSink {
             }
             report.batches += 1;
             let first = number * batch_size;
-            let seqs: Vec<usize> = (first..first + chunk.len()).collect();
+            let mut seqs: Vec<usize> = Vec::with_capacity(chunk.len());
+            for seq in first..first + chunk.len() {
+                match withheld.blocking(&plan.ops[seq]) {
+                    Some(reason) => self.quarantine(store, id, plan, seq, reason, &mut report)?,
+                    None => seqs.push(seq),
+                }
+            }
+            if seqs.is_empty() {
+                continue;
+            }
             match self.send_batch(store, id, plan, device, &seqs).await {
                 Ok(BatchOutcome::Applied) => report.applied += seqs.len(),
                 Ok(BatchOutcome::Refused {
@@ -498,15 +515,21 @@ impl AudioCodesSink {
                 }) => {
                     report.applied += seqs.len() - unconfirmed.len();
                     if unconfirmed.len() == 1 {
+                        withheld.refused(&plan.ops[unconfirmed[0]]);
                         self.quarantine(store, id, plan, unconfirmed[0], reason, &mut report)?;
                         continue;
                     }
                     // One rule spoilt the script (the device applies a script all or
                     // nothing): find it by sending the ops one by one, in plan order.
                     for (position, &seq) in unconfirmed.iter().enumerate() {
+                        if let Some(reason) = withheld.blocking(&plan.ops[seq]) {
+                            self.quarantine(store, id, plan, seq, reason, &mut report)?;
+                            continue;
+                        }
                         match self.send_batch(store, id, plan, device, &[seq]).await {
                             Ok(BatchOutcome::Applied) => report.applied += 1,
                             Ok(BatchOutcome::Refused { reason, .. }) => {
+                                withheld.refused(&plan.ops[seq]);
                                 self.quarantine(store, id, plan, seq, reason, &mut report)?
                             }
                             Err(e) => {
@@ -704,16 +727,8 @@ impl AudioCodesSink {
                     match backoff.next(retry_after) {
                         Some(wait) => tokio::time::sleep(wait).await,
                         None => {
-                            let error = match e {
-                                SinkError::Busy { what, .. } => SinkError::Busy {
-                                    what,
-                                    attempts: busy,
-                                    waited: backoff.elapsed(),
-                                },
-                                other => other,
-                            };
                             return Err(BatchError {
-                                error,
+                                error: given_up(e, busy, &backoff, retry_after),
                                 uncertain: false,
                                 unconfirmed: remaining,
                             });
@@ -786,6 +801,7 @@ impl AudioCodesSink {
     /// Persists the configuration to flash, retrying while busy.
     async fn save(&self) -> Result<(), SinkError> {
         let mut backoff = self.backoff();
+        let mut busy = 0u32;
         loop {
             let request = self
                 .client
@@ -799,10 +815,13 @@ impl AudioCodesSink {
             {
                 Ok(_) => return Ok(()),
                 // Saving twice is harmless, so any transient failure is simply retried.
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
+                Err(Attempt::NotApplied(e, retry_after)) => {
+                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
+                    match backoff.next(retry_after) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => return Err(given_up(e, busy, &backoff, retry_after)),
+                    }
+                }
                 Err(Attempt::Unknown(e)) => match backoff.next(None) {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return Err(e),
@@ -815,14 +834,18 @@ impl AudioCodesSink {
     /// A GET, retried on transient failures within the budget.
     async fn get_text(&self, path: &str, what: &str) -> Result<String, SinkError> {
         let mut backoff = self.backoff();
+        let mut busy = 0u32;
         loop {
             let request = self.client.get(format!("{}{path}", self.base));
             match self.attempt(request, what, false).await {
                 Ok(body) => return Ok(body),
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
+                Err(Attempt::NotApplied(e, retry_after)) => {
+                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
+                    match backoff.next(retry_after) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => return Err(given_up(e, busy, &backoff, retry_after)),
+                    }
+                }
                 Err(Attempt::Unknown(e)) => match backoff.next(None) {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return Err(e),
@@ -889,6 +912,7 @@ impl AudioCodesSink {
                     what: what.to_string(),
                     attempts: 1,
                     waited: Duration::ZERO,
+                    asked: None,
                 },
                 retry_after,
             )),
@@ -914,10 +938,120 @@ impl AudioCodesSink {
     }
 }
 
+/// The error to give up with once a request's retry budget is spent. A busy device's error
+/// says how often and how long it was tried, and what it last asked for: "1 attempt" alone
+/// reads as if the agent never waited, when the device asked for longer than the budget.
+fn given_up(
+    error: SinkError,
+    busy: u32,
+    backoff: &Backoff,
+    retry_after: Option<Duration>,
+) -> SinkError {
+    match error {
+        SinkError::Busy { what, .. } => SinkError::Busy {
+            what,
+            attempts: busy.max(1),
+            waited: backoff.elapsed(),
+            asked: retry_after,
+        },
+        other => other,
+    }
+}
+
+/// The end of a busy device's message when it asked to be retried later than the budget allows.
+fn asked_for(asked: &Option<Duration>) -> String {
+    match asked {
+        Some(wait) => format!(
+            " and asked to be retried in {} s, past the retry budget; the next cycle tries again",
+            wait.as_secs()
+        ),
+        None => String::new(),
+    }
+}
+
 fn warn_insecure(url: &str) {
     warn(&format!(
         "sbc.insecure_skip_verify is set: the certificate of {url} is not verified"
     ));
+}
+
+/// The ops an apply holds back because the device refused an op they depend on.
+///
+/// The plan is ordered so that every prefix of it keeps each number routed (make-before-break,
+/// DESIGN.md §6). A refused op breaks that for the ops after it: one may give up numbers only
+/// the refused op was to cover, or bring in a broader rule the refused one was to be more
+/// specific than. (Sending them anyway unrouted the numbers a refused rule was to take over
+/// from a rule deleted later in the plan.) So every later op touching numbers that a refused
+/// or held-back op touches (before or after) is held back as well, and quarantined for the
+/// next cycle's fresh plan: each such number stays as the plan left it just before the first
+/// refused op touching it, which is routed.
+#[derive(Debug, Default)]
+struct Withheld {
+    /// Key intervals touched by refused or held-back ops, with the index of the refused op
+    /// they go back to.
+    spans: Vec<(u64, u64, u32)>,
+    /// A refused or held-back op has a rule whose numbers are not one interval (an adopted
+    /// foreign rule): every later op is held back.
+    everything: Option<u32>,
+}
+
+impl Withheld {
+    /// Records an op the device refused.
+    fn refused(&mut self, op: &Op) {
+        self.touch(op, op.index);
+    }
+
+    fn touch(&mut self, op: &Op, cause: u32) {
+        for route in op.before.iter().chain(&op.after) {
+            match route_spans(route) {
+                Some(spans) => self
+                    .spans
+                    .extend(spans.into_iter().map(|(lo, hi)| (lo, hi, cause))),
+                None => self.everything = self.everything.or(Some(cause)),
+            }
+        }
+    }
+
+    /// Why `op` must not be sent, if it must not; it is then recorded as held back.
+    fn blocking(&mut self, op: &Op) -> Option<String> {
+        if self.spans.is_empty() && self.everything.is_none() {
+            return None;
+        }
+        let mut cause = self.everything;
+        for route in op.before.iter().chain(&op.after) {
+            if cause.is_some() {
+                break;
+            }
+            cause = match route_spans(route) {
+                Some(spans) => self.spans.iter().find_map(|&(lo, hi, index)| {
+                    spans
+                        .iter()
+                        .any(|&(l, h)| l <= hi && lo <= h)
+                        .then_some(index)
+                }),
+                None => self.spans.first().map(|&(_, _, index)| index),
+            };
+        }
+        let cause = cause?;
+        self.touch(op, cause);
+        Some(format!(
+            "held back: it touches numbers of rule {cause}, which the SBC refused, and sending \
+             it alone could leave them unrouted; the next cycle plans it again"
+        ))
+    }
+}
+
+/// The key intervals `route`'s prefix covers, `None` when it is not of dialsync's shapes.
+fn route_spans(route: &crate::plan::Route) -> Option<Vec<(u64, u64)>> {
+    use crate::dialplan::pattern::Span;
+    match route.prefix.span()? {
+        Span::Range(range) => Some(vec![(range.lo().key(), range.hi().key())]),
+        Span::Prefix(open) => Some(
+            open.ranges()
+                .map(|range| (range.lo().key(), range.hi().key()))
+                .collect(),
+        ),
+    }
 }
 
 fn index_rules(rules: &[DialPlanRule]) -> HashMap<u32, &DialPlanRule> {

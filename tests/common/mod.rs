@@ -100,6 +100,9 @@ pub struct Settings {
     pub sbc_password_file: &'static str,
     /// Appended verbatim: more sources, or whatever a test needs.
     pub extra: String,
+    /// `sbc.timeout`: short where a test stalls the SBC on purpose (the `[sbc]` table cannot be
+    /// reopened from `extra`).
+    pub sbc_timeout: &'static str,
 }
 
 impl Default for Settings {
@@ -110,6 +113,7 @@ impl Default for Settings {
             batch_size: 200,
             sbc_password_file: "sbc-password",
             extra: String::new(),
+            sbc_timeout: "5s",
         }
     }
 }
@@ -214,7 +218,7 @@ listen = "127.0.0.1:0"
 url = "{sbc}"
 username = "{SBC_USER}"
 password_file = "{password_file}"
-timeout = "5s"
+timeout = "{sbc_timeout}"
 batch_size = {batch_size}
 
 [[sources]]
@@ -239,6 +243,7 @@ path = "{static_csv}"
             sbc = self.sbc.url(),
             password_file = self.path(settings.sbc_password_file).display(),
             batch_size = settings.batch_size,
+            sbc_timeout = settings.sbc_timeout,
             fusion_url = self.fusion.url(),
             draas = fusion.draas_instance,
             group = fusion.group_uuid,
@@ -278,6 +283,11 @@ path = "{static_csv}"
     /// The tag the SBC routes `number` with.
     pub fn sbc_tag(&self, number: &str) -> Option<String> {
         self.sbc.state().lookup("OCDialPlan", number)
+    }
+
+    /// [`Rig::sbc_tag`] of each of `numbers`, the rules parsed once.
+    pub fn sbc_tags(&self, numbers: &[&str]) -> Vec<Option<String>> {
+        self.sbc.state().lookup_many("OCDialPlan", numbers)
     }
 
     fn rules_named(&self, owned: bool) -> Vec<(u32, String, String, String)> {
