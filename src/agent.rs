@@ -398,6 +398,31 @@ impl Agent {
         Ok(())
     }
 
+    /// Reopens the state database (and retakes its lock) when its file was deleted or
+    /// replaced since it was opened, so that a long-running agent does not keep its state in
+    /// an unlinked file no reader can see and a restart would lose. The new file starts empty
+    /// and is rebuilt by the cycle from the SBC (rules named `dialplan.rule_name` are
+    /// recognised as dialsync's) and the sources.
+    fn reopen_if_replaced(&mut self) -> Result<(), StoreError> {
+        let path = self.config.agent.state_db.clone();
+        if self._lock.replaced() {
+            tracing::warn!(
+                lock = %self._lock.path().display(),
+                "the state database's lock file was deleted or replaced; locking it again"
+            );
+            self._lock = StateLock::acquire(&path)?;
+        }
+        if self.store.replaced() {
+            tracing::warn!(
+                state_db = %path.display(),
+                "the state database was deleted or replaced while dialsync ran; reopening it \
+                 and rebuilding its state from the SBC and the sources"
+            );
+            self.store = Store::open(&path)?;
+        }
+        Ok(())
+    }
+
     /// Runs one cycle and records it. `stop` is checked between apply batches.
     pub async fn cycle(&mut self, mode: &Mode, stop: &ApplyControl) -> CycleReport {
         let mut report = CycleReport {
@@ -418,6 +443,16 @@ impl Agent {
             error: None,
             phases: Vec::new(),
         };
+        if let Err(error) = self.reopen_if_replaced() {
+            // Nowhere to record the cycle: the report (logs, /status, exit code) says why.
+            tracing::error!(%error, "cannot reopen the state database");
+            report.error = Some(CycleError {
+                message: error.to_string(),
+                class: error.class(),
+            });
+            report.finished_unix_ms = now_unix_ms();
+            return report;
+        }
         if let Err(error) = self.run(mode, stop, &mut report).await {
             // A mistyped checksum leaves the plan as blocked as it was: say so, so that
             // `check` keeps warning about the block rather than reading a passing failure.

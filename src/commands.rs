@@ -31,8 +31,8 @@ pub enum CommandError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Lookup(#[from] LookupError),
-    #[error("no state database at {path}: run `dialsync sync` (or start the service) first")]
-    NoState { path: String },
+    #[error("no state database at {path}{why}: run `dialsync sync` (or start the service) first")]
+    NoState { path: String, why: &'static str },
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
     #[error("cannot listen on {addr} (admin.listen): {source}")]
@@ -527,14 +527,19 @@ async fn with_progress<T>(
 }
 
 /// Opens the state database only if it exists: the read-only commands must not create an
-/// empty one where the agent expects its own.
+/// empty one where the agent expects its own. An empty file (a crash right after creating it,
+/// a truncation) holds no state either, and is left for the agent to set up.
 fn open_existing(path: &Path) -> Result<Store, CommandError> {
-    if !path.exists() {
-        return Err(CommandError::NoState {
-            path: path.display().to_string(),
-        });
-    }
-    Ok(Store::open(path)?)
+    let why = match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "",
+        Ok(meta) if meta.is_file() && meta.len() == 0 => " (the file is empty)",
+        // Anything else (a permission error, a directory) is Store::open's to report.
+        _ => return Ok(Store::open(path)?),
+    };
+    Err(CommandError::NoState {
+        path: path.display().to_string(),
+        why,
+    })
 }
 
 fn sbc_url(config: &Config) -> &str {

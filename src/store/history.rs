@@ -125,7 +125,7 @@ impl Store {
     /// Records a cycle. "Newest" in [`Store::history`] means most recently recorded, not
     /// latest start: a clock stepped backwards must not reorder the history.
     pub fn record_cycle(&mut self, record: &CycleRecord) -> Result<CycleId, StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let count = |what, value| to_sql_int(path, what, value);
         let counts = [
             count("adds", record.adds)?,
@@ -265,7 +265,7 @@ impl Store {
 
     /// Deletes all but the newest `keep` cycles. Returns how many went.
     pub fn prune_history(&mut self, keep: usize) -> Result<usize, StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

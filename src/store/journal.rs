@@ -91,7 +91,7 @@ impl Store {
     /// Journals a plan and all its ops as pending, in one transaction. Call it before the
     /// first write to the SBC.
     pub fn journal_begin(&mut self, checksum: &str, ops: &[Op]) -> Result<PlanId, StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         if let Some(seq) = ops
             .iter()
             .position(|op| op.before.is_none() && op.after.is_none())
@@ -389,7 +389,7 @@ impl Store {
     /// Deletes finished plans except the newest `keep`, so the journal does not grow forever.
     /// Unfinished plans are never deleted. Returns how many plans went.
     pub fn prune_journal(&mut self, keep: usize) -> Result<usize, StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

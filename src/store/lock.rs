@@ -68,6 +68,18 @@ impl StateLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether the lock file was deleted or replaced since it was locked: the lock then
+    /// protects nothing (a second agent would create and lock a new file), and must be taken
+    /// again.
+    pub fn replaced(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let held = self._file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let now = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        held.is_none() || held != now
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ impl Store {
     ///
     /// A read equal to the stored mirror (same digest) rewrites nothing.
     pub fn replace_mirror(&mut self, rules: &[MirrorRule]) -> Result<(), StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let digest = mirror_digest(rules);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

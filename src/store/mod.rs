@@ -67,7 +67,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("state database {path}: {context}: {source}")]
+    /// SQLite refused. The message says what the operator can do about the common causes: a
+    /// damaged file, a lock held by another process (whose holders `context` then names, when
+    /// they can be found), a full disk.
+    #[error("{}", sqlite_message(path, context, source))]
     Sqlite {
         path: PathBuf,
         context: String,
@@ -143,6 +146,8 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The file's device and inode as opened (`None` in memory): see [`Store::replaced`].
+    identity: Option<(u64, u64)>,
 }
 
 impl Store {
@@ -157,7 +162,20 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).map_err(sql_err(path, "cannot open"))?;
-        Store::init(conn, path.to_path_buf(), true)
+        let mut store = Store::init(conn, path.to_path_buf(), true)?;
+        store.identity = file_identity(path);
+        Ok(store)
+    }
+
+    /// Whether the file at [`Store::path`] is no longer the one this store has open: it was
+    /// deleted (an operator "resetting" the state, a cleanup job) or replaced by another file.
+    /// A long-running agent would otherwise keep writing to an unlinked inode that no reader
+    /// (`check`, `status`) can see, and lose it all at its next restart.
+    pub fn replaced(&self) -> bool {
+        match self.identity {
+            None => false,
+            Some(opened) => file_identity(&self.path) != Some(opened),
+        }
     }
 
     /// A private database in memory, for tests and dry runs that must leave no file behind.
@@ -199,7 +217,11 @@ impl Store {
             .map_err(sql_err(&path, "cannot enable foreign keys"))?;
         conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB)
             .map_err(sql_err(&path, "cannot set cache_size"))?;
-        let mut store = Store { conn, path };
+        let mut store = Store {
+            conn,
+            path,
+            identity: None,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -207,7 +229,7 @@ impl Store {
     /// Runs the migrations this database has not seen, all in one transaction: a crash
     /// mid-upgrade leaves the old schema, never half of the new one.
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         if user_version(conn, path)? == SUPPORTED_VERSION {
             // The common case writes nothing, so a read-only `check` can open a current file.
             return Ok(());
@@ -233,6 +255,12 @@ impl Store {
         tx.commit()
             .map_err(sql_err(path, "cannot commit migration"))
     }
+}
+
+/// The device and inode of the file at `path`, if there is one.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Refuses files that are SQLite databases of some other program: migrating them would add
@@ -275,15 +303,129 @@ fn newer_schema(path: &Path, found: i64) -> StoreError {
     }
 }
 
-/// Wraps a SQLite error with the file and what the store was doing.
+/// Wraps a SQLite error with the file and what the store was doing (and, when another process
+/// holds the database, who may).
 fn sql_err(path: &Path, context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let path = path.to_path_buf();
     let context = context.into();
-    move |source| StoreError::Sqlite {
-        path,
-        context,
-        source,
+    move |source| {
+        let context = match sqlite_fault(&source) {
+            SqliteFault::Busy => match other_openers(&path) {
+                Some(holders) => format!("{context}; processes with it open: {holders}"),
+                None => format!("{context}; the holder could not be found"),
+            },
+            _ => context,
+        };
+        StoreError::Sqlite {
+            path,
+            context,
+            source,
+        }
     }
+}
+
+/// The SQLite failures an operator can act on, each with its own advice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SqliteFault {
+    /// Not a database, or a damaged one: it will not heal by itself.
+    Corrupt,
+    /// Another connection held a lock for longer than [`BUSY_TIMEOUT`].
+    Busy,
+    /// The file system holding the database (or its -wal/-shm files) is full.
+    Full,
+    /// Read-only file system, or no write permission.
+    ReadOnly,
+    Other,
+}
+
+fn sqlite_fault(error: &rusqlite::Error) -> SqliteFault {
+    use rusqlite::ErrorCode;
+    /// SQLITE_IOERR_SHMSIZE: the -shm file could not be grown (on tmpfs: no space).
+    const SQLITE_IOERR_SHMSIZE: std::ffi::c_int = 10 | (19 << 8);
+    let rusqlite::Error::SqliteFailure(failure, _) = error else {
+        return SqliteFault::Other;
+    };
+    match failure.code {
+        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => SqliteFault::Corrupt,
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => SqliteFault::Busy,
+        ErrorCode::DiskFull => SqliteFault::Full,
+        ErrorCode::SystemIoFailure if failure.extended_code == SQLITE_IOERR_SHMSIZE => {
+            SqliteFault::Full
+        }
+        ErrorCode::ReadOnly | ErrorCode::PermissionDenied => SqliteFault::ReadOnly,
+        _ => SqliteFault::Other,
+    }
+}
+
+/// The text of [`StoreError::Sqlite`]: the file, what failed, and what to do about it.
+fn sqlite_message(path: &Path, context: &str, source: &rusqlite::Error) -> String {
+    let path = path.display();
+    match sqlite_fault(source) {
+        SqliteFault::Corrupt => format!(
+            "state database {path} is corrupt ({context}: {source}): stop dialsync, move the \
+             file aside (`mv {path} {path}.corrupt`, and its -wal and -shm files if any) and \
+             dialsync rebuilds its state from the SBC and the sources on the next sync"
+        ),
+        SqliteFault::Busy => format!(
+            "state database {path} is locked by another process ({source} after waiting {}s: \
+             {context}): end the process that holds it (a `sqlite3` shell or a backup left in \
+             a transaction); dialsync writes nothing to the SBC that it cannot journal, and \
+             retries on its next cycle",
+            BUSY_TIMEOUT.as_secs()
+        ),
+        SqliteFault::Full => format!(
+            "state database {path}: no space left on the device ({context}: {source}): free \
+             space on the file system holding it; dialsync retries on the next cycle"
+        ),
+        SqliteFault::ReadOnly => format!(
+            "state database {path} is not writable ({context}: {source}): check the file's \
+             and its directory's owner and mode, and that the file system is mounted \
+             read-write"
+        ),
+        SqliteFault::Other => format!("state database {path}: {context}: {source}"),
+    }
+}
+
+/// The other processes that have `database` (or its -wal or -shm file) open, as
+/// `pid N (name)`, from `/proc`: who may hold the lock. Best effort: `None` when none can be
+/// seen (no `/proc`, another user's processes, another host on a network file system).
+fn other_openers(database: &Path) -> Option<String> {
+    let database = std::fs::canonicalize(database).ok()?;
+    let mut names = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(PathBuf::from(name));
+    }
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let opened = fds
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|target| names.contains(&target));
+        if opened {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            found.push(format!("pid {pid} ({})", comm.trim()));
+            if found.len() == 5 {
+                break;
+            }
+        }
+    }
+    (!found.is_empty()).then(|| found.join(", "))
 }
 
 fn corrupt(

@@ -38,7 +38,7 @@ impl Store {
         fetched_at_unix: i64,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let count = to_sql_int(path, "snapshot entry count", entries.len() as u64)?;
         let digest = snapshot_digest(source, entries);
         let tx = conn
@@ -218,7 +218,7 @@ impl Store {
     /// Forgets `source`'s snapshot (the source was removed from the config). Returns whether
     /// there was one.
     pub fn delete_snapshot(&mut self, source: &str) -> Result<bool, StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let context = || format!("cannot delete the snapshot of source {source:?}");
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -814,3 +814,50 @@ fn a_corrupt_journal_op_is_reported_by_plan_and_seq() {
     );
     assert_eq!(err.class(), ErrorClass::Item);
 }
+
+#[test]
+fn a_deleted_or_replaced_file_is_noticed() {
+    let dir = TempDir::new("replaced");
+    let store = Store::open(dir.db()).unwrap();
+    assert!(!store.replaced());
+    std::fs::remove_file(dir.db()).unwrap();
+    assert!(store.replaced(), "deleted");
+    let other = Store::open(dir.db()).unwrap();
+    assert!(store.replaced(), "another file in its place");
+    assert!(!other.replaced());
+    assert!(!Store::open_in_memory().unwrap().replaced());
+}
+
+#[test]
+fn a_corrupt_file_says_so_and_what_to_do() {
+    let dir = TempDir::new("corrupt");
+    std::fs::write(dir.db(), [0xa5u8; 4096]).unwrap();
+    let error = Store::open(dir.db()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&dir.db().display().to_string())
+            && message.contains("is corrupt")
+            && message.contains("move the file aside"),
+        "{message}"
+    );
+    assert_eq!(error.class(), ErrorClass::Fatal);
+}
+
+#[test]
+fn a_foreign_write_lock_is_busy_and_transient_and_names_the_file() {
+    let dir = TempDir::new("busy");
+    let mut store = Store::open(dir.db()).unwrap();
+    let locker = rusqlite::Connection::open(dir.db()).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    store.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+    let error = store.replace_mirror(&sample_mirror()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&dir.db().display().to_string())
+            && message.contains("locked by another process"),
+        "{message}"
+    );
+    assert_eq!(error.class(), ErrorClass::Transient);
+    locker.execute_batch("ROLLBACK").unwrap();
+    store.replace_mirror(&sample_mirror()).unwrap();
+}
