@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::{load_json, lock, SimDataError};
+use super::{load_json, lock, BodyFault, Conn, PageShape, SimDataError};
 
 const ITC: &str = "services/immediate_trunking_connectivity";
 
@@ -64,7 +64,7 @@ pub struct ItcGroup {
     pub prefixes: Vec<Value>,
 }
 
-/// A fault for the next ITC list request.
+/// A fault for the next ITC list request (or every one, see [`ApioState::sticky_fault`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// 207 Multi-Status with a partial body.
@@ -73,6 +73,9 @@ pub enum Fault {
     TooManyRequests { retry_after_secs: u64 },
     /// 503 Service Unavailable.
     Unavailable,
+    /// 200 with the list answer spoilt (huge, not JSON, dripping, not UTF-8, of another
+    /// shape).
+    Body(BodyFault),
 }
 
 /// The platform's state, for assertions and out-of-band edits.
@@ -90,6 +93,8 @@ pub struct ApioState {
     pub list_requests: usize,
     /// Faults for the next list requests, in order.
     pub faults: VecDeque<Fault>,
+    /// A fault for every list request while set (after [`ApioState::faults`] ran out).
+    pub sticky_fault: Option<Fault>,
     /// Requests the platform does not serve ("METHOD path" plus what was wrong).
     pub unexpected: Vec<String>,
     counter: u64,
@@ -298,7 +303,7 @@ impl ApioSim {
             state: state.clone(),
         };
         let app = Router::new().fallback(handle).with_state(shared);
-        let stop = super::serve(listener, app);
+        let stop = super::serve_with_faults(listener, app);
         Ok(ApioSim {
             addr,
             config,
@@ -338,6 +343,7 @@ enum Via {
 
 async fn handle(
     State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -377,7 +383,23 @@ async fn handle(
         )
             .into_response();
     }
-    list_answer(&shared, &headers, via, &path, &tenant, &group, list)
+    let request = ListRequest {
+        via,
+        path: &path,
+        tenant: &tenant,
+        group: &group,
+        list,
+    };
+    list_answer(&shared, &headers, &conn, &request)
+}
+
+/// One ITC list request, once routed.
+struct ListRequest<'a> {
+    via: Via,
+    path: &'a str,
+    tenant: &'a str,
+    group: &'a str,
+    list: &'static str,
 }
 
 fn unexpected(shared: &Shared, method: &Method, path: &str, what: &str) -> Response {
@@ -475,12 +497,16 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
 fn list_answer(
     shared: &Shared,
     headers: &HeaderMap,
-    via: Via,
-    path: &str,
-    tenant: &str,
-    group: &str,
-    list: &'static str,
+    conn: &Conn,
+    request: &ListRequest<'_>,
 ) -> Response {
+    let ListRequest {
+        via,
+        path,
+        tenant,
+        group,
+        list,
+    } = *request;
     let mut state = lock(&shared.state);
     state.list_requests += 1;
     let agent = headers
@@ -531,7 +557,9 @@ fn list_answer(
             ),
         };
     }
-    match state.faults.pop_front() {
+    let fault = state.faults.pop_front().or(state.sticky_fault.clone());
+    let mut spoil = None;
+    match fault {
         Some(Fault::PartialSuccess) => {
             return (
                 StatusCode::MULTI_STATUS,
@@ -550,6 +578,7 @@ fn list_answer(
         Some(Fault::Unavailable) => {
             return error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable")
         }
+        Some(Fault::Body(fault)) => spoil = Some(fault),
         None => {}
     }
     let key = (tenant.to_string(), group.to_string());
@@ -566,5 +595,15 @@ fn list_answer(
         }
     };
     drop(state);
-    Json(json!({ list: items })).into_response()
+    let page = json!({ list: items });
+    match spoil {
+        Some(fault) => {
+            let shape = PageShape {
+                list_key: list,
+                number_keys: &["minPhoneNumber", "maxPhoneNumber"],
+            };
+            fault.answer(page, &shape, conn)
+        }
+        None => Json(page).into_response(),
+    }
 }

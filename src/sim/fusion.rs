@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::{is_path_segment, load_json, lock, SimDataError};
+use super::{is_path_segment, load_json, lock, BodyFault, Conn, PageShape, SimDataError};
 
 /// Who may call and where the group lives.
 #[derive(Clone, Debug)]
@@ -90,7 +90,18 @@ pub enum Fault {
     TooManyRequests { retry_after_secs: u64 },
     /// 403 with the object-shaped error body.
     Forbidden,
+    /// 200 with the page spoilt (huge, not JSON, dripping, not UTF-8, of another shape).
+    Body(BodyFault),
 }
+
+/// Where the list is in a `phone_usage` page and which fields are numbers.
+const USAGE_SHAPE: PageShape<'static> = PageShape {
+    list_key: "phoneUsages",
+    number_keys: &["phoneNumber"],
+};
+
+/// The range feed's pages (object form, field `ranges` unless configured otherwise).
+const RANGE_NUMBER_KEYS: &[&str] = &["rangeStart", "rangeEnd"];
 
 /// The platform's state, for assertions and out-of-band edits.
 #[derive(Debug)]
@@ -340,7 +351,7 @@ impl FusionSim {
             .route(&ranges_path, get(number_ranges).fallback(unexpected))
             .fallback(unexpected)
             .with_state(shared);
-        let stop = super::serve(listener, app);
+        let stop = super::serve_with_faults(listener, app);
         Ok(FusionSim {
             addr,
             config,
@@ -467,6 +478,8 @@ enum Admit {
         offset: usize,
         page: usize,
         size: Option<usize>,
+        /// A fault that spoils the page once built.
+        spoil: Option<BodyFault>,
     },
     Answer(Response),
 }
@@ -561,8 +574,12 @@ async fn admit(
             ))
         }
         Some(Fault::Delay(wait)) => tokio::time::sleep(wait).await,
-        None => {}
+        Some(Fault::Body(_)) | None => {}
     }
+    let spoil = match fault {
+        Some(Fault::Body(spoil)) => Some(spoil),
+        _ => None,
+    };
     let size = query
         .get("page_size")
         .and_then(|s| s.parse::<usize>().ok())
@@ -592,7 +609,12 @@ async fn admit(
             }
         },
     };
-    Admit::Serve { offset, page, size }
+    Admit::Serve {
+        offset,
+        page,
+        size,
+        spoil,
+    }
 }
 
 fn parse_cursor(cursor: &str) -> Option<(usize, usize)> {
@@ -626,13 +648,19 @@ struct UsagePage<'a> {
 
 async fn phone_usage(
     State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     headers: HeaderMap,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (offset, page, size) = match admit(&shared, &headers, &uri, &query).await {
+    let (offset, page, size, spoil) = match admit(&shared, &headers, &uri, &query).await {
         Admit::Answer(response) => return response,
-        Admit::Serve { offset, page, size } => (offset, page, size),
+        Admit::Serve {
+            offset,
+            page,
+            size,
+            spoil,
+        } => (offset, page, size, spoil),
     };
     let state = lock(&shared.state);
     if state.phone_usages.is_empty() && shared.config.empty_is_404 {
@@ -647,6 +675,11 @@ async fn phone_usage(
         phone_usages: &state.phone_usages[from..to],
         next: size.map(|_| next),
     };
+    if let Some(spoil) = spoil {
+        let page = serde_json::to_value(&body).unwrap_or_default();
+        drop(state);
+        return spoil.answer(page, &USAGE_SHAPE, &conn);
+    }
     let text = serde_json::to_string(&body).unwrap_or_default();
     drop(state);
     ([(header::CONTENT_TYPE, "application/json")], text).into_response()
@@ -654,13 +687,19 @@ async fn phone_usage(
 
 async fn number_ranges(
     State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     headers: HeaderMap,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (offset, page, size) = match admit(&shared, &headers, &uri, &query).await {
+    let (offset, page, size, spoil) = match admit(&shared, &headers, &uri, &query).await {
         Admit::Answer(response) => return response,
-        Admit::Serve { offset, page, size } => (offset, page, size),
+        Admit::Serve {
+            offset,
+            page,
+            size,
+            spoil,
+        } => (offset, page, size, spoil),
     };
     let state = lock(&shared.state);
     if state.ranges.is_empty() && shared.config.empty_is_404 {
@@ -681,5 +720,17 @@ async fn number_ranges(
             body
         }
     };
+    if let Some(spoil) = spoil {
+        let list_key = match &state.ranges_form {
+            RangesForm::Array => String::new(),
+            RangesForm::Object(field) => field.clone(),
+        };
+        drop(state);
+        let shape = PageShape {
+            list_key: &list_key,
+            number_keys: RANGE_NUMBER_KEYS,
+        };
+        return spoil.answer(body, &shape, &conn);
+    }
     Json(body).into_response()
 }

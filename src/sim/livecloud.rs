@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::{load_json, lock, SimDataError};
+use super::{load_json, lock, BodyFault, Conn, PageShape, SimDataError};
 use crate::dialplan::rule::{parse_prefix, validate_name, Tag, DEFAULT_MAX_TAG_LEN};
 
 /// The token endpoint's path on the emulator.
@@ -113,6 +113,8 @@ pub enum Fault {
     TooManyRequests { retry_after_secs: u64 },
     /// Answer normally, but only after this long.
     Delay(Duration),
+    /// 200 with the page spoilt (huge, not JSON, dripping, not UTF-8, of another shape).
+    Body(BodyFault),
 }
 
 /// What `dialsync sim livecloud --data FILE` serves: the OAuth client, the dial plan's
@@ -316,7 +318,7 @@ impl LiveCloudSim {
             .route(NUMBERS_PATH, get(list_numbers).fallback(unexpected))
             .fallback(unexpected)
             .with_state(shared);
-        let stop = super::serve(listener, app);
+        let stop = super::serve_with_faults(listener, app);
         Ok(LiveCloudSim {
             addr,
             config,
@@ -464,6 +466,7 @@ struct NumbersPage<'a> {
 /// passed.
 async fn list_numbers(
     State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     headers: HeaderMap,
     uri: Uri,
     axum::extract::Query(query): axum::extract::Query<NumbersQuery>,
@@ -539,7 +542,7 @@ async fn list_numbers(
             return response;
         }
         Some(Fault::Delay(wait)) => tokio::time::sleep(wait).await,
-        None => {}
+        Some(Fault::Body(_)) | None => {}
     }
     let mut state = lock(&shared.state);
     let all = state.numbers.get(&tenant).map_or(&[][..], Vec::as_slice);
@@ -549,13 +552,24 @@ async fn list_numbers(
     if state.truncate_number_page == Some(page) && to > from {
         to -= 1;
     }
-    let body = serde_json::to_string(&NumbersPage {
+    let numbers_page = NumbersPage {
         current_page: page,
         page_size: size,
         total_pages,
         total_records: all.len(),
         data: &all[from..to],
-    });
+    };
+    if let Some(Fault::Body(spoil)) = fault {
+        let page = serde_json::to_value(&numbers_page).unwrap_or_default();
+        state.number_pages += 1;
+        drop(state);
+        let shape = PageShape {
+            list_key: "data",
+            number_keys: &["telephoneNumber"],
+        };
+        return spoil.answer(page, &shape, &conn);
+    }
+    let body = serde_json::to_string(&numbers_page);
     let text = match body {
         Ok(text) => text,
         Err(e) => {

@@ -26,14 +26,13 @@ use reqwest::header::SET_COOKIE;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::secret::Secret;
 use super::tag::{TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
 use crate::number::{Number, NumberRange, OpenPrefix};
 use crate::resolve::{Coverage, Entry, Provenance};
-use crate::sink::retry::truncate;
 
 /// The fields an APIO tag template may use.
 pub const TAG_FIELDS: &[&str] = &["tenant", "group"];
@@ -417,6 +416,18 @@ fn prefix_digits(text: &str) -> Result<String, String> {
     Ok(format!("+{cc}{rest}"))
 }
 
+/// "an object", "a string"...: what a JSON value is, for a message.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Decodes the answer `body` of one ITC list of `group` into entries and rejected items, as a
 /// fetch does; `Err` is the reason the whole fetch would fail ([`SourceError::BadBody`]).
 ///
@@ -461,12 +472,20 @@ impl Decoder {
         let items = match body {
             Value::Object(mut object) => match object.remove(list.key()) {
                 Some(Value::Array(items)) => items,
-                _ => return Err(format!("no {} list", list.key())),
+                None | Some(Value::Null) => return Err(format!("no {:?} list", list.key())),
+                Some(other) => {
+                    return Err(format!(
+                        "{:?} is {}, expected an array: {}",
+                        list.key(),
+                        json_kind(&other),
+                        preview_json(&other)
+                    ))
+                }
             },
             other => {
                 return Err(format!(
                     "expected an object, found {}",
-                    truncate(&other.to_string())
+                    preview_json(&other)
                 ))
             }
         };
@@ -548,7 +567,7 @@ impl Decoder {
     /// Whether the item is wanted (`active`, or any with `include_inactive`).
     fn wanted(&self, item: &Value) -> Result<bool, String> {
         if !item.is_object() {
-            return Err(format!("not an object: {}", truncate(&item.to_string())));
+            return Err(format!("not an object: {}", preview_json(item)));
         }
         Ok(self.include_inactive || active(item)?)
     }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::secret::Secret;
 use super::tag::{TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
@@ -223,12 +223,16 @@ impl FusionSource {
                 // serde would also read a JSON array as the page's fields in order; the
                 // documented answer is an object, and anything else is not a page.
                 if !answer.body.trim_ascii_start().starts_with(b"{") {
+                    // Not JSON at all (or not UTF-8) is said as such; JSON of another kind
+                    // (checked without building it) is not a page.
+                    self.http
+                        .json::<serde::de::IgnoredAny>(&page_url, &answer)?;
                     return Err(SourceError::BadBody {
                         source_name: self.config.name.clone(),
                         url: page_url,
                         reason: format!(
                             "expected an object with phoneUsages, found {}",
-                            truncate(&answer.text())
+                            answer.text()
                         ),
                     });
                 }
@@ -684,7 +688,7 @@ impl Parser {
             other => {
                 return Err(bad(format!(
                     "expected an array or an object of ranges, found {}",
-                    truncate(&other.to_string())
+                    preview_json(&other)
                 )))
             }
         };
@@ -702,10 +706,7 @@ impl Parser {
 
     fn range(&self, item: &Value) -> Result<(Coverage, Tag), String> {
         if !item.is_object() {
-            return Err(format!(
-                "not a range object: {}",
-                truncate(&item.to_string())
-            ));
+            return Err(format!("not a range object: {}", preview_json(item)));
         }
         let country = match item.get("countryCode") {
             None | Some(Value::Null) => String::new(),

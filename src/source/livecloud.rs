@@ -23,7 +23,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::oauth::{ClientCredentials, OAuthError, TokenCache};
 use super::secret::Secret;
 use super::tag::{TagRule, TagTemplate, TemplateError};
@@ -341,7 +341,19 @@ impl PageChain {
         let page_size = count("pageSize")?;
         let data = match body.get("data") {
             Some(Value::Array(data)) => data,
-            _ => return Err(bad("no data list".into())),
+            None | Some(Value::Null) => return Err(bad("no \"data\" list".into())),
+            Some(other) => {
+                return Err(bad(format!(
+                    "\"data\" is {}, expected an array: {}",
+                    match other {
+                        Value::Object(_) => "an object",
+                        Value::String(_) => "a string",
+                        Value::Number(_) => "a number",
+                        _ => "not a list",
+                    },
+                    preview_json(other)
+                )))
+            }
         };
         if current != page {
             return Err(broken(format!("asked for page {page}, got page {current}")));
@@ -464,18 +476,13 @@ impl Decoder {
         let label = format!(
             "tenant={tenant} number={}",
             number.map_or_else(
-                || truncate(
-                    &item
-                        .get("telephoneNumber")
-                        .unwrap_or(&Value::Null)
-                        .to_string()
-                ),
+                || preview_json(item.get("telephoneNumber").unwrap_or(&Value::Null)),
                 str::to_string
             )
         );
         let result = (|| {
             if !item.is_object() {
-                return Err(format!("not an object: {}", truncate(&item.to_string())));
+                return Err(format!("not an object: {}", preview_json(item)));
             }
             let status = match item.get("acquiredNumberStatus") {
                 Some(Value::String(s)) => s.trim(),
@@ -485,10 +492,18 @@ impl Decoder {
             if status != ACTIVE {
                 return Ok(None);
             }
-            let text = number
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .ok_or("no telephoneNumber")?;
+            let text = match item.get("telephoneNumber") {
+                Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
+                None | Some(Value::Null) | Some(Value::String(_)) => {
+                    return Err("no telephoneNumber".into())
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "telephoneNumber {} is not a string",
+                        preview_json(other)
+                    ))
+                }
+            };
             if let Some(Value::String(id)) = item.get("tenantId") {
                 if !id.is_empty() && id != tenant {
                     return Err(format!(

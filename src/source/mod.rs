@@ -77,7 +77,10 @@ pub enum SourceError {
         reason: String,
     },
     /// The whole fetch took longer than the source's `timeout`.
-    #[error("source {source_name}: the fetch took longer than its timeout of {timeout:?}")]
+    #[error(
+        "source {source_name}: timed out after {timeout:?}: the whole fetch (logins, every \
+         page and retry) took longer than the source's timeout"
+    )]
     Timeout {
         source_name: String,
         timeout: std::time::Duration,
