@@ -753,6 +753,15 @@ impl Agent {
                 last_good_unix: summary.map(|s| s.fetched_at_unix),
                 fetch_ms,
             };
+            // An answer whose every item was rejected counts as a failed fetch; its rejected
+            // items are still reported, so the operator sees why.
+            let result = result.and_then(|answer| match answer.usable(&settings.name) {
+                Ok(()) => Ok(answer),
+                Err(error) => {
+                    source.rejected = answer.rejected;
+                    Err(error)
+                }
+            });
             match result {
                 Ok(answer) => {
                     source.rejected = answer.rejected;

@@ -187,7 +187,8 @@ impl Classify for crate::source::SourceError {
             | SourceError::Timeout { .. }
             | SourceError::Server { .. }
             | SourceError::BadBody { .. }
-            | SourceError::Pagination { .. } => ErrorClass::Transient,
+            | SourceError::Pagination { .. }
+            | SourceError::EveryItemRejected { .. } => ErrorClass::Transient,
             // Settings, credentials, rights or the body cap: someone must act first.
             SourceError::BadUrl { .. }
             | SourceError::Client { .. }

@@ -136,6 +136,19 @@ pub enum SourceError {
         url: String,
         reason: String,
     },
+    /// An answer with items, every one of them rejected: a changed format or a broken
+    /// export, not an upstream that has no numbers any more. Taken as a failed fetch so that
+    /// the last good snapshot stands; as an empty answer it could delete every route of the
+    /// source where `allow_empty` is set.
+    #[error(
+        "source {source_name}: every one of its {count} items was rejected (the first: {first}); \
+         the answer is not used"
+    )]
+    EveryItemRejected {
+        source_name: String,
+        count: usize,
+        first: String,
+    },
     /// A static file that cannot be read or has no `start,end,tag` header.
     #[error("source {source_name}: {error}")]
     File {
@@ -143,6 +156,21 @@ pub enum SourceError {
         #[source]
         error: file::FileError,
     },
+}
+
+impl SourceEntries {
+    /// The answer as the agent may use it: an error when it had items and every one was
+    /// rejected (see [`SourceError::EveryItemRejected`]).
+    pub fn usable(&self, source_name: &str) -> Result<(), SourceError> {
+        match self.rejected.first() {
+            Some(first) if self.entries.is_empty() => Err(SourceError::EveryItemRejected {
+                source_name: source_name.to_string(),
+                count: self.rejected.len(),
+                first: format!("{}: {}", first.item, first.reason),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl SourceError {
@@ -160,6 +188,7 @@ impl SourceError {
             | SourceError::Config { source_name, .. }
             | SourceError::BadBody { source_name, .. }
             | SourceError::Pagination { source_name, .. }
+            | SourceError::EveryItemRejected { source_name, .. }
             | SourceError::File { source_name, .. } => source_name,
         }
     }
