@@ -40,7 +40,7 @@ impl fmt::Display for Provenance {
 }
 
 /// The numbers an entry assigns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Coverage {
     Range(NumberRange),
     Prefix(OpenPrefix),

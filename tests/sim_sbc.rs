@@ -227,6 +227,31 @@ async fn malformed_scripts_are_400_and_bad_rules_fail_the_whole_script() {
         .await
         .expect("json");
     assert_eq!(body["status"], "failure");
+
+    // Over rules that exist: an edit and a delete, then a bad rule. Both are undone.
+    let good = put_script(&sim, ADMIN, ADD_TWO).await.expect("put");
+    let body: Value = good.json().await.expect("json");
+    assert_eq!(body["status"], "success", "{body}");
+    let before = sim.state().plans[&0].rules.clone();
+    let spoilt = "configure voip
+ sbc dial-plan-rule 0/12
+  tag \"Trunk=moved\"
+ exit
+ no sbc dial-plan-rule 0/13
+ sbc dial-plan-rule 0/14
+  name \"dialsync\"
+  prefix \"+32[1-\"
+ exit
+exit
+";
+    let body: Value = put_script(&sim, ADMIN, spoilt)
+        .await
+        .expect("put")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["status"], "failure", "{body}");
+    assert_eq!(sim.state().plans[&0].rules, before, "all or nothing");
 }
 
 #[tokio::test]

@@ -554,7 +554,6 @@ struct Parser {
     fixed_tag: Option<Tag>,
     /// Items seen so far, for item labels.
     index: usize,
-    seen: HashSet<(Coverage, Tag)>,
     tags_seen: HashSet<Tag>,
     out: SourceEntries,
 }
@@ -567,13 +566,13 @@ impl Parser {
             limits: config.limits,
             fixed_tag,
             index: 0,
-            seen: HashSet::new(),
             tags_seen: HashSet::new(),
             out: SourceEntries::default(),
         }
     }
 
-    fn finish(self) -> SourceEntries {
+    fn finish(mut self) -> SourceEntries {
+        self.out.drop_exact_duplicates();
         self.out
     }
 
@@ -588,16 +587,14 @@ impl Parser {
                         tag
                     }
                 };
-                if self.seen.insert((coverage, tag.clone())) {
-                    self.out.entries.push(Entry {
-                        coverage,
-                        tag,
-                        provenance: Provenance {
-                            source: self.name.clone(),
-                            item,
-                        },
-                    });
-                }
+                self.out.entries.push(Entry {
+                    coverage,
+                    tag,
+                    provenance: Provenance {
+                        source: self.name.clone(),
+                        item,
+                    },
+                });
             }
             Err(reason) => self.out.rejected.push(Rejected { item, reason }),
         }

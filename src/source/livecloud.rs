@@ -16,7 +16,6 @@
 //! [`SourceHttp`] does not send, so the token endpoint gets a small client of its own with the
 //! same timeouts, rustls and User-Agent.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -28,7 +27,6 @@ use super::oauth::{ClientCredentials, OAuthError, TokenCache};
 use super::secret::Secret;
 use super::tag::{TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
-use crate::dialplan::rule::Tag;
 use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
 use crate::sink::retry::truncate;
@@ -450,7 +448,6 @@ pub fn decode_pages<'a>(
 pub struct Decoder {
     name: String,
     limits: ItemLimits,
-    seen: HashSet<(Coverage, Tag)>,
     out: SourceEntries,
 }
 
@@ -460,13 +457,13 @@ impl Decoder {
         Decoder {
             name: config.name.clone(),
             limits: config.limits,
-            seen: HashSet::new(),
             out: SourceEntries::default(),
         }
     }
 
     /// What the fetch yields.
-    pub fn finish(self) -> SourceEntries {
+    pub fn finish(mut self) -> SourceEntries {
+        self.out.drop_exact_duplicates();
         self.out
     }
 
@@ -521,16 +518,14 @@ impl Decoder {
         match result {
             Ok(None) => {}
             Ok(Some((coverage, tag))) => {
-                if self.seen.insert((coverage, tag.clone())) {
-                    self.out.entries.push(Entry {
-                        coverage,
-                        tag,
-                        provenance: Provenance {
-                            source: self.name.clone(),
-                            item: label,
-                        },
-                    });
-                }
+                self.out.entries.push(Entry {
+                    coverage,
+                    tag,
+                    provenance: Provenance {
+                        source: self.name.clone(),
+                        item: label,
+                    },
+                });
             }
             Err(reason) => self.out.rejected.push(Rejected {
                 item: label,

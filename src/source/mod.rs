@@ -54,6 +54,34 @@ pub struct SourceEntries {
     pub rejected: Vec<Rejected>,
 }
 
+impl SourceEntries {
+    /// Drops every entry that repeats an earlier one exactly (the same numbers with the same
+    /// tag), keeping the first: an upstream listing a number twice means it once.
+    ///
+    /// Sorting positions rather than filling a hash set while decoding: at a million entries
+    /// the set alone took about 100 MB, more than the entries' own coverage and tags.
+    pub fn drop_exact_duplicates(&mut self) {
+        let entries = &self.entries;
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (x, y) = (&entries[a], &entries[b]);
+            x.coverage
+                .cmp(&y.coverage)
+                .then_with(|| x.tag.cmp(&y.tag))
+                .then(a.cmp(&b))
+        });
+        let mut keep = vec![true; entries.len()];
+        for pair in order.windows(2) {
+            let (first, next) = (&entries[pair[0]], &entries[pair[1]]);
+            if first.coverage == next.coverage && first.tag == next.tag {
+                keep[pair[1]] = false;
+            }
+        }
+        let mut keep = keep.into_iter();
+        self.entries.retain(|_| keep.next().unwrap_or(true));
+    }
+}
+
 /// A whole fetch failed: nothing from this answer can be trusted, so the agent uses the
 /// source's last good snapshot instead (DESIGN.md §6). Never carries a secret.
 #[derive(Debug, thiserror::Error)]
