@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dialsync::dialplan::pattern::Pattern;
+use dialsync::dialplan::pattern::{best_match, Pattern};
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
 use dialsync::plan::{plan, OpKind, PlanSettings, Policy, Route, Safety};
@@ -498,4 +498,153 @@ async fn the_emulator_refuses_bad_patches_whole() {
         sim.state().unexpected,
         vec![format!("DELETE {}", url.trim_start_matches(&sim.url()))]
     );
+}
+
+/// Which tag the platform's dial plan routes each of `numbers` to (the SBC's choice: the most
+/// specific matching rule, the first listed among equal ones), `None` when unrouted.
+fn routed(sim: &LiveCloudSim, numbers: &[String]) -> Vec<Option<String>> {
+    let rules: Vec<(u32, Pattern, String)> = sim
+        .state()
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                i as u32,
+                Pattern::parse(&r.prefix).expect("prefix"),
+                r.tag.clone(),
+            )
+        })
+        .collect();
+    numbers
+        .iter()
+        .map(|number| {
+            best_match(rules.iter().map(|(i, p, t)| (*i, p, t)), number).map(|(_, t)| t.clone())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refused_takeover_holds_back_the_ops_that_give_up_its_numbers() {
+    // Two rules route ten numbers; the desired state routes them with one rule under a tag the
+    // platform refuses (longer than its 64 characters). The plan grows one rule over the
+    // other's numbers, then deletes the other: once the growth is refused, the delete must
+    // not go out, or five numbers that were routed before the sync are routed nowhere.
+    // An unrelated op of the same plan (a tag change) still lands.
+    let long_tag = format!("Trunk={}", "x".repeat(70));
+    let before = vec![
+        route("+322610000[0-4]#", "Trunk=a"),
+        route("+322610000[5-9]#", "Trunk=a"),
+        route("+3226200000#", "Trunk=b"),
+    ];
+    let mut desired = vec![
+        route("+322610000[0-9]#", &long_tag),
+        route("+3226200000#", "Trunk=c"),
+    ];
+    desired.sort();
+    let numbers: Vec<String> = (0..10)
+        .map(|n| format!("+322610000{n}"))
+        .chain(["+3226200000".into()])
+        .collect();
+    // One PATCH for the whole plan (refused whole, then op by op), and one PATCH per op.
+    for batch_size in [10, 1] {
+        let sim = start(sim_config()).await;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let mut store = store_in(scratch.path());
+        let sink = LiveCloudSink::new(config(&sim, batch_size)).expect("sink");
+        sync(&sink, &mut store, &before).await.expect("first sync");
+        assert_converged(&sim, &before);
+        let old = routed(&sim, &numbers);
+        assert!(old[..11].iter().all(Option::is_some), "{old:?}");
+
+        let device = sink.read().await.expect("read");
+        let churn = plan(&desired, &device.rules, &[], &settings());
+        let kinds: Vec<OpKind> = churn.ops.iter().map(|op| op.kind()).collect();
+        assert_eq!(
+            kinds,
+            [OpKind::Modify, OpKind::Modify, OpKind::Delete],
+            "{:?}",
+            churn.ops
+        );
+        let report = sink
+            .apply(&mut store, &churn, &device)
+            .await
+            .expect("apply");
+
+        let new: Vec<Option<String>> = numbers
+            .iter()
+            .map(|number| {
+                desired
+                    .iter()
+                    .find(|r| r.prefix.matches(number))
+                    .map(|r| r.tag.as_str().to_string())
+            })
+            .collect();
+        let now = routed(&sim, &numbers);
+        let lost: Vec<String> = numbers
+            .iter()
+            .zip(old.iter().zip(&new).zip(&now))
+            .filter(|(_, ((old, new), now))| match now {
+                Some(tag) => old.as_ref() != Some(tag) && new.as_ref() != Some(tag),
+                None => old.is_some() && new.is_some(),
+            })
+            .map(|(number, ((old, new), now))| {
+                format!("{number}: routes to {now:?}, was {old:?}, wanted {new:?}")
+            })
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "batch size {batch_size}: numbers misrouted or unrouted: {lost:?}"
+        );
+
+        // The takeover is refused with the platform's reason, the delete held back because
+        // of it; the tag change lands.
+        let takeover = churn
+            .ops
+            .iter()
+            .find(|op| {
+                op.after
+                    .as_ref()
+                    .is_some_and(|r| r.tag.as_str() == long_tag)
+            })
+            .expect("takeover");
+        let quarantined: Vec<(OpKind, &str)> = report
+            .quarantined
+            .iter()
+            .map(|(op, reason)| (op.kind(), reason.as_str()))
+            .collect();
+        assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+        assert_eq!(report.quarantined[0].0, *takeover);
+        assert!(quarantined[0].1.contains("tag"), "{quarantined:?}");
+        assert_eq!(quarantined[1].0, OpKind::Delete);
+        assert_eq!(
+            quarantined[1].1,
+            format!(
+                "held back: it touches numbers of rule {}, which Live Platform refused, and \
+                 sending it alone could leave them unrouted; the next cycle plans it again",
+                takeover.index
+            )
+        );
+        assert_eq!(report.applied, 1);
+        assert_eq!(now[10].as_deref(), Some("Trunk=c"));
+        assert!(store.unfinished_journal().expect("journal").is_none());
+        {
+            let state = sim.state();
+            assert!(
+                state.rejected.iter().all(|detail| detail.contains("tag")),
+                "only the long tag is refused: {:?}",
+                state.rejected
+            );
+            assert!(state.unexpected.is_empty(), "{:?}", state.unexpected);
+        }
+
+        // Once the tag is one the platform takes, the next cycle plans the held-back delete
+        // again and converges.
+        let mut fixed = desired.clone();
+        fixed[0].tag = Tag::parse("Trunk=e", 64).expect("tag");
+        fixed.sort();
+        let report = sync(&sink, &mut store, &fixed).await.expect("next cycle");
+        assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+        assert_converged(&sim, &fixed);
+    }
 }

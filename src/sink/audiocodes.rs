@@ -23,6 +23,7 @@ use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{Op, Plan};
 use crate::sink::cli_script::{self, ScriptError};
+use crate::sink::withheld::Withheld;
 use crate::sink::ApplyControl;
 use crate::store::{OpState, PlanId, Store, StoreError};
 
@@ -488,7 +489,7 @@ impl AudioCodesSink {
         }
         let id = store.journal_begin(&plan.checksum, &plan.ops)?;
         let batch_size = self.config.batch_size;
-        let mut withheld = Withheld::default();
+        let mut withheld = Withheld::new("the SBC");
         for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
             stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
             if stop.requested() {
@@ -973,85 +974,6 @@ fn warn_insecure(url: &str) {
     warn(&format!(
         "sbc.insecure_skip_verify is set: the certificate of {url} is not verified"
     ));
-}
-
-/// The ops an apply holds back because the device refused an op they depend on.
-///
-/// The plan is ordered so that every prefix of it keeps each number routed (make-before-break,
-/// DESIGN.md §6). A refused op breaks that for the ops after it: one may give up numbers only
-/// the refused op was to cover, or bring in a broader rule the refused one was to be more
-/// specific than. (Sending them anyway unrouted the numbers a refused rule was to take over
-/// from a rule deleted later in the plan.) So every later op touching numbers that a refused
-/// or held-back op touches (before or after) is held back as well, and quarantined for the
-/// next cycle's fresh plan: each such number stays as the plan left it just before the first
-/// refused op touching it, which is routed.
-#[derive(Debug, Default)]
-struct Withheld {
-    /// Key intervals touched by refused or held-back ops, with the index of the refused op
-    /// they go back to.
-    spans: Vec<(u64, u64, u32)>,
-    /// A refused or held-back op has a rule whose numbers are not one interval (an adopted
-    /// foreign rule): every later op is held back.
-    everything: Option<u32>,
-}
-
-impl Withheld {
-    /// Records an op the device refused.
-    fn refused(&mut self, op: &Op) {
-        self.touch(op, op.index);
-    }
-
-    fn touch(&mut self, op: &Op, cause: u32) {
-        for route in op.before.iter().chain(&op.after) {
-            match route_spans(route) {
-                Some(spans) => self
-                    .spans
-                    .extend(spans.into_iter().map(|(lo, hi)| (lo, hi, cause))),
-                None => self.everything = self.everything.or(Some(cause)),
-            }
-        }
-    }
-
-    /// Why `op` must not be sent, if it must not; it is then recorded as held back.
-    fn blocking(&mut self, op: &Op) -> Option<String> {
-        if self.spans.is_empty() && self.everything.is_none() {
-            return None;
-        }
-        let mut cause = self.everything;
-        for route in op.before.iter().chain(&op.after) {
-            if cause.is_some() {
-                break;
-            }
-            cause = match route_spans(route) {
-                Some(spans) => self.spans.iter().find_map(|&(lo, hi, index)| {
-                    spans
-                        .iter()
-                        .any(|&(l, h)| l <= hi && lo <= h)
-                        .then_some(index)
-                }),
-                None => self.spans.first().map(|&(_, _, index)| index),
-            };
-        }
-        let cause = cause?;
-        self.touch(op, cause);
-        Some(format!(
-            "held back: it touches numbers of rule {cause}, which the SBC refused, and sending \
-             it alone could leave them unrouted; the next cycle plans it again"
-        ))
-    }
-}
-
-/// The key intervals `route`'s prefix covers, `None` when it is not of dialsync's shapes.
-fn route_spans(route: &crate::plan::Route) -> Option<Vec<(u64, u64)>> {
-    use crate::dialplan::pattern::Span;
-    match route.prefix.span()? {
-        Span::Range(range) => Some(vec![(range.lo().key(), range.hi().key())]),
-        Span::Prefix(open) => Some(
-            open.ranges()
-                .map(|range| (range.lo().key(), range.hi().key()))
-                .collect(),
-        ),
-    }
 }
 
 fn index_rules(rules: &[DialPlanRule]) -> HashMap<u32, &DialPlanRule> {

@@ -19,7 +19,9 @@
 //!   modify both (the old rule removed and the new one added in the same PATCH, which the
 //!   platform applies atomically, so the number is never unrouted in between). A PATCH is
 //!   all or nothing: a 400 (problem-details) to a batch makes the sink send its ops one by
-//!   one, quarantining each refused op with the platform's `detail`.
+//!   one, quarantining each refused op with the platform's `detail`, and holding back (and
+//!   quarantining) every later op that touches numbers of a refused one, as the device sink
+//!   does: the plan is make-before-break, so sending them could leave numbers unrouted.
 //!
 //! [`read`]: LiveCloudSink::read
 
@@ -36,6 +38,7 @@ use super::retry::{retry_after, truncate, Backoff};
 use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
 use crate::plan::{Op, Plan, Route};
 use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
+use crate::sink::withheld::Withheld;
 use crate::sink::ApplyControl;
 use crate::source::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::source::secret::Secret;
@@ -341,7 +344,8 @@ impl LiveCloudSink {
     ///
     /// The plan is journaled before the first write; ops go in order, `batch_size` per PATCH,
     /// marked in flight before and done after. A PATCH refused with 400 is retried op by op,
-    /// the refused op quarantined with the platform's `detail`. When a PATCH's outcome is
+    /// the refused op quarantined with the platform's `detail`; later ops touching its
+    /// numbers are held back and quarantined too (see `Withheld`). When a PATCH's outcome is
     /// unknown (timeout, dropped connection, 5xx) the dial plan is re-read and only the ops
     /// whose effect it does not show are sent again. On an error after which some op may
     /// have landed the journal is left unfinished for [`LiveCloudSink::settle_unfinished`].
@@ -377,6 +381,7 @@ impl LiveCloudSink {
         }
         let id = store.journal_begin(&plan.checksum, &plan.ops)?;
         let batch_size = self.config.batch_size;
+        let mut withheld = Withheld::new("Live Platform");
         for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
             stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
             if stop.requested() {
@@ -385,7 +390,16 @@ impl LiveCloudSink {
             }
             report.batches += 1;
             let first = number * batch_size;
-            let seqs: Vec<usize> = (first..first + chunk.len()).collect();
+            let mut seqs: Vec<usize> = Vec::with_capacity(chunk.len());
+            for seq in first..first + chunk.len() {
+                match withheld.blocking(&plan.ops[seq]) {
+                    Some(reason) => quarantine(store, id, plan, seq, reason, &mut report)?,
+                    None => seqs.push(seq),
+                }
+            }
+            if seqs.is_empty() {
+                continue;
+            }
             match self.send_batch(store, id, plan, device, &seqs).await {
                 Ok(BatchOutcome::Applied) => report.applied += seqs.len(),
                 Ok(BatchOutcome::Refused {
@@ -394,13 +408,21 @@ impl LiveCloudSink {
                 }) => {
                     report.applied += seqs.len() - unconfirmed.len();
                     if unconfirmed.len() == 1 {
+                        withheld.refused(&plan.ops[unconfirmed[0]]);
                         quarantine(store, id, plan, unconfirmed[0], reason, &mut report)?;
                         continue;
                     }
+                    // A PATCH is all or nothing: find the refused op by sending the ops one
+                    // by one, in plan order, holding back those that depend on a refused one.
                     for (position, &seq) in unconfirmed.iter().enumerate() {
+                        if let Some(reason) = withheld.blocking(&plan.ops[seq]) {
+                            quarantine(store, id, plan, seq, reason, &mut report)?;
+                            continue;
+                        }
                         match self.send_batch(store, id, plan, device, &[seq]).await {
                             Ok(BatchOutcome::Applied) => report.applied += 1,
                             Ok(BatchOutcome::Refused { reason, .. }) => {
+                                withheld.refused(&plan.ops[seq]);
                                 quarantine(store, id, plan, seq, reason, &mut report)?
                             }
                             Err(e) => {

@@ -6,12 +6,14 @@
 //!
 //! The dialect of the device's CLI scripts is kept apart in [`cli_script`], so that the device
 //! sink and the SBC emulator speak exactly the same one and a firmware difference is a one-file
-//! change; [`retry`] holds the backoff both sinks share.
+//! change; [`retry`] holds the backoff both sinks share, and `withheld` the ops both hold
+//! back after a refusal so that make-before-break survives it.
 
 pub mod audiocodes;
 pub mod cli_script;
 pub mod livecloud;
 pub mod retry;
+mod withheld;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
