@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{command, wait_for, Out, Rig, Settings, BIN};
+use common::{collect_lines, command, wait_for, Out, Rig, Settings, BIN};
 use dialsync::sim::sbc::SimPlan;
 use rustix::process::{kill_process, Pid, Signal};
 
@@ -285,16 +285,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start dialsync run");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        {
-            let log = log.clone();
-            let stderr = child.stderr.take().expect("stderr");
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().expect("log").push(line);
-                }
-            });
-        }
+        let log = collect_lines(child.stderr.take().expect("stderr"));
         let mut daemon = Daemon {
             child,
             log,

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -14,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{command, wait_for, Rig, Settings};
+use common::{collect_lines, command, wait_for, Rig, Settings};
 use dialsync::sim::fusion::usage;
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
@@ -126,17 +125,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start dialsync run");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        {
-            let log = log.clone();
-            let stderr = child.stderr.take().expect("stderr");
-            // Ends at EOF, when the daemon exits.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().expect("log").push(line);
-                }
-            });
-        }
+        let log = collect_lines(child.stderr.take().expect("stderr"));
         let mut daemon = Daemon {
             child,
             log,

@@ -9,9 +9,11 @@
 
 use std::fmt;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dialsync::sim::fusion::{FusionSim, FusionSimConfig};
@@ -335,6 +337,19 @@ pub fn line_of(text: &str, prefix: &str) -> usize {
         .position(|l| l.trim_start().starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{text}"))
         + 1
+}
+
+/// The lines `stderr` writes, collected by a thread until EOF (when the process exits), for a
+/// test to search while the process runs.
+pub fn collect_lines(stderr: std::process::ChildStderr) -> Arc<Mutex<Vec<String>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().expect("log").push(line);
+        }
+    });
+    log
 }
 
 /// Polls `probe` every 10 ms until it answers, failing the test after `patience`.
