@@ -140,7 +140,7 @@ fn snapshot_entries(rows: usize, tags: &[Tag]) -> Vec<Entry> {
                 coverage,
                 tag: tags[tenant].clone(),
                 provenance: Provenance {
-                    source: "fusion".to_string(),
+                    source: "fusion".into(),
                     item: format!("tenant=tenant-{tenant:04} range={i}"),
                 },
             }

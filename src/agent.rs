@@ -520,7 +520,7 @@ impl Agent {
             .iter()
             .map(|c| {
                 (
-                    entries[c.winner].provenance.source.clone(),
+                    entries[c.winner].provenance.source.to_string(),
                     c.describe(&entries),
                 )
             })
@@ -777,7 +777,13 @@ impl Agent {
                             .save_snapshot(&settings.name, now, &answer.entries)?;
                         source.last_good_unix = Some(now);
                     }
-                    entries.extend(answer.entries);
+                    // The first source's entries are taken, not copied: at a million entries
+                    // a copy held two of them at once.
+                    if entries.is_empty() {
+                        entries = answer.entries;
+                    } else {
+                        entries.extend(answer.entries);
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(source = %settings.name, %error, "source failed");
@@ -994,7 +1000,7 @@ pub fn lookup(
         let desired = resolution.winner(number).map(|i| {
             let entry = &entries[i];
             LookupEntry {
-                source: entry.provenance.source.clone(),
+                source: entry.provenance.source.to_string(),
                 item: entry.provenance.item.clone(),
                 coverage: entry.coverage.to_string(),
                 tag: entry.tag.clone(),

@@ -464,8 +464,8 @@ async fn the_demo_data_overlaps_in_exactly_one_number() {
     let conflict = &resolution.conflicts[0];
     assert_eq!(conflict.first.to_string(), "+3226134009");
     assert_eq!(conflict.numbers, 1);
-    assert_eq!(entries[conflict.winner].provenance.source, "fusion");
-    assert_eq!(entries[conflict.loser].provenance.source, "apio");
+    assert_eq!(&*entries[conflict.winner].provenance.source, "fusion");
+    assert_eq!(&*entries[conflict.loser].provenance.source, "apio");
 }
 
 #[test]

@@ -135,7 +135,7 @@ async fn jwt_via_the_proxy_prefix() {
         out.entries[3].coverage,
         dialsync::resolve::Coverage::Range(_)
     ));
-    assert_eq!(out.entries[0].provenance.source, "apio");
+    assert_eq!(&*out.entries[0].provenance.source, "apio");
     let item = &out.entries[0].provenance.item;
     assert!(
         item.contains("footenant") && item.contains("foogroup"),

@@ -103,7 +103,7 @@ async fn happy_path_tags_by_tenant_with_overrides() {
             "+27102851554 Trunk=netaxis-dev",
         ]
     );
-    assert_eq!(out.entries[2].provenance.source, "fusion");
+    assert_eq!(&*out.entries[2].provenance.source, "fusion");
     assert!(out.entries[2].provenance.item.contains("+3225400010"));
     assert_eq!(sim.state().logins, 1);
     assert_clean(&sim);

@@ -403,7 +403,7 @@ fn check_entries(out: &SourceEntries, source: &str, items: usize, distinct: bool
     );
     let mut seen = HashSet::new();
     for entry in &out.entries {
-        assert_eq!(entry.provenance.source, source);
+        assert_eq!(&*entry.provenance.source, source);
         let new = seen.insert((entry.coverage, entry.tag.clone()));
         assert!(new || !distinct, "{entry:?} twice");
         assert_eq!(

@@ -520,7 +520,8 @@ pub fn decode_page(
 /// Turns the answers of one fetch into entries, rejecting bad items one by one and collapsing
 /// exact duplicates across every group and list. Public for the fuzzers and tests.
 pub struct Decoder {
-    name: String,
+    /// The source's name, shared by the provenance of every entry.
+    name: std::sync::Arc<str>,
     limits: ItemLimits,
     include_inactive: bool,
     out: SourceEntries,
@@ -530,7 +531,7 @@ impl Decoder {
     /// A decoder for one fetch of the source `config` describes.
     pub fn new(config: &ApioConfig) -> Decoder {
         Decoder {
-            name: config.name.clone(),
+            name: config.name.as_str().into(),
             limits: config.limits,
             include_inactive: config.include_inactive,
             out: SourceEntries::default(),

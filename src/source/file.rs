@@ -57,6 +57,7 @@ pub fn parse_csv(
             found: header.join(","),
         });
     }
+    let shared: std::sync::Arc<str> = source.into();
     let mut out = SourceEntries::default();
     for (line, text) in lines {
         let parsed = split_fields(text).and_then(|fields| parse_fields(&fields, limits));
@@ -65,7 +66,7 @@ pub fn parse_csv(
                 coverage,
                 tag,
                 provenance: Provenance {
-                    source: source.to_string(),
+                    source: shared.clone(),
                     item: format!("line {line}"),
                 },
             }),

@@ -548,7 +548,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
 
 /// Turns items into entries, rejecting bad ones and collapsing exact duplicates.
 struct Parser {
-    name: String,
+    /// The source's name, shared by the provenance of every entry.
+    name: std::sync::Arc<str>,
     tags: TagRule,
     limits: ItemLimits,
     fixed_tag: Option<Tag>,
@@ -561,7 +562,7 @@ struct Parser {
 impl Parser {
     fn new(config: &FusionConfig, fixed_tag: Option<Tag>) -> Parser {
         Parser {
-            name: config.name.clone(),
+            name: config.name.as_str().into(),
             tags: config.tags.clone(),
             limits: config.limits,
             fixed_tag,
@@ -647,7 +648,7 @@ impl Parser {
     /// its one array field). Returns the object's `next`.
     fn ranges_page(&mut self, body: Value, url: &str) -> Result<Option<Value>, SourceError> {
         let bad = |reason: String| SourceError::BadBody {
-            source_name: self.name.clone(),
+            source_name: self.name.to_string(),
             url: url.to_string(),
             reason,
         };

@@ -446,7 +446,8 @@ pub fn decode_pages<'a>(
 /// Turns the numbers of one fetch into entries, rejecting bad ones one by one and collapsing
 /// exact duplicates across tenants. Public for the fuzzers and tests.
 pub struct Decoder {
-    name: String,
+    /// The source's name, shared by the provenance of every entry.
+    name: std::sync::Arc<str>,
     limits: ItemLimits,
     out: SourceEntries,
 }
@@ -455,7 +456,7 @@ impl Decoder {
     /// A decoder for one fetch of the source `config` describes.
     pub fn new(config: &LiveCloudSourceConfig) -> Decoder {
         Decoder {
-            name: config.name.clone(),
+            name: config.name.as_str().into(),
             limits: config.limits,
             out: SourceEntries::default(),
         }

@@ -5,6 +5,8 @@
 //! therefore come back exactly as it was saved: the same entries, in the same order (the
 //! resolver ranks items by it), with the same provenance, or not at all.
 
+use std::sync::Arc;
+
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::mirror::TagCache;
@@ -87,7 +89,7 @@ impl Store {
                 // At most 15 digits: always below i64::MAX.
                 let (lo, hi) = (lo as i64, hi.map(|hi| hi as i64));
                 let item_source =
-                    (entry.provenance.source != source).then_some(entry.provenance.source.as_str());
+                    (&*entry.provenance.source != source).then_some(&*entry.provenance.source);
                 insert
                     .execute(params![
                         snapshot_id,
@@ -139,6 +141,7 @@ impl Store {
             .map_err(|e| sql_err(path, context())(e))?;
         let mut entries = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         let mut tags = TagCache::default();
+        let shared_source: Arc<str> = source.into();
         while let Some(row) = rows.next().map_err(|e| sql_err(path, context())(e))? {
             let seq = row
                 .get::<_, i64>(0)
@@ -152,7 +155,7 @@ impl Store {
                     format!("expected entry {} next: entries are missing", entries.len()),
                 ));
             }
-            let entry = decode(row, source, &mut tags)
+            let entry = decode(row, &shared_source, &mut tags)
                 .map_err(|reason| corrupt(path, "snapshot_entry", name_row(), reason))?;
             entries.push(entry);
         }
@@ -237,7 +240,11 @@ impl Store {
     }
 }
 
-fn decode(row: &rusqlite::Row<'_>, source: &str, tags: &mut TagCache) -> Result<Entry, String> {
+fn decode(
+    row: &rusqlite::Row<'_>,
+    source: &Arc<str>,
+    tags: &mut TagCache,
+) -> Result<Entry, String> {
     let number = |column: usize| -> Result<Number, String> {
         let value = int(row, column)?;
         let value = u64::try_from(value).map_err(|_| format!("number {value} is negative"))?;
@@ -256,7 +263,10 @@ fn decode(row: &rusqlite::Row<'_>, source: &str, tags: &mut TagCache) -> Result<
     };
     let tag = tags.parse(text(row, 3)?)?;
     let item = text(row, 4)?.to_string();
-    let provenance_source = opt_text(row, 5)?.unwrap_or(source).to_string();
+    let provenance_source = match opt_text(row, 5)? {
+        Some(other) => Arc::from(other),
+        None => source.clone(),
+    };
     Ok(Entry {
         coverage,
         tag,
@@ -289,10 +299,10 @@ fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
         }
         field(entry.tag.as_str().as_bytes());
         field(entry.provenance.item.as_bytes());
-        let item_source = if entry.provenance.source == source {
+        let item_source = if &*entry.provenance.source == source {
             ""
         } else {
-            entry.provenance.source.as_str()
+            &*entry.provenance.source
         };
         field(item_source.as_bytes());
     }
