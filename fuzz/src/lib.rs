@@ -517,7 +517,7 @@ pub fn apio(data: &[u8]) {
     let mut decoder = apio::Decoder::new(&config);
     for _ in 0..2 {
         decoder
-            .page(&group, list, parsed.clone().expect("decoded, so JSON"))
+            .page(&group, list, body)
             .expect("the same answer again");
     }
     let twice = decoder.finish();
