@@ -47,6 +47,19 @@ fn fusion_array_body_is_not_a_page() {
     }
 }
 
+/// An item that is a number past f64's range (`3333e30000000000000`): valid JSON that
+/// serde_json cannot hold as a `Value`. The APIO decoder reads only the fields it uses, so it
+/// takes the page and rejects that item as not an object; the fuzz check had assumed the page
+/// would be refused.
+#[test]
+fn apio_number_past_f64_is_one_rejected_item() {
+    let body = br#"{"prefixes":[{"prefix":"+32-01","active":true},3333330000000000000,{},3333e30000000000000,{"ctive":true},3333330200000000000,{"prefix":"actinN0","extensionRnsionRanRangeEnd":";9"}]}"#;
+    let mut input = vec![0xff];
+    input.extend_from_slice(body);
+    fuzz::apio(&input);
+    assert_eq!(fuzz::decode("apio", &input), (1, 6));
+}
+
 /// The committed seed corpus (fuzz/seeds/, what the CI smoke run starts from) passes every
 /// check, and the source seeds are real answers: they decode to entries.
 #[test]

@@ -511,9 +511,16 @@ pub fn apio(data: &[u8]) {
         .and_then(Value::as_array)
         .map(Vec::len);
     let decoded = apio::decode_page(&config, &group, list, body);
-    assert_eq!(decoded.is_ok(), items.is_some(), "{decoded:?}");
+    if parsed.is_some() || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        assert_eq!(decoded.is_ok(), items.is_some(), "{decoded:?}");
+    }
+    // Otherwise the body is JSON that serde_json's tree cannot hold (a number past f64's
+    // range, say): the decoder reads only the fields it uses, so it may take the page, such an
+    // item being rejected as not an object, or refuse it; it must not panic.
     let Ok(out) = decoded else { return };
-    check_entries(&out, "apio", items.unwrap_or(0), true);
+    if let Some(items) = items {
+        check_entries(&out, "apio", items, true);
+    }
     let mut decoder = apio::Decoder::new(&config);
     for _ in 0..2 {
         decoder
