@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{collect_lines, command, wait_for, Rig, Settings};
+use common::{collect_lines, command, strip_ansi, wait_for, Rig, Settings};
 use dialsync::sim::fusion::usage;
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
@@ -249,26 +249,6 @@ fn admin_address(line: &str) -> String {
         .next()
         .expect("an address")
         .to_string()
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters... final byte in @..~
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 /// The value of the sample `series` (name and labels exactly) in a Prometheus text.

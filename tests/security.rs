@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{command, wait_for, Out};
+use common::{command, pbx_device, strip_ansi, wait_for, Out};
 use dialsync::config::Config;
 use dialsync::sim::apio::{self, ApioSim, ApioSimConfig};
 use dialsync::sim::fusion::{FusionSim, FusionSimConfig};
 use dialsync::sim::livecloud::{live_number, LiveCloudSim, LiveSimConfig};
-use dialsync::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
+use dialsync::sim::sbc::{SbcSim, SimUser};
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::{json, Value};
 
@@ -102,15 +102,8 @@ impl Lab {
             .build()
             .expect("runtime");
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let mut device = SbcState::with_oc_dial_plan();
-        device.plans.get_mut(&0).expect("OCDialPlan").rules.insert(
-            0,
-            SimRule {
-                name: "pbx".into(),
-                prefix: "+3222".into(),
-                tag: "Trunk=pbx".into(),
-            },
-        );
+        // Its own password, one the leak scan can tell from any other string.
+        let device = pbx_device();
         let users = vec![SimUser {
             username: SBC_USER.into(),
             password: SBC_PASSWORD.into(),
@@ -522,25 +515,6 @@ fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
         }
     });
     buffer
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -137,20 +137,7 @@ impl Rig {
             .enable_all()
             .build()
             .expect("runtime");
-        let mut device = SbcState::with_oc_dial_plan();
-        device.plans.get_mut(&0).expect("OCDialPlan").rules.insert(
-            0,
-            SimRule {
-                name: "pbx".into(),
-                prefix: "+3222".into(),
-                tag: "Trunk=pbx".into(),
-            },
-        );
-        let users = vec![SimUser {
-            username: SBC_USER.into(),
-            password: SBC_PASSWORD.into(),
-            administrator: true,
-        }];
+        let (device, users) = (pbx_device(), sbc_users());
         let any_port = "127.0.0.1:0".parse().expect("addr");
         let sbc = runtime
             .block_on(SbcSim::start(any_port, device, users))
@@ -337,6 +324,50 @@ pub fn line_of(text: &str, prefix: &str) -> usize {
         .position(|l| l.trim_start().starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{text}"))
         + 1
+}
+
+/// An SBC whose `OCDialPlan` holds one foreign rule (`+3222`, name `pbx`), as the rigs start it.
+pub fn pbx_device() -> SbcState {
+    let mut device = SbcState::with_oc_dial_plan();
+    device.plans.get_mut(&0).expect("OCDialPlan").rules.insert(
+        0,
+        SimRule {
+            name: "pbx".into(),
+            prefix: "+3222".into(),
+            tag: "Trunk=pbx".into(),
+        },
+    );
+    device
+}
+
+/// The SBC's one administrator, whose password the rigs write to `sbc-password`.
+pub fn sbc_users() -> Vec<SimUser> {
+    vec![SimUser {
+        username: SBC_USER.into(),
+        password: SBC_PASSWORD.into(),
+        administrator: true,
+    }]
+}
+
+/// `text` without ANSI escape sequences (CSI: ESC [ parameters, then a final byte in @..~),
+/// for tests that read logs a terminal would colour.
+pub fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// The lines `stderr` writes, collected by a thread until EOF (when the process exits), for a
