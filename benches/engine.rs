@@ -481,7 +481,7 @@ fn planning(prefix: &str, workload: &Workload, settings: &Settings) {
         settings.repetitions.min(3),
         || (),
         |()| {
-            let plan = planner::plan(&desired, &actual, &[], &config);
+            let plan = planner::plan(&desired, &actual, &[], &[], &config);
             ops = plan.ops.len();
             plan
         },

@@ -89,6 +89,10 @@ pub struct Status {
     /// the same prefix: at most [`MAX_LISTED`].
     pub foreign_collisions: Vec<String>,
     pub foreign_collisions_total: u64,
+    /// Rows of the dial plan the last cycle could not read (`row N: why`): left alone, their
+    /// indexes never written, at most [`MAX_LISTED`].
+    pub unreadable_rows: Vec<String>,
+    pub unreadable_rows_total: u64,
     /// Counters since this process started.
     pub totals: Totals,
 }
@@ -592,6 +596,11 @@ pub fn render_metrics(status: &Status) -> String {
             "dialsync_foreign_collisions",
             "Desired rules not applied in the last cycle because a foreign rule has their prefix.",
             status.foreign_collisions_total,
+        ),
+        (
+            "dialsync_unreadable_rules",
+            "Rows of the dial plan dialsync could not read in the last cycle; never written.",
+            status.unreadable_rows_total,
         ),
         (
             "dialsync_plan_blocked",

@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigError};
 use crate::daemon::Watchdog;
 use crate::dialplan::compile::compile;
 use crate::dialplan::pattern::best_match;
-use crate::dialplan::rule::{DialPlanRule, Tag};
+use crate::dialplan::rule::{DialPlanRule, Tag, UnreadableRow};
 use crate::error::{Classify, ErrorClass};
 use crate::number::Number;
 use crate::plan::{self, OpCounts, Plan, Policy, Route};
@@ -149,8 +149,9 @@ pub struct CycleReport {
     /// Rules dialsync owns on the SBC after the cycle, and rules it does not own.
     pub owned_rules: usize,
     pub foreign_rules: usize,
-    /// Rows of the dial plan dialsync could not read (it never touches them).
-    pub unreadable_rows: Vec<(u32, String)>,
+    /// Rows of the dial plan dialsync could not read: their indexes stay taken, they are
+    /// never written, and each cycle reports them until someone looks.
+    pub unreadable_rows: Vec<UnreadableRow>,
     /// Whether this cycle read the dial plan (else the rule counts are the last known ones).
     pub sbc_read: bool,
     /// The policy the plan was made under (narrowed to upsert-only when a failed source had
@@ -297,6 +298,12 @@ impl CycleReport {
                 ),
             }));
         }
+        issues.extend(self.unreadable_rows.iter().map(|row| CycleIssue {
+            kind: IssueKind::Unreadable,
+            source: None,
+            item: format!("index {}", row.index),
+            detail: row.reason.clone(),
+        }));
         if let Some(applied) = &self.applied {
             issues.extend(applied.quarantined.iter().map(|(op, reason)| CycleIssue {
                 kind: IssueKind::Quarantined,
@@ -553,7 +560,10 @@ impl Agent {
             }
             read => read?,
         };
-        report.unreadable_rows = device.bad_rows.clone();
+        report.unreadable_rows = device.unreadable.clone();
+        for row in &device.unreadable {
+            tracing::warn!(index = row.index, reason = %row.reason, "unreadable dial-plan row left alone");
+        }
         report.sbc_read = true;
         self.mirror(&device.rules)?;
         phase.end("read", report);
@@ -570,7 +580,13 @@ impl Agent {
             settings.policy = Policy::UpsertOnly;
         }
         report.policy = settings.policy;
-        let plan = plan::plan(&desired, &device.rules, &emptied, &settings);
+        let plan = plan::plan(
+            &desired,
+            &device.rules,
+            &device.unreadable,
+            &emptied,
+            &settings,
+        );
         drop(desired);
         phase.end("plan", report);
 

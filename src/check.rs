@@ -156,6 +156,29 @@ pub fn evaluate(
     if last.conflicts > 0 {
         raise(Status::Warning, format!("{} conflicts", last.conflicts));
     }
+    let unreadable: Vec<&str> = last
+        .issues
+        .iter()
+        .filter(|i| i.kind == IssueKind::Unreadable)
+        .map(|i| i.item.as_str())
+        .collect();
+    if !unreadable.is_empty() {
+        let more = unreadable.len().saturating_sub(3);
+        raise(
+            Status::Warning,
+            format!(
+                "{} unreadable dial-plan {} left alone ({}{})",
+                unreadable.len(),
+                if unreadable.len() == 1 { "row" } else { "rows" },
+                unreadable[..unreadable.len().min(3)].join(", "),
+                if more > 0 {
+                    format!(", {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+        );
+    }
     let summary = if problems.is_empty() {
         format!(
             "in sync, last success {} ago; {} rules owned",

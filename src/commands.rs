@@ -491,8 +491,12 @@ pub fn describe_cycle(report: &CycleReport, out: &mut dyn Write) -> io::Result<(
     for (source, conflict) in &report.conflicts {
         writeln!(out, "  conflict in {source}: {conflict}")?;
     }
-    for (index, reason) in &report.unreadable_rows {
-        writeln!(out, "  unreadable SBC row {index} (left alone): {reason}")?;
+    for row in &report.unreadable_rows {
+        writeln!(
+            out,
+            "  unreadable dial-plan row {} (left alone, its index never written): {}",
+            row.index, row.reason
+        )?;
     }
     Ok(())
 }
@@ -750,6 +754,11 @@ fn publish(status: &mut admin::Status, report: &CycleReport, interval: Duration)
                 )
             }),
     );
+    // A cycle that did not read the SBC knows nothing new of its rows: keep the last known.
+    if report.sbc_read {
+        (status.unreadable_rows, status.unreadable_rows_total) =
+            admin::capped(report.unreadable_rows.iter().map(ToString::to_string));
+    }
     let totals = &mut status.totals;
     totals.cycles += 1;
     if report.outcome == Outcome::Failed {

@@ -278,6 +278,7 @@ impl Config {
                 let mut config = SbcConfig::new(url, username, password.expose());
                 config.dial_plan = self.dialplan.name.clone();
                 config.rule_name = self.dialplan.rule_name.clone();
+                config.adopt_foreign = self.dialplan.adopt_foreign;
                 config.batch_size = *batch_size;
                 config.save_config = *save_config;
                 config.timeout = *timeout;
@@ -308,6 +309,7 @@ impl Config {
                     site_location_id: site_location_id.clone(),
                     dial_plan_id: dial_plan_id.clone(),
                     rule_name: self.dialplan.rule_name.clone(),
+                    adopt_foreign: self.dialplan.adopt_foreign,
                     batch_size: *batch_size,
                     timeout: *timeout,
                     ..LiveCloudConfig::default()

@@ -129,12 +129,13 @@ impl Classify for crate::sink::audiocodes::SinkError {
             SinkError::Busy { .. }
             | SinkError::Server { .. }
             | SinkError::Http { .. }
-            | SinkError::Upgrading => ErrorClass::Transient,
+            | SinkError::Upgrading { .. } => ErrorClass::Transient,
             // One rule the device refuses: quarantine it, apply the rest.
             SinkError::ScriptFailed { .. } => ErrorClass::Item,
             // Credentials, role, a missing dial plan, TLS or URL settings, a device script or
-            // answer dialsync cannot read, a 400 to a script dialsync wrote, a journal left
-            // unsettled: someone must act before a retry can succeed.
+            // answer dialsync cannot read, a request refused outright, a journal left
+            // unsettled, a plan that would write a row dialsync does not own (a bug): someone
+            // must act before a retry can succeed.
             SinkError::Unauthorized
             | SinkError::Forbidden { .. }
             | SinkError::DialPlanMissing { .. }
@@ -144,7 +145,8 @@ impl Classify for crate::sink::audiocodes::SinkError {
             | SinkError::Script(_)
             | SinkError::BadResponse { .. }
             | SinkError::Refused { .. }
-            | SinkError::Unsettled { .. } => ErrorClass::Fatal,
+            | SinkError::Unsettled { .. }
+            | SinkError::Ownership(_) => ErrorClass::Fatal,
             SinkError::Store(e) => e.class(),
         }
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::dialplan::pattern::{Pattern, Span};
-use crate::dialplan::rule::{DialPlanRule, Tag};
+use crate::dialplan::rule::{DialPlanRule, Tag, UnreadableRow};
 use crate::source::Rejected;
 
 /// Where a rule sends calls: its prefix and its tag.
@@ -461,11 +461,14 @@ impl Candidate<'_> {
 }
 
 /// Plans the change from `actual` (every rule of the dial plan, owned or not) to `desired`
-/// (the compiled rules, in canonical order). `emptied_sources` names sources that returned
-/// nothing while their last snapshot had entries (and may not: `allow_empty` unset).
+/// (the compiled rules, in canonical order). `unreadable` are the dial plan's rows dialsync
+/// cannot read: their indexes are as taken as any rule's. `emptied_sources` names sources
+/// that returned nothing while their last snapshot had entries (and may not: `allow_empty`
+/// unset).
 pub fn plan(
     desired: &[Route],
     actual: &[DialPlanRule],
+    unreadable: &[UnreadableRow],
     emptied_sources: &[String],
     settings: &PlanSettings,
 ) -> Plan {
@@ -490,7 +493,8 @@ pub fn plan(
         }
     }
     let existing_owned = owned.len();
-    let foreign_count = actual.len() - existing_owned;
+    // Every row not ours counts against the capacity, whether dialsync can read it or not.
+    let foreign_count = actual.len() - existing_owned + unreadable.len();
 
     // Desired rules colliding with foreign ones: reported, or adopted.
     let mut wanted: Vec<&Route> = Vec::with_capacity(desired.len());
@@ -561,7 +565,12 @@ pub fn plan(
         }
     }
 
-    let mut used: BTreeSet<u32> = actual.iter().map(|r| r.index).collect();
+    // Adds go to indexes no row holds: an unreadable row is someone's, whatever it says.
+    let mut used: BTreeSet<u32> = actual
+        .iter()
+        .map(|r| r.index)
+        .chain(unreadable.iter().map(|row| row.index))
+        .collect();
     let adds: Vec<Op> = allocate(adds, &mut used);
     let ops = order(adds, modifies, deletes, &mut used);
     let counts = OpCounts::of(&ops);
@@ -1131,6 +1140,7 @@ mod tests {
             &[route("+3210#", "T=a")],
             &actual,
             &[],
+            &[],
             &settings(Policy::Sync),
         );
         assert!(plan.ops.is_empty());
@@ -1145,7 +1155,7 @@ mod tests {
             rule(7, "dialsync", "+322[0-4]#", "T=b"),
         ];
         let desired = [route("+3210#", "T=z"), route("+322[0-6]#", "T=b")];
-        let plan = plan(&desired, &actual, &[], &settings(Policy::Sync));
+        let plan = plan(&desired, &actual, &[], &[], &settings(Policy::Sync));
         assert_eq!(
             summary(&plan),
             [
@@ -1167,7 +1177,7 @@ mod tests {
             route("+3211#", "T=a"),
             route("+3212#", "T=a"),
         ];
-        let plan = plan(&desired, &actual, &[], &settings(Policy::Sync));
+        let plan = plan(&desired, &actual, &[], &[], &settings(Policy::Sync));
         assert_eq!(
             summary(&plan),
             ["add 2 - => +3211# -> T=a", "add 4 - => +3212# -> T=a"]
@@ -1180,7 +1190,7 @@ mod tests {
             rule(0, "dialsync", "+3210#", "T=a"),
             rule(1, "pbx", "+3299#", "T=x"),
         ];
-        let plan = plan(&[], &actual, &[], &settings(Policy::Sync));
+        let plan = plan(&[], &actual, &[], &[], &settings(Policy::Sync));
         assert_eq!(summary(&plan), ["delete 0 +3210# -> T=a => -"]);
     }
 
@@ -1189,17 +1199,17 @@ mod tests {
         let actual = [rule(5, "pbx", "+3210#", "T=x")];
         let desired = [route("+3210#", "T=a")];
         let mut config = settings(Policy::Sync);
-        let conflicted = plan(&desired, &actual, &[], &config);
+        let conflicted = plan(&desired, &actual, &[], &[], &config);
         assert!(conflicted.ops.is_empty());
         assert_eq!(conflicted.foreign_conflicts.len(), 1);
         assert_eq!(conflicted.foreign_conflicts[0].foreign_name, "pbx");
         config.adopt_foreign = true;
-        let adopted = plan(&desired, &actual, &[], &config);
+        let adopted = plan(&desired, &actual, &[], &[], &config);
         assert_eq!(
             summary(&adopted),
             ["modify 5 +3210# -> T=x => +3210# -> T=a"]
         );
-        let same = plan(&[route("+3210#", "T=x")], &actual, &[], &config);
+        let same = plan(&[route("+3210#", "T=x")], &actual, &[], &[], &config);
         assert_eq!(summary(&same), ["modify 5 +3210# -> T=x => +3210# -> T=x"]);
         assert_eq!(apply(&actual, &same.ops, "dialsync")[0].name, "dialsync");
     }
@@ -1211,7 +1221,7 @@ mod tests {
             rule(1, "dialsync", "+3299#", "T=gone"),
         ];
         let desired = [route("+3210#", "T=b"), route("+3311#", "T=new")];
-        let sync = plan(&desired, &actual, &[], &settings(Policy::Sync));
+        let sync = plan(&desired, &actual, &[], &[], &settings(Policy::Sync));
         assert_eq!(
             sync.counts(),
             OpCounts {
@@ -1220,7 +1230,7 @@ mod tests {
                 deletes: 0
             }
         );
-        let upsert = plan(&desired, &actual, &[], &settings(Policy::UpsertOnly));
+        let upsert = plan(&desired, &actual, &[], &[], &settings(Policy::UpsertOnly));
         assert_eq!(
             summary(&upsert),
             [
@@ -1228,7 +1238,7 @@ mod tests {
                 "modify 0 +3210# -> T=a => +3210# -> T=b"
             ]
         );
-        let create = plan(&desired, &actual, &[], &settings(Policy::CreateOnly));
+        let create = plan(&desired, &actual, &[], &[], &settings(Policy::CreateOnly));
         assert_eq!(summary(&create), ["add 2 - => +3311# -> T=new"]);
         assert_eq!(
             create.held_back,
@@ -1238,7 +1248,7 @@ mod tests {
                 deletes: 0
             }
         );
-        let shrink = plan(&[], &actual, &[], &settings(Policy::UpsertOnly));
+        let shrink = plan(&[], &actual, &[], &[], &settings(Policy::UpsertOnly));
         assert!(shrink.ops.is_empty());
         assert_eq!(shrink.held_back.deletes, 2);
     }
@@ -1253,8 +1263,8 @@ mod tests {
             .collect();
         let config = settings(Policy::Sync);
         // 6 of 20 deleted: exactly 0.3, allowed; 7 is more.
-        assert!(!plan(&keep, &actual, &[], &config).is_blocked());
-        let blocked = plan(&keep[..13], &actual, &[], &config);
+        assert!(!plan(&keep, &actual, &[], &[], &config).is_blocked());
+        let blocked = plan(&keep[..13], &actual, &[], &[], &config);
         assert_eq!(
             blocked.blocked,
             [BlockReason::TooManyDeletes {
@@ -1269,15 +1279,15 @@ mod tests {
             "a blocked plan still says what it would do"
         );
         // Below min_existing, anything goes.
-        assert!(!plan(&[], &actual[..9], &[], &config).is_blocked());
+        assert!(!plan(&[], &actual[..9], &[], &[], &config).is_blocked());
         let retag: Vec<Route> = (0..20)
             .map(|i| route(&format!("+32{:02}#", i + 10), "T=b"))
             .collect();
         assert!(matches!(
-            plan(&retag, &actual, &[], &config).blocked[..],
+            plan(&retag, &actual, &[], &[], &config).blocked[..],
             [BlockReason::TooManyModifies { modifies: 20, .. }]
         ));
-        let emptied = plan(&keep, &actual, &["fusion".to_string()], &config);
+        let emptied = plan(&keep, &actual, &[], &["fusion".to_string()], &config);
         assert_eq!(
             emptied.blocked,
             [BlockReason::EmptiedSources {
@@ -1289,9 +1299,9 @@ mod tests {
         let full: Vec<Route> = (0..20)
             .map(|i| route(&format!("+32{:02}#", i + 10), "T=a"))
             .collect();
-        assert!(!plan(&full, &actual, &[], &config).is_blocked());
+        assert!(!plan(&full, &actual, &[], &[], &config).is_blocked());
         assert_eq!(
-            plan(&full, &actual, &[], &small).blocked,
+            plan(&full, &actual, &[], &[], &small).blocked,
             [BlockReason::OverCapacity {
                 rules: 20,
                 max_rules: 19
@@ -1306,11 +1316,13 @@ mod tests {
             &[route("+3211#", "T=a")],
             &actual,
             &[],
+            &[],
             &settings(Policy::Sync),
         );
         let again = plan(
             &[route("+3211#", "T=a")],
             &actual,
+            &[],
             &[],
             &settings(Policy::Sync),
         );
@@ -1334,6 +1346,7 @@ mod tests {
             &[route("+3212#", "T=a")],
             &actual,
             &[],
+            &[],
             &settings(Policy::Sync),
         );
         assert_ne!(one.checksum, other.checksum);
@@ -1351,7 +1364,7 @@ mod tests {
         desired[0] = route("+3210#", "T=b");
         desired.push(route("+3399#", "T=a"));
         desired.push(route("+3400#", "T=c"));
-        let plan = plan(&desired, &actual, &[], &settings(Policy::Sync));
+        let plan = plan(&desired, &actual, &[], &[], &settings(Policy::Sync));
         let rejected = [Rejected {
             item: "line 7".into(),
             reason: "tag \"\": empty tag".into(),
@@ -1468,7 +1481,7 @@ mod tests {
                 })
                 .collect();
             let desired: Vec<Route> = desired.into_iter().collect();
-            let plan = plan(&desired, &rules, &[], &settings(Policy::Sync));
+            let plan = plan(&desired, &rules, &[], &[], &settings(Policy::Sync));
             let universe: Vec<Route> = ["+3210#", "+3211#", "+321[2-5]#", "+322x#"]
                 .iter()
                 .flat_map(|p| [route(p, "T=0"), route(p, "T=1")])
@@ -1557,7 +1570,7 @@ mod tests {
             let desired = routes_of(&new, encoding);
             let mut config = settings(Policy::Sync);
             config.adopt_foreign = false;
-            let plan = plan(&desired, &actual, &[], &config);
+            let plan = plan(&desired, &actual, &[], &[], &config);
             let end = apply(&actual, &plan.ops, "dialsync");
             let numbers: Vec<String> = (10..200u64).chain(1000..1010).map(|v| format!("+{v}")).collect();
             let before: Vec<Option<Tag>> = numbers.iter().map(|n| routed(&actual, n)).collect();

@@ -401,7 +401,11 @@ fn deleted_under_a_running_daemon_is_reopened_and_rebuilt() {
     // The readers see the daemon's state again, not a file nobody writes.
     let check = rig.dialsync(&["check"]);
     assert_sane(&check, "check");
-    assert_eq!(check.code, Some(0), "{check}");
+    assert_eq!(check.code, Some(1), "{check}");
+    assert!(
+        check.stdout.starts_with(common::CHECK_ONLY_UNREADABLE),
+        "only the unreadable row: {check}"
+    );
     let line = format!(
         "last cycle {} after the delete, writes 0",
         status["last_cycle"]["outcome"]

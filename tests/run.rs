@@ -343,7 +343,14 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
         rig.owned_rules().len(),
         "{status:#}"
     );
-    assert_eq!(status["rules"]["foreign"], 1, "{status:#}");
+    assert_eq!(status["rules"]["foreign"], 3, "{status:#}");
+    // The row in suffix notation: reported every cycle, its index never written.
+    assert_eq!(status["unreadable_rows_total"], 1, "{status:#}");
+    let unreadable = status["unreadable_rows"][0].as_str().unwrap_or("");
+    assert!(
+        unreadable.starts_with("row 3: name \"legacy\": prefix \"53([2-4])\""),
+        "{status:#}"
+    );
     assert!(
         status["last_success_unix_ms"].as_i64().is_some(),
         "{status:#}"
@@ -352,7 +359,8 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
     let (code, metrics) = daemon.get(&rig, "/metrics");
     assert_eq!(code, 200);
     assert_eq!(metric(&metrics, "dialsync_owned_rules"), 3.0);
-    assert_eq!(metric(&metrics, "dialsync_foreign_rules"), 1.0);
+    assert_eq!(metric(&metrics, "dialsync_foreign_rules"), 3.0);
+    assert_eq!(metric(&metrics, "dialsync_unreadable_rules"), 1.0);
     assert_eq!(metric(&metrics, "dialsync_cycles_total"), 1.0);
     assert_eq!(
         metric(&metrics, "dialsync_ops_applied_total{kind=\"add\"}"),
@@ -422,8 +430,12 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
 
     // The service recorded its cycles where `check` reads them.
     let check = rig.dialsync(&["check"]);
-    assert_eq!(check.code, Some(0), "{check}");
-    assert!(check.stdout.contains("4 rules owned"), "{check}");
+    assert_eq!(check.code, Some(1), "{check}");
+    assert!(
+        check.stdout.starts_with(common::CHECK_ONLY_UNREADABLE),
+        "only the unreadable row: {check}"
+    );
+    assert!(check.stdout.contains(" owned_rules=4 "), "{check}");
     rig.assert_no_unexpected();
 }
 

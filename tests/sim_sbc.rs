@@ -82,8 +82,10 @@ async fn status_and_credentials() {
         .expect("status");
     assert_eq!(ok.status(), StatusCode::OK);
     let body: Value = ok.json().await.expect("json");
-    assert_eq!(body["saveNeeded"], false);
-    assert_eq!(body["upgradeStatus"], "Not in progress");
+    // The vendor's documented values: strings.
+    assert_eq!(body["saveNeeded"], "false");
+    assert_eq!(body["upgradeStatus"], "None");
+    assert_eq!(body["productType"], "Mediant VE SBC");
     let wrong = client()
         .get(format!("{}/api/v1/status", sim.url()))
         .basic_auth(ADMIN.0, Some("guess"))
@@ -147,7 +149,7 @@ async fn scripts_apply_and_show_in_the_full_configuration() {
         .json()
         .await
         .expect("json");
-    assert_eq!(status["saveNeeded"], true);
+    assert_eq!(status["saveNeeded"], "true");
     let save_url = format!("{}/api/v1/actions/saveConfiguration", sim.url());
     let forbidden = client()
         .post(&save_url)
@@ -166,6 +168,84 @@ async fn scripts_apply_and_show_in_the_full_configuration() {
         .expect("save");
     assert_eq!(saved.status(), StatusCode::OK);
     assert!(!sim.state().save_needed);
+    assert!(
+        sim.state().unexpected.is_empty(),
+        "{:?}",
+        sim.state().unexpected
+    );
+}
+
+/// The shapes real firmware answers in, one switch each: booleans in the status, no `status`
+/// in a script's answer (the vendor's own example), 400 for a refused value, a configuration
+/// printed with four spaces and no last `exit`; and what a CLI takes, which the emulator takes
+/// too: a script with no indentation and no final `exit`.
+#[tokio::test]
+async fn every_shape_the_firmware_answers_in() {
+    let sim = start(SbcState::with_oc_dial_plan()).await;
+    {
+        let mut state = sim.state();
+        state.firmware.status_strings = false;
+        state.firmware.answer_status = false;
+        state.firmware.refuse_with_400 = true;
+        state.firmware.style.indent = 4;
+        state.firmware.style.final_exit = false;
+        state.upgrade_status = Some("Hitless-beforeSwitchOver".into());
+    }
+    let status: Value = client()
+        .get(format!("{}/api/v1/status", sim.url()))
+        .basic_auth(MONITOR.0, Some(MONITOR.1))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["saveNeeded"], false);
+    assert_eq!(status["upgradeStatus"], "Hitless-beforeSwitchOver");
+
+    let bare = "configure voip\nsbc dial-plan-rule 0/3\nname LivePlatform\nprefix +97239753000\n\
+                tag sandbox1.audiocodes.be\nactivate";
+    let response = put_script(&sim, ADMIN, bare).await.expect("put");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body.get("status"), None, "{body}");
+    assert_eq!(
+        body["description"],
+        "Incremental CLI Script file was loaded."
+    );
+    assert_eq!(sim.state().plans[&0].rules.len(), 1);
+
+    let refused = ADD_TWO.replace("Trunk=b", "A;B");
+    let response = put_script(&sim, ADMIN, &refused).await.expect("put");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["output"]
+            .as_str()
+            .expect("output")
+            .contains("rule 0/13"),
+        "{body}"
+    );
+    assert_eq!(sim.state().plans[&0].rules.len(), 1, "all or nothing");
+
+    let text = client()
+        .get(format!("{}/api/v1/files/cliScript", sim.url()))
+        .basic_auth(MONITOR.0, Some(MONITOR.1))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("\n    sbc dial-plan-rule 0/3\n        name \"LivePlatform\"\n"),
+        "{text}"
+    );
+    assert!(!text.trim_end().ends_with("exit\nexit"), "{text}");
+    let plans = cli_script::parse_dial_plans(&text).expect("parses");
+    let (_, rules) = plans.rules_of("OCDialPlan").expect("OCDialPlan");
+    assert_eq!(rules[0].tag, "sandbox1.audiocodes.be");
+    // A refused value is the device's answer, not a malformed request: nothing unexpected.
     assert!(
         sim.state().unexpected.is_empty(),
         "{:?}",

@@ -12,6 +12,7 @@ use dialsync::dialplan::pattern::Pattern;
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
 use dialsync::plan::{plan, OpKind, PlanSettings, Policy, Route, Safety};
+use dialsync::sim::sbc::cli::CliStyle;
 use dialsync::sim::sbc::{DroppedConnection, SbcSim, SbcState, SimPlan, SimRule, SimUser};
 use dialsync::sink::audiocodes::{ApplyReport, AudioCodesSink, SbcConfig, SinkError};
 use dialsync::store::Store;
@@ -55,18 +56,35 @@ async fn start(state: SbcState) -> SbcSim {
         .expect("emulator starts")
 }
 
-/// A device with foreign rules in `OCDialPlan` (a PBX's, at low indexes) and another dial plan
-/// holding rules with dialsync's name: neither may ever change.
+/// A device whose `OCDialPlan` already holds what the field puts there before dialsync comes
+/// (at the low indexes an empty plan's adds would take): Live Platform's own Operator Connect
+/// rules (one number, no `#`, a bare FQDN for a tag), a site-coded rule with a 4-digit bracket,
+/// a PBX's rules, a hand-made rule with an escaped quote in its name and a tag past 64
+/// characters, and one row in the vendor's suffix notation, which dialsync cannot read. Another
+/// dial plan holds rules with dialsync's name. None of them may ever change.
 fn device() -> SbcState {
     let mut state = SbcState::with_oc_dial_plan();
     let oc = state.plans.get_mut(&0).expect("OCDialPlan");
-    for (index, prefix) in [(0, "+3222"), (1, "+3223[0-4]"), (2, "+3224xx#")] {
+    let long_tag = format!("Trunk=legacy-{}", "x".repeat(60));
+    for (index, name, prefix, tag) in [
+        (0, "LivePlatform", "+97239753000", "sandbox1.audiocodes.be"),
+        (
+            1,
+            "GSBFZUBGHWOFI",
+            "+2711123[1000-1999]",
+            "sbc01.teams.contoso.com",
+        ),
+        (2, "pbx", "+3222", "Trunk=pbx"),
+        (3, "Site \"A\"", "+3223[0-4]", long_tag.as_str()),
+        (4, "pbx", "+3224xx#", "Trunk=pbx"),
+        (5, "legacy", "53([2-4])", "A"),
+    ] {
         oc.rules.insert(
             index,
             SimRule {
-                name: "pbx".into(),
+                name: name.into(),
                 prefix: prefix.into(),
-                tag: "Trunk=pbx".into(),
+                tag: tag.into(),
             },
         );
     }
@@ -138,8 +156,7 @@ async fn sync(
     desired: &[Route],
 ) -> Result<ApplyReport, SinkError> {
     let device = sink.read().await?;
-    assert!(device.bad_rows.is_empty(), "{:?}", device.bad_rows);
-    let plan = plan(desired, &device.rules, &[], &settings());
+    let plan = plan(desired, &device.rules, &device.unreadable, &[], &settings());
     assert!(plan.blocked.is_empty(), "{:?}", plan.blocked);
     sink.apply(store, &plan, &device).await
 }
@@ -237,7 +254,13 @@ async fn load_modify_delete_leave_foreign_rules_alone() {
         }
     }
     let device_now = sink.read().await.expect("read");
-    let modify = plan(&desired, &device_now.rules, &[], &settings());
+    let modify = plan(
+        &desired,
+        &device_now.rules,
+        &device_now.unreadable,
+        &[],
+        &settings(),
+    );
     assert_eq!(modify.ops.len(), 100);
     assert!(modify.ops.iter().all(|op| op.kind() == OpKind::Modify));
     let report = sink
@@ -399,7 +422,7 @@ async fn a_bad_rule_inside_a_batch_is_quarantined() {
     let (op, reason) = &report.quarantined[0];
     assert_eq!(op.after.as_ref(), Some(&bad));
     assert!(
-        reason.contains("Script execution failed") && reason.contains("more than"),
+        reason.contains("Script execution failed") && reason.contains("at most 64"),
         "{reason}"
     );
     // 3 batches, the failing one once more op by op (200 PUTs), and the save.
@@ -446,24 +469,178 @@ async fn monitor_user_is_fatal_and_writes_nothing() {
     assert!(store.unfinished_journal().expect("journal").is_none());
 }
 
+/// `upgradeStatus` as the vendor documents it: writes only under "None", an empty value or
+/// no field at all; any upgrade state, and any value dialsync does not know, holds them back.
 #[tokio::test]
-async fn upgrading_device_is_not_written() {
-    let sim = start(device()).await;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let mut store = store_in(scratch.path());
-    sim.state().faults.upgrading = true;
-    let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 200)).expect("sink");
-    let err = sync(&sink, &mut store, &routes(10))
-        .await
-        .expect_err("upgrading");
-    assert!(matches!(err, SinkError::Upgrading), "{err}");
-    assert_eq!(err.class(), ErrorClass::Transient);
-    assert_eq!(puts(&sim), 0);
-    assert!(store.unfinished_journal().expect("journal").is_none());
+async fn writes_wait_for_the_end_of_an_upgrade() {
+    for (status, writes) in [
+        (Some("None"), true),
+        (Some(""), true),
+        (None, true),
+        (Some("In Progress"), false),
+        (Some("Hitless-beforeSwitchOver"), false),
+        (Some("Hitless-beforeSwitchBack"), false),
+        (Some("Hitless-WaitRdnReconnect"), false),
+        (Some("Not in progress"), false),
+    ] {
+        let sim = start(device()).await;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let mut store = store_in(scratch.path());
+        sim.state().upgrade_status = status.map(str::to_string);
+        let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 200)).expect("sink");
+        let result = sync(&sink, &mut store, &routes(10)).await;
+        if writes {
+            assert_eq!(result.expect("idle device").applied, 10, "{status:?}");
+            continue;
+        }
+        let err = result.expect_err("upgrading");
+        assert!(
+            matches!(err, SinkError::Upgrading { .. }),
+            "{status:?}: {err}"
+        );
+        assert!(err.to_string().contains(status.unwrap_or("-")), "{err}");
+        assert_eq!(err.class(), ErrorClass::Transient);
+        assert_eq!(puts(&sim), 0, "{status:?}");
+        assert!(store.unfinished_journal().expect("journal").is_none());
+    }
 }
 
+/// `saveNeeded` arrives as the strings the vendor documents or as a boolean: either way a
+/// device with unsaved changes is saved, and one without is not.
 #[tokio::test]
-async fn missing_dial_plan_and_bad_rows() {
+async fn save_needed_as_a_string_or_a_boolean() {
+    const SAVE: &str = "POST /api/v1/actions/saveConfiguration";
+    for strings in [true, false] {
+        let sim = start(device()).await;
+        sim.state().firmware.status_strings = strings;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let mut store = store_in(scratch.path());
+        let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 200)).expect("sink");
+        let device = sink.read().await.expect("read");
+        assert!(!device.save_needed, "{strings}");
+        sim.state().save_needed = true;
+        assert!(sink.read().await.expect("read").save_needed, "{strings}");
+        // Nothing to change, but the running configuration is unsaved: saved once.
+        let report = sync(&sink, &mut store, &[]).await.expect("sync");
+        assert!(report.saved, "{strings}");
+        let saves = |sim: &SbcSim| sim.state().requests.iter().filter(|r| *r == SAVE).count();
+        assert_eq!(saves(&sim), 1);
+        assert!(!sim.state().save_needed);
+        sync(&sink, &mut store, &[]).await.expect("sync");
+        assert_eq!(saves(&sim), 1, "{strings}: nothing to save");
+    }
+}
+
+/// The vendor's own example answer to an incremental script has no `status`. Each such
+/// answer is settled by one read of the dial plan: nothing is assumed and nothing resent.
+#[tokio::test]
+async fn answers_without_a_status_are_settled_by_one_read() {
+    const SCRIPT_READ: &str = "GET /api/v1/files/cliScript";
+    let sim = start(device()).await;
+    sim.state().firmware.answer_status = false;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut store = store_in(scratch.path());
+    let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 100)).expect("sink");
+    let foreign_before = foreign(&sim);
+    let desired = routes(450);
+    let reads = |sim: &SbcSim| {
+        sim.state()
+            .requests
+            .iter()
+            .filter(|r| *r == SCRIPT_READ)
+            .count()
+    };
+    let report = sync(&sink, &mut store, &desired).await.expect("load");
+    assert_eq!(report.applied, 450);
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    // 5 batches, each sent once and read back once, besides the read the plan came from.
+    assert_eq!(puts(&sim), 5);
+    assert_eq!(reads(&sim), 1 + 5);
+    assert_converged(&sim, &desired, &foreign_before);
+}
+
+/// A script the device refuses, in each of the shapes firmware answers with: 200 and
+/// `status: failure`; 400 ("provided CLI script is incorrect"); and 200 with no status, whose
+/// read shows nothing applied. In each, the batch is split, the one refused rule quarantined
+/// with the device's own words, and the rest applied.
+#[tokio::test]
+async fn a_refused_rule_is_found_in_every_answer_shape() {
+    for (refuse_with_400, answer_status) in
+        [(false, true), (true, true), (true, false), (false, false)]
+    {
+        let sim = start(device()).await;
+        {
+            let mut state = sim.state();
+            state.firmware.refuse_with_400 = refuse_with_400;
+            state.firmware.answer_status = answer_status;
+        }
+        let shape = format!("400 {refuse_with_400}, status {answer_status}");
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let mut store = store_in(scratch.path());
+        let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 20)).expect("sink");
+        let foreign_before = foreign(&sim);
+        let mut desired = routes(45);
+        // Longer than the device's 64 characters.
+        let bad = route("+3299000001#", &format!("Trunk={}", "x".repeat(70)));
+        desired.push(bad.clone());
+        desired.sort();
+        // Which batch of 20 the bad rule travels in, make-before-break order and all.
+        let read = sink.read().await.expect("read");
+        let ops = plan(&desired, &read.rules, &read.unreadable, &[], &settings()).ops;
+        let at = ops
+            .iter()
+            .position(|op| op.after.as_ref() == Some(&bad))
+            .expect("op");
+        let refused_batch = ops.chunks(20).nth(at / 20).expect("batch").len();
+        let report = sync(&sink, &mut store, &desired).await.expect(&shape);
+        assert_eq!(report.applied, 45, "{shape}");
+        assert_eq!(
+            report.quarantined.len(),
+            1,
+            "{shape}: {:?}",
+            report.quarantined
+        );
+        let (op, reason) = &report.quarantined[0];
+        assert_eq!(op.after.as_ref(), Some(&bad));
+        assert!(reason.contains("at most 64"), "{shape}: {reason}");
+        // 3 batches, the refused one again op by op.
+        assert_eq!(puts(&sim), 3 + refused_batch, "{shape}");
+        assert!(store.unfinished_journal().expect("journal").is_none());
+        desired.retain(|r| *r != bad);
+        assert_converged(&sim, &desired, &foreign_before);
+    }
+}
+
+/// Exports differ in indentation (none, one, two or four spaces) and in whether the last
+/// `exit` is there; every one reads the same dial plan, and a sync over it converges.
+#[tokio::test]
+async fn any_indentation_and_a_missing_last_exit_read_the_same() {
+    let mut reads = Vec::new();
+    for (indent, final_exit) in [(1, true), (0, true), (2, true), (4, false), (0, false)] {
+        let mut state = device();
+        state.firmware.style = CliStyle { indent, final_exit };
+        state.other_sections = "configure system\n web\n  http-auth-mode basic\n exit\nexit\n\
+                                configure network\n network-dev 0\n  name \"vlan 1\"\n exit\nexit\n"
+            .into();
+        let sim = start(state).await;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let mut store = store_in(scratch.path());
+        let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 200)).expect("sink");
+        let foreign_before = foreign(&sim);
+        reads.push(sink.read().await.expect("read"));
+        sync(&sink, &mut store, &routes(30)).await.expect("sync");
+        assert_converged(&sim, &routes(30), &foreign_before);
+    }
+    assert!(reads.windows(2).all(|w| w[0] == w[1]), "{reads:#?}");
+    assert_eq!(reads[0].rules.len(), 5);
+    assert_eq!(reads[0].unreadable.len(), 1);
+}
+
+/// The field's rows are read as they are: Live Platform's, the site-coded one, the PBX's and
+/// the hand-made one as rules with their tags exactly as held, the suffix-notation row as
+/// unreadable, its index taken. A dial plan that is not there is fatal.
+#[tokio::test]
+async fn field_rows_are_read_and_a_missing_dial_plan_is_fatal() {
     let sim = start(device()).await;
     let mut other = config(&sim.url(), ADMIN, 200);
     other.dial_plan = "NoSuchPlan".into();
@@ -476,23 +653,76 @@ async fn missing_dial_plan_and_bad_rows() {
     assert!(err.to_string().contains("NoSuchPlan"), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);
 
-    // A row the device holds that dialsync cannot read is reported, not dropped silently.
-    sim.state().plans.get_mut(&0).expect("plan").rules.insert(
-        9,
-        SimRule {
-            name: "pbx".into(),
-            prefix: "+32[9-".into(),
-            tag: "Trunk=pbx".into(),
-        },
-    );
     let device = AudioCodesSink::new(config(&sim.url(), ADMIN, 200))
         .expect("sink")
         .read()
         .await
         .expect("read");
-    assert_eq!(device.rules.len(), 3);
-    assert_eq!(device.bad_rows.len(), 1);
-    assert_eq!(device.bad_rows[0].0, 9);
+    let held: Vec<(u32, &str, &str)> = device
+        .rules
+        .iter()
+        .map(|r| (r.index, r.name.as_str(), r.tag.as_str()))
+        .collect();
+    let long_tag = format!("Trunk=legacy-{}", "x".repeat(60));
+    assert_eq!(
+        held,
+        vec![
+            (0, "LivePlatform", "sandbox1.audiocodes.be"),
+            (1, "GSBFZUBGHWOFI", "sbc01.teams.contoso.com"),
+            (2, "pbx", "Trunk=pbx"),
+            (3, "Site \"A\"", long_tag.as_str()),
+            (4, "pbx", "Trunk=pbx"),
+        ]
+    );
+    assert!(
+        !device.rules[0].prefix.is_anchored(),
+        "+97239753000 is an open prefix"
+    );
+    assert_eq!(device.unreadable.len(), 1);
+    assert_eq!(device.unreadable[0].index, 5);
+    assert!(
+        device.unreadable[0].reason.contains("53([2-4])"),
+        "{:?}",
+        device.unreadable
+    );
+}
+
+/// The invariant, checked just before anything is sent: a plan that would write a row
+/// dialsync does not own (here: one made by hand against an older read, in which Live
+/// Platform's index 0 and the unreadable index 5 were free) is refused whole, Fatal, naming
+/// the row, and nothing reaches the device.
+#[tokio::test]
+async fn a_plan_that_writes_a_row_not_ours_is_refused_whole() {
+    let sim = start(device()).await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut store = store_in(scratch.path());
+    let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 200)).expect("sink");
+    let device = sink.read().await.expect("read");
+    let foreign_before = foreign(&sim);
+    for taken in [0u32, 5] {
+        let stale = plan(&routes(3), &[], &[], &[], &settings());
+        let mut bad = stale.clone();
+        bad.ops[0].index = taken;
+        let err = sink
+            .apply(&mut store, &bad, &device)
+            .await
+            .expect_err("breach");
+        assert!(matches!(err, SinkError::Ownership(_)), "{err}");
+        assert_eq!(err.class(), ErrorClass::Fatal);
+        let text = err.to_string();
+        assert!(text.contains(&format!("index {taken}")), "{text}");
+        assert!(
+            text.contains(if taken == 0 {
+                "LivePlatform"
+            } else {
+                "53([2-4])"
+            }),
+            "{text}"
+        );
+        assert_eq!(puts(&sim), 0);
+        assert!(store.unfinished_journal().expect("journal").is_none());
+    }
+    assert_eq!(foreign(&sim), foreign_before);
 }
 
 #[test]
@@ -602,7 +832,15 @@ fn kill_and_restart_mid_apply_converges() {
             .values()
             .map(|r| r.prefix.clone())
             .collect();
-        assert_eq!(unique.len(), KILL_RULES + 3, "no duplicate prefixes");
+        let foreign_in_oc = foreign_before
+            .iter()
+            .filter(|(plan, ..)| *plan == 0)
+            .count();
+        assert_eq!(
+            unique.len(),
+            KILL_RULES + foreign_in_oc,
+            "no duplicate prefixes"
+        );
     });
 }
 
@@ -617,7 +855,13 @@ async fn apply_100k_ops() {
     let sink = AudioCodesSink::new(config(&sim.url(), ADMIN, 200)).expect("sink");
     let desired = routes(100_000);
     let device = sink.read().await.expect("read");
-    let plan = plan(&desired, &device.rules, &[], &settings());
+    let plan = plan(
+        &desired,
+        &device.rules,
+        &device.unreadable,
+        &[],
+        &settings(),
+    );
     assert_eq!(plan.ops.len(), 100_000);
     let started = Instant::now();
     let report = sink.apply(&mut store, &plan, &device).await.expect("apply");

@@ -8,19 +8,19 @@
 //! itself, orders are total, counts add up, a fetch that succeeds is consistent with its body.
 //! Inputs are split into lines (or pages) so that libFuzzer's mutations stay meaningful.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dialsync::dialplan::pattern::{best_match, Element, Pattern, Span};
-use dialsync::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
+use dialsync::dialplan::rule::{DialPlanRule, Tag};
 use dialsync::number::{Number, NumberRange, OpenPrefix, MAX_DIGITS};
 use dialsync::resolve::Coverage;
-use dialsync::sink::cli_script::{
-    parse_dial_plans, parse_incremental, quote, render_full, Command, ScriptError,
-};
+use dialsync::sim::sbc::cli::{read_script, render_config, CliStyle, Command};
+use dialsync::sim::sbc::{SimPlan, SimRule};
+use dialsync::sink::cli_script::{parse_dial_plans, quote};
 use dialsync::source::apio::{self, ApioAuth, ApioConfig, ApioGroup};
 use dialsync::source::fusion::{self, FusionAuth, FusionConfig, FusionFeed, FusionSource};
 use dialsync::source::http::HttpConfig;
@@ -291,50 +291,103 @@ fn expected_digits(text: &str) -> Option<String> {
 
 // ---- CLI scripts ----
 
-/// The emulator's strict `parse_incremental` and the sink's lenient `parse_dial_plans` on the
-/// whole input as a script.
+/// The SBC emulator's reader of incremental scripts and the sink's lenient reader of the full
+/// configuration, on the whole input as a script.
 ///
 /// - an error names a line of the script;
-/// - accepted commands, written back in the dialect, parse to the same commands;
-/// - accepted dial plans, rendered by `render_full`, parse to the same dial plans; the sink's
-///   validation of every row does not panic.
+/// - accepted commands, written back in the dialect, read back to the same commands;
+/// - the dial plans the sink reads, printed by the emulated device in each of its styles
+///   (indentation, last `exit`), read back to the same plans and rows; reading every row as a
+///   rule does not panic, and a row set aside as unreadable keeps its index.
 pub fn cli_script(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let line_count = text.split('\n').count();
-    let line_ok = |e: &ScriptError| {
-        let _ = e.to_string();
-        if let Some(line) = e.line() {
+    let line_ok = |line: Option<usize>, message: String| {
+        if let Some(line) = line {
             assert!(
                 (1..=line_count).contains(&line),
-                "{e} in {line_count} lines"
+                "{message} in {line_count} lines"
             );
         }
     };
-    match parse_incremental(&text) {
-        Err(e) => line_ok(&e),
+    match read_script(&text) {
+        Err(refused) => line_ok(Some(refused.line), refused.to_string()),
         Ok(commands) => {
             let written = render_commands(&commands);
-            assert_eq!(parse_incremental(&written), Ok(commands), "{written}");
+            assert_eq!(read_script(&written), Ok(commands), "{written}");
         }
     }
     match parse_dial_plans(&text) {
-        Err(e) => line_ok(&e),
+        Err(e) => line_ok(e.line(), e.to_string()),
         Ok(plans) => {
-            let rendered = render_full(&plans, "");
-            assert_eq!(
-                parse_dial_plans(&rendered).as_ref(),
-                Ok(&plans),
-                "{rendered}"
-            );
             for plan in &plans.plans {
                 let (index, rules) = plans.rules_of(&plan.name).expect("the plan exists");
                 assert!(rules.iter().all(|r| r.plan == index));
             }
-            for text in &plans.rules {
-                let _ = parse_prefix(&text.prefix).map(|prefix| {
-                    Tag::parse(&text.tag, DEFAULT_MAX_TAG_LEN)
-                        .map(|tag| DialPlanRule::new(text.index, &text.name, prefix, tag))
-                });
+            for row in &plans.rules {
+                let read = DialPlanRule::read(row.index, &row.name, &row.prefix, &row.tag);
+                if let Err(unreadable) = read {
+                    assert_eq!(unreadable.index, row.index);
+                }
+            }
+            // What a device holding exactly these rows prints, read back.
+            let mut held: BTreeMap<u32, SimPlan> = BTreeMap::new();
+            for plan in &plans.plans {
+                held.insert(
+                    plan.index,
+                    SimPlan {
+                        name: plan.name.clone(),
+                        rules: BTreeMap::new(),
+                    },
+                );
+            }
+            for row in plans.rules.iter().filter(|r| r.unreadable.is_none()) {
+                if let Some(plan) = held.get_mut(&row.plan) {
+                    plan.rules.insert(
+                        row.index,
+                        SimRule {
+                            name: row.name.clone(),
+                            prefix: row.prefix.clone(),
+                            tag: row.tag.clone(),
+                        },
+                    );
+                }
+            }
+            for (indent, final_exit) in [(0, true), (1, true), (4, false)] {
+                let style = CliStyle { indent, final_exit };
+                let printed = render_config(&held, "", &style);
+                let again = parse_dial_plans(&printed).expect(&printed);
+                let names: Vec<(u32, &str)> = again
+                    .plans
+                    .iter()
+                    .map(|p| (p.index, p.name.as_str()))
+                    .collect();
+                let want: Vec<(u32, &str)> =
+                    held.iter().map(|(i, p)| (*i, p.name.as_str())).collect();
+                assert_eq!(names, want, "{printed}");
+                let rows: Vec<(u32, u32, &str, &str, &str)> = again
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        assert_eq!(r.unreadable, None, "{printed}");
+                        (
+                            r.plan,
+                            r.index,
+                            r.name.as_str(),
+                            r.prefix.as_str(),
+                            r.tag.as_str(),
+                        )
+                    })
+                    .collect();
+                let want: Vec<(u32, u32, &str, &str, &str)> = held
+                    .iter()
+                    .flat_map(|(p, plan)| {
+                        plan.rules.iter().map(move |(i, r)| {
+                            (*p, *i, r.name.as_str(), r.prefix.as_str(), r.tag.as_str())
+                        })
+                    })
+                    .collect();
+                assert_eq!(rows, want, "{printed}");
             }
         }
     }
@@ -350,16 +403,9 @@ fn render_commands(commands: &[Command]) -> String {
     };
     for command in commands {
         match command {
-            Command::EditPlan {
-                plan,
-                name,
-                activate,
-            } => {
+            Command::EditPlan { plan, name } => {
                 out.push_str(&format!(" sbc dial-plan {plan}\n"));
                 field(&mut out, "name", name);
-                if *activate {
-                    out.push_str("  activate\n");
-                }
                 out.push_str(" exit\n");
             }
             Command::EditRule {
@@ -368,16 +414,12 @@ fn render_commands(commands: &[Command]) -> String {
                 name,
                 prefix,
                 tag,
-                activate,
             } => {
                 out.push_str(&format!(" sbc dial-plan-rule {plan}/{rule}\n"));
                 field(&mut out, "name", name);
                 field(&mut out, "prefix", prefix);
                 field(&mut out, "tag", tag);
-                if *activate {
-                    out.push_str("  activate\n");
-                }
-                out.push_str(" exit\n");
+                out.push_str("  activate\n exit\n");
             }
             Command::DeleteRule { plan, rule } => {
                 out.push_str(&format!(" no sbc dial-plan-rule {plan}/{rule}\n"));

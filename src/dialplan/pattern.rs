@@ -31,6 +31,11 @@ pub enum PatternError {
     MisplacedHash { position: usize },
     #[error("'{found}' at position {position} is not allowed in a prefix (escape it with '\\')")]
     InvalidCharacter { found: char, position: usize },
+    #[error(
+        "'{found}' at position {position}: the suffix notation '([...])' / '(n-m)' is not read \
+         by dialsync"
+    )]
+    SuffixNotation { found: char, position: usize },
     #[error("'\\' at the end of the pattern escapes nothing")]
     TrailingEscape,
     #[error("']' at position {position} closes no '['")]
@@ -207,6 +212,14 @@ impl Pattern {
                 '#' => return Err(PatternError::MisplacedHash { position: i }),
                 '*' => return Err(PatternError::MisplacedStar { position: i }),
                 ']' => return Err(PatternError::UnopenedBracket { position: i }),
+                // The vendor's suffix notation matches the end of a number: taking its
+                // characters as literals would predict routes the SBC does not make.
+                '(' | ')' => {
+                    return Err(PatternError::SuffixNotation {
+                        found: c,
+                        position: i,
+                    })
+                }
                 '[' => {
                     let (set, next) = parse_set(&chars, i)?;
                     i = next;
@@ -702,7 +715,7 @@ fn parse_set(chars: &[char], open: usize) -> Result<(DigitSet, usize), PatternEr
 fn is_special(c: u8) -> bool {
     matches!(
         c,
-        b'x' | b'z' | b'n' | b'.' | b'#' | b'*' | b'[' | b']' | b'\\'
+        b'x' | b'z' | b'n' | b'.' | b'#' | b'*' | b'[' | b']' | b'(' | b')' | b'\\'
     )
 }
 
@@ -908,6 +921,13 @@ mod tests {
                 },
             ),
             ("+32\\", PatternError::TrailingEscape),
+            (
+                "53([2-4])",
+                PatternError::SuffixNotation {
+                    found: '(',
+                    position: 2,
+                },
+            ),
             ("+32]", PatternError::UnopenedBracket { position: 3 }),
             ("+32[1-2", PatternError::UnclosedBracket { position: 3 }),
             ("+32[]", PatternError::EmptyItem { position: 4 }),

@@ -25,7 +25,7 @@ pub enum TagError {
     EmptyName { part: usize },
     #[error("tag part '{name}=' has an empty value")]
     EmptyValue { name: String },
-    #[error("'{found}' in tag part {part} is not allowed (names: letters, digits, '_', '-')")]
+    #[error("'{found}' in tag part {part} is not allowed (names: letters, digits, '_', '-', '.')")]
     InvalidCharacter { found: char, part: usize },
     #[error("tag has two bare names ('{first}' and '{second}'); at most one is allowed")]
     SeveralBareNames { first: String, second: String },
@@ -33,8 +33,14 @@ pub enum TagError {
     DuplicateName { name: String },
 }
 
-/// A routing tag in AudioCodes syntax: `name` or `name=value`, several joined by `;`, at most one
-/// bare name. Values may contain dots (IP addresses, FQDNs).
+/// A rule's routing tag.
+///
+/// Tags dialsync writes are in AudioCodes syntax ([`Tag::parse`]): `name` or `name=value`,
+/// several joined by `;`, at most one bare name; names and values may contain dots, because
+/// in the field a tag is often a bare FQDN (`sbc01.teams.contoso.com`, or Live Platform's
+/// `sandbox1.audiocodes.be`). A tag read from a rule dialsync does not own is whatever the
+/// device holds ([`Tag::held`]): another system's rule is never judged by dialsync's syntax,
+/// only carried and shown as it is.
 ///
 /// Shared, not copied: a million entries carry a few thousand distinct tags, and every clone
 /// (into a rule, a dedup set, a plan) is a reference count, not an allocation.
@@ -64,7 +70,7 @@ impl Tag {
             }
             if let Some(found) = name
                 .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
             {
                 return Err(TagError::InvalidCharacter {
                     found,
@@ -103,6 +109,12 @@ impl Tag {
             names.push(name);
         }
         Ok(Tag(std::sync::Arc::from(text)))
+    }
+
+    /// A tag as a device or the state database holds it, unchecked: the tag of a row dialsync
+    /// reads but did not necessarily write. It is compared and shown, never sent.
+    pub fn held(text: &str) -> Tag {
+        Tag(std::sync::Arc::from(text))
     }
 
     pub fn as_str(&self) -> &str {
@@ -205,16 +217,56 @@ pub struct DialPlanRule {
 }
 
 impl DialPlanRule {
-    /// A rule, refused when its name or prefix breaks the SBC's limits.
-    pub fn new(index: u32, name: &str, prefix: Pattern, tag: Tag) -> Result<Self, RuleError> {
-        validate_name(name)?;
-        check_prefix_len(&prefix)?;
-        Ok(DialPlanRule {
-            index,
-            name: name.to_string(),
-            prefix,
-            tag,
-        })
+    /// A row as a dial plan holds it (index, then name, prefix and tag as text), read the way
+    /// dialsync reads every row, its own or another system's: the prefix is parsed (best match
+    /// and lookup need it), while the name and tag are kept exactly as held. Nothing is
+    /// judged by the limits of what dialsync writes: a foreign rule with a 15-character site
+    /// code for a name, a tag of 80 characters or a 51-character prefix is still a rule the
+    /// SBC routes with.
+    ///
+    /// A row whose prefix dialsync cannot parse is [`UnreadableRow`]: its index stays taken.
+    pub fn read(index: u32, name: &str, prefix: &str, tag: &str) -> Result<Self, UnreadableRow> {
+        match Pattern::parse(prefix) {
+            Ok(pattern) => Ok(DialPlanRule {
+                index,
+                name: name.to_string(),
+                prefix: pattern,
+                tag: Tag::held(tag),
+            }),
+            Err(error) => Err(UnreadableRow::new(
+                index,
+                name,
+                format!("prefix {prefix:?} cannot be read: {error}"),
+            )),
+        }
+    }
+}
+
+/// A row of the dial plan dialsync cannot read as a rule: a prefix in a notation it does not
+/// parse, a value whose quoting it cannot undo. It may be anyone's and route anything, so
+/// dialsync never writes its index and never takes it for free (DESIGN.md §4); it is reported
+/// once per cycle so that someone looks at it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnreadableRow {
+    pub index: u32,
+    /// Why it cannot be read, with the row's name when that much was readable.
+    pub reason: String,
+}
+
+impl UnreadableRow {
+    pub fn new(index: u32, name: &str, why: impl fmt::Display) -> UnreadableRow {
+        let reason = if name.is_empty() {
+            why.to_string()
+        } else {
+            format!("name {name:?}: {why}")
+        };
+        UnreadableRow { index, reason }
+    }
+}
+
+impl fmt::Display for UnreadableRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "row {}: {}", self.index, self.reason)
     }
 }
 
@@ -274,20 +326,15 @@ mod tests {
     }
 
     #[test]
-    fn rules_respect_sbc_limits() {
-        let tag = Tag::parse("T=1", 64).unwrap();
-        let prefix = parse_prefix("+322612700[0-2]#").unwrap();
-        assert!(DialPlanRule::new(12, "dialsync", prefix.clone(), tag.clone()).is_ok());
+    fn names_and_prefixes_dialsync_writes_respect_sbc_limits() {
+        assert_eq!(validate_name("dialsync"), Ok(()));
         assert_eq!(
-            DialPlanRule::new(1, "a-name-too-long!", prefix.clone(), tag.clone()),
+            validate_name("a-name-too-long!"),
             Err(RuleError::NameTooLong {
                 name: "a-name-too-long!".into()
             })
         );
-        assert_eq!(
-            DialPlanRule::new(1, "", prefix, tag),
-            Err(RuleError::EmptyName)
-        );
+        assert_eq!(validate_name(""), Err(RuleError::EmptyName));
         let long = format!("+{}", "1".repeat(50));
         assert!(matches!(
             parse_prefix(&long),
@@ -299,5 +346,54 @@ mod tests {
             err.contains("+32[1-") && err.contains("never closed"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fqdn_tags_are_tags_dialsync_may_write() {
+        for ok in [
+            "sandbox1.audiocodes.be",
+            "sbc01.teams.contoso.com",
+            "EMEA.Customers.AudioCodes.com",
+            "atelier-horta.oc.example.net;Site=bxl",
+        ] {
+            assert_eq!(Tag::parse(ok, 64).unwrap().as_str(), ok);
+        }
+    }
+
+    /// Rows as real dial plans hold them, Live Platform's and hand-made ones: read whatever
+    /// their name and tag, never judged by what dialsync would write.
+    #[test]
+    fn foreign_rows_are_read_as_the_device_holds_them() {
+        let long_tag = format!("Trunk={}", "x".repeat(70));
+        for (name, prefix, tag) in [
+            ("LivePlatform", "+97239753000", "sandbox1.audiocodes.be"),
+            (
+                "GSBFZUBGHWOFI",
+                "+2711123[1000-1999]",
+                "sbc01.teams.contoso.com",
+            ),
+            ("Site \"A\"", "+3222#", "Trunk=pbx"),
+            ("a name far too long for us", "+3223", long_tag.as_str()),
+            ("", "+3224", ""),
+            ("pbx", "+3225", "Tag with spaces;;="),
+        ] {
+            let rule = DialPlanRule::read(7, name, prefix, tag).unwrap();
+            assert_eq!((rule.index, rule.name.as_str()), (7, name));
+            assert_eq!(rule.tag.as_str(), tag);
+            assert_eq!(rule.prefix, Pattern::parse(prefix).unwrap());
+        }
+        let open = DialPlanRule::read(0, "LivePlatform", "+97239753000", "x").unwrap();
+        assert!(
+            !open.prefix.is_anchored(),
+            "no '#': an open prefix, as the SBC reads it"
+        );
+        for prefix in ["", "+32[1-", "53([2-4])", "+32#1"] {
+            let row = DialPlanRule::read(9, "odd", prefix, "T=1").unwrap_err();
+            assert_eq!(row.index, 9);
+            assert!(
+                row.reason.contains("odd") && row.reason.contains("prefix"),
+                "{row}"
+            );
+        }
     }
 }

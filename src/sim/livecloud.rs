@@ -32,7 +32,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::{load_json, lock, BodyFault, Conn, PageShape, SimDataError};
-use crate::dialplan::rule::{parse_prefix, validate_name, Tag, DEFAULT_MAX_TAG_LEN};
 
 /// The token endpoint's path on the emulator.
 pub const TOKEN_PATH: &str = "/oauth2/v2.0/token";
@@ -690,14 +689,10 @@ struct PatchBody {
     remove: Vec<LiveRule>,
 }
 
+/// A rule the platform would push to the device: the device's limits, as the emulators read
+/// them (not dialsync's).
 fn check_rule(rule: &LiveRule) -> Result<(), String> {
-    validate_name(&rule.name).map_err(|e| e.to_string())?;
-    parse_prefix(&rule.prefix).map_err(|e| e.to_string())?;
-    if rule.tag != rule.tag.trim() {
-        return Err(format!("tag {:?} has surrounding blanks", rule.tag));
-    }
-    Tag::parse(&rule.tag, DEFAULT_MAX_TAG_LEN).map_err(|e| format!("tag {:?}: {e}", rule.tag))?;
-    Ok(())
+    super::device_rule::check(&rule.name, &rule.prefix, &rule.tag)
 }
 
 /// The dial plan after `body`, or why the whole PATCH is refused: removes first (each must

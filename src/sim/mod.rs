@@ -4,6 +4,7 @@
 //! JSON data file (see each module's `load_data`).
 
 pub mod apio;
+pub mod device_rule;
 pub mod fusion;
 pub mod livecloud;
 pub mod sbc;

@@ -19,8 +19,9 @@ use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 
 use super::retry::{error_chain, is_tls_failure, retry_after, truncate, Backoff};
-use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
+use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
 use crate::error::{Classify, ErrorClass};
+use crate::ownership::{self, OwnershipBreach};
 use crate::plan::{Op, Plan};
 use crate::sink::cli_script::{self, ScriptError};
 use crate::sink::withheld::Withheld;
@@ -44,6 +45,9 @@ pub struct SbcConfig {
     pub dial_plan: String,
     /// The Name marking the rules dialsync owns (`dialplan.rule_name`).
     pub rule_name: String,
+    /// Whether a plan may take over a foreign rule whose prefix it wants
+    /// (`dialplan.adopt_foreign`): the one write to a row not ours the sink lets through.
+    pub adopt_foreign: bool,
     /// Rule operations per incremental script.
     pub batch_size: usize,
     /// Persist to flash after a successful apply.
@@ -71,6 +75,7 @@ impl SbcConfig {
             password: password.to_string(),
             dial_plan: "OCDialPlan".into(),
             rule_name: "dialsync".into(),
+            adopt_foreign: false,
             batch_size: 200,
             save_config: true,
             timeout: Duration::from_secs(30),
@@ -91,6 +96,7 @@ impl fmt::Debug for SbcConfig {
             .field("password", &"<redacted>")
             .field("dial_plan", &self.dial_plan)
             .field("rule_name", &self.rule_name)
+            .field("adopt_foreign", &self.adopt_foreign)
             .field("batch_size", &self.batch_size)
             .field("save_config", &self.save_config)
             .field("timeout", &self.timeout)
@@ -153,8 +159,12 @@ pub enum SinkError {
     },
     #[error("the device refused the script: {description}: {output}")]
     ScriptFailed { description: String, output: String },
-    #[error("a firmware upgrade is in progress on the SBC: not writing")]
-    Upgrading,
+    #[error(
+        "a firmware upgrade is in progress on the SBC (upgradeStatus {status:?}): not writing"
+    )]
+    Upgrading { status: String },
+    #[error(transparent)]
+    Ownership(#[from] OwnershipBreach),
     #[error("journal plan {plan} is unfinished: settle it (settle_unfinished) before applying")]
     Unsettled { plan: PlanId },
     #[error(transparent)]
@@ -165,14 +175,59 @@ pub enum SinkError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceDialPlan {
     pub plan_index: u32,
-    /// Every valid rule of the plan, owned or foreign, in index order.
+    /// Every row dialsync can read as a rule, owned or foreign, in index order.
     pub rules: Vec<DialPlanRule>,
-    /// Rules the device holds that dialsync cannot read as valid rules: (index, reason).
-    pub bad_rows: Vec<(u32, String)>,
-    /// A firmware upgrade is in progress: [`AudioCodesSink::apply`] refuses to write.
-    pub upgrading: bool,
+    /// Rows dialsync cannot read, in index order: their indexes are taken all the same.
+    pub unreadable: Vec<UnreadableRow>,
+    /// The device's `upgradeStatus` while a firmware upgrade is under way:
+    /// [`AudioCodesSink::apply`] refuses to write then.
+    pub upgrading: Option<String>,
     /// The running configuration differs from flash.
     pub save_needed: bool,
+}
+
+impl DeviceDialPlan {
+    /// Plan `plan_index` from its rows, each read as a rule or set aside as unreadable, sorted
+    /// by index.
+    pub fn of_rows(
+        plan_index: u32,
+        rows: impl IntoIterator<Item = Result<DialPlanRule, UnreadableRow>>,
+    ) -> DeviceDialPlan {
+        let mut rules = Vec::new();
+        let mut unreadable = Vec::new();
+        for row in rows {
+            match row {
+                Ok(rule) => rules.push(rule),
+                Err(row) => unreadable.push(row),
+            }
+        }
+        rules.sort_by_key(|r| r.index);
+        unreadable.sort_by_key(|r| r.index);
+        DeviceDialPlan {
+            plan_index,
+            rules,
+            unreadable,
+            upgrading: None,
+            save_needed: false,
+        }
+    }
+
+    /// Refuses `plan` unless every op writes a row dialsync owned in this read, or an index no
+    /// row held ([`ownership::check`]). Called by each sink just before it sends anything.
+    pub fn guard(
+        &self,
+        plan: &Plan,
+        rule_name: &str,
+        adopt_foreign: bool,
+    ) -> Result<(), OwnershipBreach> {
+        ownership::check(
+            &plan.ops,
+            &self.rules,
+            &self.unreadable,
+            rule_name,
+            adopt_foreign,
+        )
+    }
 }
 
 /// What an apply did.
@@ -203,6 +258,17 @@ pub struct SettleReport {
     pub not_applied: usize,
     /// Ops refused before the crash.
     pub failed: usize,
+}
+
+/// What the device answered to an incremental script.
+enum ScriptAnswer {
+    /// `status: success`.
+    Applied,
+    /// `status: failure`, or a 400: nothing of the script applied; the device's reason.
+    Refused(String),
+    /// A 200 without `status`, as in the vendor's own example: only a read can tell what the
+    /// device did. The device's output.
+    Unstated(String),
 }
 
 /// One attempt's failure, by what it says about whether the request landed.
@@ -351,18 +417,7 @@ impl AudioCodesSink {
                 what: "reading the device status".into(),
                 reason: e.to_string(),
             })?;
-        let upgrade = status
-            .get("upgradeStatus")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        // "In progress" vs "Not in progress" (and whatever else a firmware says): only an
-        // explicit negation is taken as idle.
-        let upgrading = upgrade.contains("progress") && !upgrade.starts_with("not");
-        let save_needed = status
-            .get("saveNeeded")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let (upgrading, save_needed) = device_state(&status);
 
         let script = self
             .get_text(SCRIPT_PATH, "reading the configuration script")
@@ -373,29 +428,14 @@ impl AudioCodesSink {
                 name: self.config.dial_plan.clone(),
             });
         };
-        let mut rules = Vec::with_capacity(texts.len());
-        let mut bad_rows = Vec::new();
-        for text in texts {
-            let rule = parse_prefix(&text.prefix)
-                .map_err(|e| e.to_string())
-                .and_then(|prefix| {
-                    let tag = Tag::parse(&text.tag, DEFAULT_MAX_TAG_LEN)
-                        .map_err(|e| format!("tag {:?}: {e}", text.tag))?;
-                    DialPlanRule::new(text.index, &text.name, prefix, tag)
-                        .map_err(|e| e.to_string())
-                });
-            match rule {
-                Ok(rule) => rules.push(rule),
-                Err(reason) => bad_rows.push((text.index, reason)),
-            }
-        }
-        rules.sort_by_key(|r| r.index);
+        let rows = texts.into_iter().map(|text| match text.unreadable {
+            Some(why) => Err(UnreadableRow::new(text.index, &text.name, why)),
+            None => DialPlanRule::read(text.index, &text.name, &text.prefix, &text.tag),
+        });
         Ok(DeviceDialPlan {
-            plan_index,
-            rules,
-            bad_rows,
             upgrading,
             save_needed,
+            ..DeviceDialPlan::of_rows(plan_index, rows)
         })
     }
 
@@ -418,8 +458,10 @@ impl AudioCodesSink {
         loop {
             let script = cli_script::render_create_plan(index, &self.config.dial_plan);
             match self.put_script(script).await {
-                Ok(None) => return Ok(index),
-                Ok(Some(reason)) => {
+                // An answer without a status is settled by the read the agent makes right
+                // after: a plan that is still missing is reported as missing.
+                Ok(ScriptAnswer::Applied | ScriptAnswer::Unstated(_)) => return Ok(index),
+                Ok(ScriptAnswer::Refused(reason)) => {
                     return Err(SinkError::BadResponse {
                         what: WHAT.into(),
                         reason,
@@ -469,9 +511,12 @@ impl AudioCodesSink {
         device: &DeviceDialPlan,
         stop: &ApplyControl,
     ) -> Result<ApplyReport, SinkError> {
-        if device.upgrading {
-            return Err(SinkError::Upgrading);
+        if let Some(status) = &device.upgrading {
+            return Err(SinkError::Upgrading {
+                status: status.clone(),
+            });
         }
+        device.guard(plan, &self.config.rule_name, self.config.adopt_foreign)?;
         if let Some(unfinished) = store.unfinished_journal()? {
             return Err(SinkError::Unsettled {
                 plan: unfinished.id,
@@ -672,33 +717,13 @@ impl AudioCodesSink {
         let mut verify = false;
         loop {
             if verify {
-                match self.read().await {
-                    Ok(now) => {
-                        let by_index = index_rules(&now.rules);
-                        let mut still = Vec::with_capacity(remaining.len());
-                        for seq in remaining {
-                            if effect_shown(&plan.ops[seq], &by_index, &self.config.rule_name) {
-                                store
-                                    .journal_mark_done(id, seq as u32)
-                                    .map_err(|e| fail(e.into()))?;
-                            } else {
-                                still.push(seq);
-                            }
-                        }
-                        remaining = still;
-                        verify = false;
-                        if remaining.is_empty() {
-                            return Ok(BatchOutcome::Applied);
-                        }
-                    }
-                    Err(e) if e.class() == ErrorClass::Transient => {
-                        match backoff.next(None) {
-                            Some(wait) => tokio::time::sleep(wait).await,
-                            None => return Err(fail(e)),
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(fail(e)),
+                remaining = self
+                    .not_shown(store, id, plan, remaining, &mut backoff)
+                    .await
+                    .map_err(fail)?;
+                verify = false;
+                if remaining.is_empty() {
+                    return Ok(BatchOutcome::Applied);
                 }
             }
             let seqs: Vec<u32> = remaining.iter().map(|&seq| seq as u32).collect();
@@ -709,17 +734,37 @@ impl AudioCodesSink {
             let script =
                 cli_script::render_incremental(device.plan_index, &self.config.rule_name, &ops);
             match self.put_script(script).await {
-                Ok(None) => {
+                Ok(ScriptAnswer::Applied) => {
                     store
                         .journal_mark_batch_done(id, &seqs)
                         .map_err(|e| fail(e.into()))?;
                     return Ok(BatchOutcome::Applied);
                 }
-                Ok(Some(reason)) => {
+                Ok(ScriptAnswer::Refused(reason)) => {
                     return Ok(BatchOutcome::Refused {
                         reason,
                         unconfirmed: remaining,
                     })
+                }
+                // The vendor's own example answer says only that the script "was loaded":
+                // one read tells what it did. Whatever the device does not show was refused;
+                // nothing is sent again blindly.
+                Ok(ScriptAnswer::Unstated(output)) => {
+                    let unconfirmed = self
+                        .not_shown(store, id, plan, remaining, &mut backoff)
+                        .await
+                        .map_err(fail)?;
+                    if unconfirmed.is_empty() {
+                        return Ok(BatchOutcome::Applied);
+                    }
+                    return Ok(BatchOutcome::Refused {
+                        reason: format!(
+                            "the device answered without a status and does not show the \
+                             change; its output: {}",
+                            truncate(&output)
+                        ),
+                        unconfirmed,
+                    });
                 }
                 Err(Attempt::NotApplied(e, retry_after)) => {
                     if matches!(e, SinkError::Busy { .. }) {
@@ -756,9 +801,40 @@ impl AudioCodesSink {
         }
     }
 
-    /// One PUT of an incremental script: `Ok(None)` when applied, `Ok(Some(reason))` when the
-    /// device answered 200 with `status: failure`.
-    async fn put_script(&self, script: String) -> Result<Option<String>, Attempt> {
+    /// Reads the device (retrying transient failures within `backoff`), marks done the ops of
+    /// `seqs` whose effect it shows, and returns the others.
+    async fn not_shown(
+        &self,
+        store: &mut Store,
+        id: PlanId,
+        plan: &Plan,
+        seqs: Vec<usize>,
+        backoff: &mut Backoff,
+    ) -> Result<Vec<usize>, SinkError> {
+        let now = loop {
+            match self.read().await {
+                Ok(now) => break now,
+                Err(e) if e.class() == ErrorClass::Transient => match backoff.next(None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        };
+        let by_index = index_rules(&now.rules);
+        let mut still = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if effect_shown(&plan.ops[seq], &by_index, &self.config.rule_name) {
+                store.journal_mark_done(id, seq as u32)?;
+            } else {
+                still.push(seq);
+            }
+        }
+        Ok(still)
+    }
+
+    /// One PUT of an incremental script, and what the device said of it.
+    async fn put_script(&self, script: String) -> Result<ScriptAnswer, Attempt> {
         const WHAT: &str = "applying an incremental script";
         let form = reqwest::multipart::Form::new().part(
             "file",
@@ -768,7 +844,15 @@ impl AudioCodesSink {
             .client
             .put(format!("{}{INCREMENTAL_PATH}", self.base))
             .multipart(form);
-        let body = self.attempt(request, WHAT, true).await?;
+        let body = match self.attempt(request, WHAT, true).await {
+            Ok(body) => body,
+            // "400 Bad request – provided CLI script is incorrect": a bad line or a bad value,
+            // refused like a 200 saying `failure`.
+            Err(Attempt::Final(SinkError::Refused {
+                status: 400, body, ..
+            })) => return Ok(ScriptAnswer::Refused(refusal(&body))),
+            Err(other) => return Err(other),
+        };
         let answer: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
             // A 200 we cannot read may well have applied: treat as unknown, re-read.
             Attempt::Unknown(SinkError::BadResponse {
@@ -776,26 +860,23 @@ impl AudioCodesSink {
                 reason: e.to_string(),
             })
         })?;
-        let field = |name: &str| {
-            answer
-                .get(name)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        match field("status").as_str() {
-            "success" => Ok(None),
-            "failure" => Ok(Some(
-                SinkError::ScriptFailed {
-                    description: field("description"),
-                    output: field("output"),
-                }
-                .to_string(),
-            )),
-            other => Err(Attempt::Unknown(SinkError::BadResponse {
-                what: WHAT.into(),
-                reason: format!("status {other:?} (expected success or failure)"),
-            })),
+        let field = |name: &str| text_field(&answer, name);
+        match answer.get("status") {
+            None | Some(serde_json::Value::Null) => Ok(ScriptAnswer::Unstated(field("output"))),
+            Some(status) => match status.as_str() {
+                Some("success") => Ok(ScriptAnswer::Applied),
+                Some("failure") => Ok(ScriptAnswer::Refused(
+                    SinkError::ScriptFailed {
+                        description: field("description"),
+                        output: field("output"),
+                    }
+                    .to_string(),
+                )),
+                _ => Err(Attempt::Unknown(SinkError::BadResponse {
+                    what: WHAT.into(),
+                    reason: format!("status {status} (expected success or failure)"),
+                })),
+            },
         }
     }
 
@@ -970,10 +1051,57 @@ fn asked_for(asked: &Option<Duration>) -> String {
     }
 }
 
+/// What the status answer says about writing: the `upgradeStatus` while an upgrade is under
+/// way, and whether the running configuration still needs saving.
+///
+/// The vendor documents both as strings: `saveNeeded` "true"/"false" (some firmware sends a
+/// JSON boolean, taken too), `upgradeStatus` "None", "In Progress" and three "Hitless-..."
+/// states. Only "None", an empty value or no field at all mean no upgrade: any other value,
+/// known or not, keeps dialsync from writing.
+fn device_state(status: &serde_json::Value) -> (Option<String>, bool) {
+    use serde_json::Value;
+    let upgrading = match status.get("upgradeStatus") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() || s.trim().eq_ignore_ascii_case("none") => {
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let save_needed = match status.get("saveNeeded") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    (upgrading, save_needed)
+}
+
 fn warn_insecure(url: &str) {
     warn(&format!(
         "sbc.insecure_skip_verify is set: the certificate of {url} is not verified"
     ));
+}
+
+/// A string field of a JSON answer, empty when absent or not a string.
+fn text_field(answer: &serde_json::Value, name: &str) -> String {
+    answer
+        .get(name)
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The device's reason for a 400: its description and output when the body is the JSON of
+/// its other answers, else the body itself.
+fn refusal(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(answer) if answer.is_object() => SinkError::ScriptFailed {
+            description: text_field(&answer, "description"),
+            output: text_field(&answer, "output"),
+        }
+        .to_string(),
+        _ => format!("the device refused the script (400): {}", truncate(body)),
+    }
 }
 
 fn index_rules(rules: &[DialPlanRule]) -> HashMap<u32, &DialPlanRule> {

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::retry::{retry_after, truncate, Backoff};
-use crate::dialplan::rule::{parse_prefix, DialPlanRule, Tag, DEFAULT_MAX_TAG_LEN};
+use crate::dialplan::rule::DialPlanRule;
 use crate::plan::{Op, Plan, Route};
 use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
 use crate::sink::withheld::Withheld;
@@ -62,6 +62,9 @@ pub struct LiveCloudConfig {
     pub dial_plan_id: String,
     /// The Name marking the rules dialsync owns (`dialplan.rule_name`).
     pub rule_name: String,
+    /// Whether a plan may take over a foreign rule whose prefix it wants
+    /// (`dialplan.adopt_foreign`).
+    pub adopt_foreign: bool,
     /// Ops per PATCH (a modify counts once though it is two entries).
     pub batch_size: usize,
     /// Per HTTP request.
@@ -88,6 +91,7 @@ impl Default for LiveCloudConfig {
             site_location_id: String::new(),
             dial_plan_id: String::new(),
             rule_name: "dialsync".into(),
+            adopt_foreign: false,
             batch_size: 100,
             timeout: Duration::from_secs(30),
             rate: (10, Duration::from_secs(10)),
@@ -110,6 +114,7 @@ impl fmt::Debug for LiveCloudConfig {
             .field("site_location_id", &self.site_location_id)
             .field("dial_plan_id", &self.dial_plan_id)
             .field("rule_name", &self.rule_name)
+            .field("adopt_foreign", &self.adopt_foreign)
             .field("batch_size", &self.batch_size)
             .field("timeout", &self.timeout)
             .field("rate", &self.rate)
@@ -314,29 +319,13 @@ impl LiveCloudSink {
                 reason: format!("dialPlanId {id:?}, expected {:?}", self.config.dial_plan_id),
             });
         }
-        let mut rules = Vec::with_capacity(dto.rule_dto.len());
-        let mut bad_rows = Vec::new();
-        for (position, text) in dto.rule_dto.iter().enumerate() {
-            let index = position as u32;
-            let rule = parse_prefix(&text.prefix)
-                .map_err(|e| e.to_string())
-                .and_then(|prefix| {
-                    let tag = Tag::parse(&text.tag, DEFAULT_MAX_TAG_LEN)
-                        .map_err(|e| format!("tag {:?}: {e}", text.tag))?;
-                    DialPlanRule::new(index, &text.name, prefix, tag).map_err(|e| e.to_string())
-                });
-            match rule {
-                Ok(rule) => rules.push(rule),
-                Err(reason) => bad_rows.push((index, reason)),
-            }
-        }
-        Ok(DeviceDialPlan {
-            plan_index: 0,
-            rules,
-            bad_rows,
-            upgrading: false,
-            save_needed: false,
-        })
+        // Live Platform's own Operator Connect rules come back as it wrote them: one number,
+        // no `#` (an open prefix, as the SBC reads it) and a bare FQDN for a tag. They are
+        // read like any other row and never written.
+        let rows = dto.rule_dto.iter().enumerate().map(|(position, text)| {
+            DialPlanRule::read(position as u32, &text.name, &text.prefix, &text.tag)
+        });
+        Ok(DeviceDialPlan::of_rows(0, rows))
     }
 
     /// Applies `plan` to the dial plan read as `device` (the read of this cycle: it names the
@@ -369,6 +358,7 @@ impl LiveCloudSink {
         device: &DeviceDialPlan,
         stop: &ApplyControl,
     ) -> Result<ApplyReport, SinkError> {
+        device.guard(plan, &self.config.rule_name, self.config.adopt_foreign)?;
         if let Some(unfinished) = store.unfinished_journal()? {
             return Err(SinkError::Unsettled {
                 plan: unfinished.id,

@@ -82,6 +82,8 @@ pub enum IssueKind {
     Blocked,
     /// An op the SBC refused, set aside.
     Quarantined,
+    /// A row of the dial plan dialsync cannot read: left alone, its index never written.
+    Unreadable,
 }
 
 impl IssueKind {
@@ -93,6 +95,7 @@ impl IssueKind {
             IssueKind::Source => "source",
             IssueKind::Blocked => "blocked",
             IssueKind::Quarantined => "quarantined",
+            IssueKind::Unreadable => "unreadable",
         }
     }
 
@@ -104,6 +107,7 @@ impl IssueKind {
             IssueKind::Source,
             IssueKind::Blocked,
             IssueKind::Quarantined,
+            IssueKind::Unreadable,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)

@@ -448,14 +448,21 @@ fn decode(row: &rusqlite::Row<'_>, seq: u32) -> Result<JournalOp, String> {
     })
 }
 
+/// A journaled route. An op's before-route is a rule as the SBC held it (an adopted foreign
+/// rule's tag is anyone's), so its tag is kept as text; an after-route is dialsync's own and
+/// is checked again.
 fn route(prefix: Option<&str>, tag: Option<&str>, which: &str) -> Result<Option<Route>, String> {
     match (prefix, tag) {
         (None, None) => Ok(None),
         (Some(prefix), Some(tag)) => Ok(Some(Route {
             prefix: Pattern::parse(prefix)
                 .map_err(|e| format!("{which} prefix {prefix:?}: {e}"))?,
-            tag: Tag::parse(tag, STORED_TAG_MAX_LEN)
-                .map_err(|e| format!("{which} tag {tag:?}: {e}"))?,
+            tag: if which == "before" {
+                Tag::held(tag)
+            } else {
+                Tag::parse(tag, STORED_TAG_MAX_LEN)
+                    .map_err(|e| format!("{which} tag {tag:?}: {e}"))?
+            },
         })),
         _ => Err(format!("{which} rule has a prefix or a tag but not both")),
     }

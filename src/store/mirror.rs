@@ -127,7 +127,7 @@ fn decode(row: &rusqlite::Row<'_>, index: i64, tags: &mut TagCache) -> Result<Mi
     let name = text(row, 1)?.to_string();
     let prefix_text = text(row, 2)?;
     let prefix = Pattern::parse(prefix_text).map_err(|e| format!("prefix {prefix_text:?}: {e}"))?;
-    let tag = tags.parse(text(row, 3)?)?;
+    let tag = tags.held(text(row, 3)?);
     let owned = match int(row, 4)? {
         0 => false,
         1 => true,
@@ -151,6 +151,8 @@ pub(super) struct TagCache {
 }
 
 impl TagCache {
+    /// A tag dialsync wrote (a snapshot's, a journal's after-route): checked again, so that
+    /// a corrupt row is found.
     pub(super) fn parse(&mut self, text: &str) -> Result<Tag, String> {
         if let Some(tag) = self.parsed.get(text) {
             return Ok(tag.clone());
@@ -158,6 +160,16 @@ impl TagCache {
         let tag = Tag::parse(text, STORED_TAG_MAX_LEN).map_err(|e| format!("tag {text:?}: {e}"))?;
         self.parsed.insert(text.to_string(), tag.clone());
         Ok(tag)
+    }
+
+    /// A tag as the SBC holds it (a mirrored row, anyone's): kept as text, never judged.
+    pub(super) fn held(&mut self, text: &str) -> Tag {
+        if let Some(tag) = self.parsed.get(text) {
+            return tag.clone();
+        }
+        let tag = Tag::held(text);
+        self.parsed.insert(text.to_string(), tag.clone());
+        tag
     }
 }
 

@@ -13,7 +13,7 @@
 pub const APPLICATION_ID: i32 = 0x6469_616c;
 
 /// Migration `n` (from 1) brings a database from `user_version` `n - 1` to `n`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The newest schema version this build reads and writes.
 pub const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -139,4 +139,24 @@ CREATE TABLE state_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
+";
+
+/// Version 4: a cycle's issues may be rows of the dial plan dialsync cannot read (kind
+/// `unreadable`), reported every cycle. SQLite cannot widen a CHECK constraint in place, so the
+/// table is copied into one that allows the new kind.
+const V4: &str = "
+CREATE TABLE cycle_issue_v4 (
+    cycle_id INTEGER NOT NULL REFERENCES cycle (id) ON DELETE CASCADE,
+    seq      INTEGER NOT NULL,
+    kind     TEXT    NOT NULL CHECK (kind IN ('rejected', 'conflict', 'foreign', 'source',
+                                               'blocked', 'quarantined', 'unreadable')),
+    source   TEXT,
+    item     TEXT    NOT NULL,
+    detail   TEXT    NOT NULL,
+    PRIMARY KEY (cycle_id, seq)
+) STRICT, WITHOUT ROWID;
+INSERT INTO cycle_issue_v4 (cycle_id, seq, kind, source, item, detail)
+    SELECT cycle_id, seq, kind, source, item, detail FROM cycle_issue;
+DROP TABLE cycle_issue;
+ALTER TABLE cycle_issue_v4 RENAME TO cycle_issue;
 ";

@@ -744,11 +744,10 @@ fn a_corrupt_mirror_row_is_reported_by_its_index() {
             [],
         )
         .unwrap();
-    let err = store.mirror().unwrap_err().to_string();
-    assert!(
-        err.contains("index 7") && err.contains("two bare names"),
-        "{err}"
-    );
+    // A tag is whatever the SBC holds, another system's syntax included: kept, not judged.
+    let mirror = store.mirror().unwrap();
+    let rule = &mirror.iter().find(|m| m.rule.index == 7).unwrap().rule;
+    assert_eq!(rule.tag.as_str(), "A;B");
 }
 
 #[test]

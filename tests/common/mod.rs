@@ -326,19 +326,41 @@ pub fn line_of(text: &str, prefix: &str) -> usize {
         + 1
 }
 
-/// An SBC whose `OCDialPlan` holds one foreign rule (`+3222`, name `pbx`), as the rigs start it.
+/// An SBC whose `OCDialPlan` holds what the field puts there before dialsync comes, at the
+/// indexes a first sync's adds would otherwise take: Live Platform's own Operator Connect rule
+/// (one number, no `#`, a bare FQDN for a tag), a site-coded rule with a 4-digit bracket, a
+/// PBX's rule (`+3222`, name `pbx`), and a row in the vendor's suffix notation, which dialsync
+/// cannot read. All of them must stay byte-identical whatever dialsync does.
 pub fn pbx_device() -> SbcState {
     let mut device = SbcState::with_oc_dial_plan();
-    device.plans.get_mut(&0).expect("OCDialPlan").rules.insert(
-        0,
-        SimRule {
-            name: "pbx".into(),
-            prefix: "+3222".into(),
-            tag: "Trunk=pbx".into(),
-        },
-    );
+    let oc = device.plans.get_mut(&0).expect("OCDialPlan");
+    for (index, name, prefix, tag) in [
+        (0, "LivePlatform", "+97239753000", "sandbox1.audiocodes.be"),
+        (
+            1,
+            "GSBFZUBGHWOFI",
+            "+2711123[1000-1999]",
+            "sbc01.teams.contoso.com",
+        ),
+        (2, "pbx", "+3222", "Trunk=pbx"),
+        (3, "legacy", "53([2-4])", "A"),
+    ] {
+        oc.rules.insert(
+            index,
+            SimRule {
+                name: name.into(),
+                prefix: prefix.into(),
+                tag: tag.into(),
+            },
+        );
+    }
     device
 }
+
+/// What `check` says of the rigs' SBC once all else is well: its row in suffix notation stays a
+/// WARNING every cycle until someone looks at it.
+pub const CHECK_ONLY_UNREADABLE: &str =
+    "DIALSYNC WARNING - 1 unreadable dial-plan row left alone (index 3) | ";
 
 /// The SBC's one administrator, whose password the rigs write to `sbc-password`.
 pub fn sbc_users() -> Vec<SimUser> {

@@ -6,7 +6,14 @@
 //! which tests assert to be none. It also fails on purpose: 409 storms, latency, connections
 //! dropped mid-request, out-of-band edits, so the sink's retries and the journal are exercised.
 //!
+//! It reads and prints the device's CLI with its own reading of the vendor's documents
+//! ([`cli`]) and judges rules by its own reading of the device's limits
+//! ([`device_rule`](super::device_rule)), never with dialsync's code, and [`Firmware`] switches
+//! between the answer shapes real devices use.
+//!
 //! It runs in-process on any address (port 0 in tests) and as `dialsync sim sbc` for staging.
+
+pub mod cli;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,10 +32,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::lock;
+use super::{device_rule, lock};
 use crate::dialplan::pattern::{best_match, Pattern};
-use crate::dialplan::rule::{parse_prefix, validate_name, Tag};
-use crate::sink::cli_script::{self, Command, DialPlanRuleText, DialPlanText, DialPlans};
+use cli::{CliStyle, Command};
 
 /// A user of the emulated device and what it may do.
 #[derive(Clone, Debug)]
@@ -72,8 +78,6 @@ pub struct Faults {
     pub drop_before_apply: u32,
     /// Delay before answering any request.
     pub latency: Duration,
-    /// Report a firmware upgrade in progress (the agent must not write then).
-    pub upgrading: bool,
     /// Faults for chosen incremental scripts, keyed by the 1-based ordinal of the
     /// `PUT /api/v1/files/cliScript/incremental` among all the device received
     /// ([`SbcState::scripts_received`]); each is consumed by the request it hits. Checked
@@ -123,11 +127,50 @@ pub enum ReadFault {
     Drop,
 }
 
+/// The answer shapes of the emulated firmware: what real devices send, one switch each, so
+/// that tests can meet every shape the vendor documents or a real device shows. The defaults
+/// are the vendor's documented shapes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Firmware {
+    /// How the full configuration is printed (indentation, the last `exit`).
+    pub style: CliStyle,
+    /// `saveNeeded` as the strings "true"/"false", as the vendor documents it; else as a JSON
+    /// boolean, which some firmware sends.
+    pub status_strings: bool,
+    /// Incremental-script answers carry `status` ("success" or "failure"). The vendor's own
+    /// example answer has none: `{"description": "Incremental CLI Script file was loaded.",
+    /// "output": "..."}`, whatever became of the script.
+    pub answer_status: bool,
+    /// A script whose values the device refuses is answered 400 ("provided CLI script is
+    /// incorrect"); else 200, with `status: failure` when `answer_status` is set and with
+    /// only the device's output when it is not.
+    pub refuse_with_400: bool,
+}
+
+impl Default for Firmware {
+    fn default() -> Self {
+        Firmware {
+            style: CliStyle::default(),
+            status_strings: true,
+            answer_status: true,
+            refuse_with_400: false,
+        }
+    }
+}
+
+/// The description the vendor's example answer to an incremental script carries.
+const LOADED: &str = "Incremental CLI Script file was loaded.";
+
 /// The emulated device's whole state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SbcState {
     pub plans: BTreeMap<u32, SimPlan>,
     pub save_needed: bool,
+    /// `upgradeStatus`: "None" when idle; "In Progress", "Hitless-beforeSwitchOver",
+    /// "Hitless-beforeSwitchBack" or "Hitless-WaitRdnReconnect" during an upgrade, during
+    /// which a client must not write. `None` leaves the field out, as older firmware does.
+    pub upgrade_status: Option<String>,
+    pub firmware: Firmware,
     pub faults: Faults,
     /// Requests the emulator did not expect: method, path and why. Tests assert it is empty.
     pub unexpected: Vec<String>,
@@ -146,6 +189,25 @@ pub struct SbcState {
     /// Where the dial plans are kept between runs (`dialsync sim sbc --state`): written after
     /// every script that changes them.
     pub state_file: Option<PathBuf>,
+}
+
+impl Default for SbcState {
+    fn default() -> Self {
+        SbcState {
+            plans: BTreeMap::new(),
+            save_needed: false,
+            upgrade_status: Some("None".into()),
+            firmware: Firmware::default(),
+            faults: Faults::default(),
+            unexpected: Vec::new(),
+            applied_scripts: 0,
+            scripts_received: 0,
+            reads_received: 0,
+            requests: Vec::new(),
+            other_sections: String::new(),
+            state_file: None,
+        }
+    }
 }
 
 /// What `--state` files hold: the dial plans, by index.
@@ -481,15 +543,32 @@ async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         return refused.into_response();
     }
     let state = lock(&shared.state);
-    Json(json!({
+    let save_needed = if state.firmware.status_strings {
+        json!(state.save_needed.to_string())
+    } else {
+        json!(state.save_needed)
+    };
+    // The vendor's example answer, field for field.
+    let mut answer = json!({
+        "localTimeStamp": "2026-12-07T09:00:00.000Z",
+        "ipAddress": "127.0.0.1",
+        "subnetMask": "255.0.0.0",
+        "defaultGateway": "127.0.0.1",
         "productType": "Mediant VE SBC",
         "versionID": "7.40A.500.000",
+        "protocolType": "SIP",
         "operationalState": "UNLOCKED",
         "highAvailability": "Not Operational",
-        "saveNeeded": state.save_needed,
-        "upgradeStatus": if state.faults.upgrading { "In progress" } else { "Not in progress" },
-    }))
-    .into_response()
+        "serialNumber": "101780235059663",
+        "macAddress": "fa163e6e7e1d",
+        "systemUpTime": 161446,
+        "saveNeeded": save_needed,
+        "resetNeeded": if state.firmware.status_strings { json!("false") } else { json!(false) },
+    });
+    if let Some(upgrade) = &state.upgrade_status {
+        answer["upgradeStatus"] = json!(upgrade);
+    }
+    Json(answer).into_response()
 }
 
 async fn full_script(State(shared): State<Shared>, headers: HeaderMap) -> Response {
@@ -502,31 +581,8 @@ async fn full_script(State(shared): State<Shared>, headers: HeaderMap) -> Respon
         return refused.into_response();
     }
     let state = lock(&shared.state);
-    let script = render(&state);
+    let script = cli::render_config(&state.plans, &state.other_sections, &state.firmware.style);
     ([(header::CONTENT_TYPE, "text/plain")], script).into_response()
-}
-
-/// The device's whole configuration as a CLI script.
-fn render(state: &SbcState) -> String {
-    let mut plans = DialPlans::default();
-    for (&index, plan) in &state.plans {
-        plans.plans.push(DialPlanText {
-            index,
-            name: plan.name.clone(),
-            activated: true,
-        });
-        plans
-            .rules
-            .extend(plan.rules.iter().map(|(&rule, r)| DialPlanRuleText {
-                plan: index,
-                index: rule,
-                name: r.name.clone(),
-                prefix: r.prefix.clone(),
-                tag: r.tag.clone(),
-                activated: true,
-            }));
-    }
-    cli_script::render_full(&plans, &state.other_sections)
 }
 
 async fn incremental(
@@ -584,10 +640,13 @@ async fn incremental(
     let Ok(text) = std::str::from_utf8(&script) else {
         return bad_request(&shared, "script is not UTF-8");
     };
-    let commands = match cli_script::parse_incremental(text) {
+    // dialsync never sends a script the device cannot read, so a 400 for one is also
+    // recorded as unexpected (a refused value is not: tests provoke those on purpose).
+    let commands = match cli::read_script(text) {
         Ok(commands) => commands,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(refused) => return bad_request(&shared, &format!("script refused: {refused}")),
     };
+    let firmware = lock(&shared.state).firmware.clone();
     // The other scheduled faults strike once the script is read (so that a malformed one is
     // still caught) and before it is applied, except those that apply it first.
     let mut answer_late = None;
@@ -599,12 +658,7 @@ async fn incremental(
         }
         Some(ScriptFault::DropBeforeApply) => drop_connection(),
         Some(ScriptFault::Failure) => {
-            return Json(json!({
-                "status": "failure",
-                "description": "Script execution failed",
-                "output": "fault injected: the device refused the script",
-            }))
-            .into_response()
+            return refused(&firmware, "fault injected: the device refused the script")
         }
         Some(ScriptFault::AppliedAnswerLate(duration)) => answer_late = Some(duration),
         Some(ScriptFault::DropAfterApply) | Some(ScriptFault::Busy { .. }) | None => {}
@@ -645,14 +699,34 @@ async fn incremental(
             if let Some(duration) = answer_late {
                 tokio::time::sleep(duration).await;
             }
-            Json(json!({"status": "success", "description": "", "output": output})).into_response()
+            if firmware.answer_status {
+                Json(json!({"status": "success", "description": LOADED, "output": output}))
+                    .into_response()
+            } else {
+                Json(json!({"description": LOADED, "output": output})).into_response()
+            }
         }
-        Err(reason) => Json(json!({
+        Err(reason) => refused(&firmware, &reason),
+    }
+}
+
+/// The answer to a script whose values the device refused (nothing of it applied), in the
+/// firmware's shape: a 400, a 200 saying `failure`, or a 200 that says only what the device
+/// printed.
+fn refused(firmware: &Firmware, reason: &str) -> Response {
+    let output = reason;
+    if firmware.refuse_with_400 {
+        let body = json!({"description": "provided CLI script is incorrect", "output": output});
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    } else if firmware.answer_status {
+        Json(json!({
             "status": "failure",
             "description": "Script execution failed",
-            "output": reason,
+            "output": output,
         }))
-        .into_response(),
+        .into_response()
+    } else {
+        Json(json!({"description": LOADED, "output": output})).into_response()
     }
 }
 
@@ -750,14 +824,8 @@ fn apply_commands(
                         .or_else(|| existing.as_ref().map(|r| r.tag.clone()))
                         .unwrap_or_default(),
                 };
-                validate_name(&merged.name)
+                device_rule::check(&merged.name, &merged.prefix, &merged.tag)
                     .map_err(|e| format!("command {at}: rule {plan}/{rule}: {e}"))?;
-                parse_prefix(&merged.prefix)
-                    .map_err(|e| format!("command {at}: rule {plan}/{rule}: {e}"))?;
-                if !merged.tag.is_empty() {
-                    Tag::parse(&merged.tag, DEVICE_MAX_TAG_LEN)
-                        .map_err(|e| format!("command {at}: rule {plan}/{rule}: {e}"))?;
-                }
                 let previous = dial_plan.rules.insert(*rule, merged);
                 undo.push((*plan, *rule, previous));
             }
@@ -772,9 +840,6 @@ fn apply_commands(
     }
     Ok(())
 }
-
-/// The longest tag the emulated firmware accepts.
-const DEVICE_MAX_TAG_LEN: usize = 64;
 
 async fn save(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     record(&shared, "POST", "/api/v1/actions/saveConfiguration");
