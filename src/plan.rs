@@ -522,6 +522,11 @@ pub fn plan(
         }
     }
     owned.sort_by_key(|c| c.rule.index);
+    let adopted: BTreeSet<u32> = owned
+        .iter()
+        .filter(|c| c.adopted)
+        .map(|c| c.rule.index)
+        .collect();
 
     let diff = pair_up(&wanted, owned);
     let (mut adds, mut modifies, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
@@ -572,7 +577,7 @@ pub fn plan(
         .chain(unreadable.iter().map(|row| row.index))
         .collect();
     let adds: Vec<Op> = allocate(adds, &mut used);
-    let ops = order(adds, modifies, deletes, &mut used);
+    let ops = order(adds, modifies, deletes, &adopted, &mut used);
     let counts = OpCounts::of(&ops);
     let blocked = gate(
         counts,
@@ -689,7 +694,15 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     }
     let mut still: Vec<&Route> = Vec::new();
     for route in unmatched {
-        match by_prefix.get_mut(&route.prefix).and_then(|p| p.pop()) {
+        // Prefer a rule already ours over taking a foreign one over.
+        let found = by_prefix.get_mut(&route.prefix).and_then(|positions| {
+            let at = positions
+                .iter()
+                .position(|&p| !owned[p].adopted)
+                .unwrap_or(0);
+            (!positions.is_empty()).then(|| positions.remove(at))
+        });
+        match found {
             Some(position) => {
                 taken[position] = true;
                 changes.push(Change::Modify {
@@ -713,8 +726,10 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
             None => rest.push(route),
         }
     }
+    // A foreign rule is taken over only by a desired rule with its very prefix (above): it is
+    // never reshaped to other numbers, recycled or deleted, and stays foreign otherwise.
     let mut actual_spans: Vec<(u64, u64, usize)> = (0..owned.len())
-        .filter(|&p| !taken[p])
+        .filter(|&p| !taken[p] && !owned[p].adopted)
         .filter_map(|p| {
             span_keys(&owned[p].rule.prefix)
                 .first()
@@ -744,7 +759,7 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     }
 
     // Anything left: recycle stale rules' indexes (policy may refuse), then add or delete.
-    let mut stale = (0..owned.len()).filter(|&p| !taken[p]);
+    let mut stale = (0..owned.len()).filter(|&p| !taken[p] && !owned[p].adopted);
     for route in rest {
         match stale.next() {
             Some(position) => changes.push(Change::Modify {
@@ -807,8 +822,15 @@ fn span_keys(prefix: &Pattern) -> Vec<(u64, u64)> {
 ///   broader one would take, for a moment, numbers that end up elsewhere).
 ///
 /// A cycle (ops each waiting for another) is broken by turning one of its modifies into an add
-/// and a delete, which costs one operation but keeps every number routed.
-fn order(adds: Vec<Op>, modifies: Vec<Op>, deletes: Vec<Op>, used: &mut BTreeSet<u32>) -> Vec<Op> {
+/// and a delete, which costs one operation but keeps every number routed. Never the modify that
+/// takes over a foreign rule (`adopted`): its delete would remove a rule dialsync does not own.
+fn order(
+    adds: Vec<Op>,
+    modifies: Vec<Op>,
+    deletes: Vec<Op>,
+    adopted: &BTreeSet<u32>,
+    used: &mut BTreeSet<u32>,
+) -> Vec<Op> {
     let mut ops: Vec<Op> = adds.into_iter().chain(modifies).chain(deletes).collect();
     loop {
         let edges = dependencies(&ops);
@@ -825,10 +847,11 @@ fn order(adds: Vec<Op>, modifies: Vec<Op>, deletes: Vec<Op>, used: &mut BTreeSet
         let Some(victim) = stuck
             .iter()
             .copied()
-            .find(|&i| ops[i].kind() == OpKind::Modify)
+            .find(|&i| ops[i].kind() == OpKind::Modify && !adopted.contains(&ops[i].index))
         else {
             // Adds and deletes alone cannot wait on each other in a circle (each rule orders
-            // by strict specificity); should it happen, keep the default order.
+            // by strict specificity), nor can takeovers, which keep their prefix; should it
+            // happen, keep the default order.
             return ops;
         };
         let modify = ops.remove(victim);
@@ -1561,11 +1584,15 @@ mod tests {
             let mut actual: Vec<DialPlanRule> = routes_of(&old, encoding)
                 .into_iter()
                 .enumerate()
-                .map(|(i, r)| DialPlanRule { index: i as u32 + 2, name: "dialsync".into(), prefix: r.prefix, tag: r.tag })
+                .map(|(i, r)| DialPlanRule { index: i as u32 + 4, name: "dialsync".into(), prefix: r.prefix, tag: r.tag })
                 .collect();
             if foreign {
+                // A broad PBX rule, one that overlaps, and Live Platform's own per-number rule
+                // (no `#`, a bare FQDN for a tag), which beats dialsync's ranges at best match.
                 actual.push(rule(0, "pbx", "+1", "T=pbx"));
                 actual.push(rule(1, "pbx", "+15x#", "T=pbx"));
+                actual.push(DialPlanRule::read(2, "LivePlatform", "+123", "sandbox1.audiocodes.be").unwrap());
+                actual.push(DialPlanRule::read(3, "GSBFZUBGHWOFI", "+1[80-89]", "sbc01.teams.contoso.com").unwrap());
             }
             let desired = routes_of(&new, encoding);
             let mut config = settings(Policy::Sync);
@@ -1600,6 +1627,120 @@ mod tests {
             let mut wanted: Vec<Route> = desired.iter().filter(|r| !conflicted.contains(r)).cloned().collect();
             wanted.sort();
             prop_assert_eq!(owned, wanted);
+            // And every foreign rule is where it was, as it was.
+            let foreign_after: Vec<&DialPlanRule> = end.iter().filter(|r| r.name != "dialsync").collect();
+            let foreign_before: Vec<&DialPlanRule> = actual.iter().filter(|r| r.name != "dialsync").collect();
+            prop_assert_eq!(foreign_after, foreign_before);
+        }
+    }
+
+    /// What a dial plan in the field may hold at an index.
+    #[derive(Clone, Debug)]
+    enum Row {
+        Owned(Route),
+        Foreign(DialPlanRule),
+        Unreadable,
+    }
+
+    /// Rows of every shape the field holds, at random indexes: dialsync's own (some stale),
+    /// foreign rules of Live Platform's, PBXs' and hand-made shapes (tags as the device holds
+    /// them), and rows dialsync cannot read.
+    fn field_rows() -> impl Strategy<Value = BTreeMap<u32, Row>> {
+        let owned = (0u64..100, any::<bool>(), 0u32..3).prop_map(|(n, tens, tag)| {
+            let prefix = if tens {
+                format!("+1{}x#", n / 10)
+            } else {
+                format!("+1{n:02}#")
+            };
+            Row::Owned(route(&prefix, &format!("T={tag}")))
+        });
+        let foreign = (
+            prop::sample::select(vec![
+                ("LivePlatform", "sandbox1.audiocodes.be"),
+                ("GSBFZUBGHWOFI", "sbc01.teams.contoso.com"),
+                ("pbx", "Trunk=pbx"),
+                ("Site \"A\"", "Tag with spaces;;="),
+                ("", ""),
+            ]),
+            prop::sample::select(vec![
+                "+123",
+                "+1",
+                "+15x#",
+                "+1[80-89]",
+                "+1[100-199]#",
+                "*",
+                "+10",
+            ]),
+        )
+            .prop_map(|((name, tag), prefix)| {
+                Row::Foreign(DialPlanRule::read(0, name, prefix, tag).unwrap())
+            });
+        let row = prop_oneof![3 => owned, 2 => foreign, 1 => Just(Row::Unreadable)];
+        prop::collection::btree_map(0u32..40, row, 0..25)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The invariant of DESIGN.md §4, over random dial plans holding dialsync's, foreign
+        /// and unreadable rows at random indexes, random desired sets, every policy and every
+        /// encoding: no op targets an index a foreign or unreadable row holds (unless it adopts
+        /// a foreign rule, keeping its prefix, with `adopt_foreign`), every op that replaces a
+        /// rule targets one of dialsync's, the guard agrees, and after the plan every foreign
+        /// rule is still there, unchanged.
+        #[test]
+        fn no_op_writes_a_row_dialsync_does_not_own(
+            rows in field_rows(),
+            new in mapping(),
+            encoding in prop::sample::select(vec![Encoding::Ranges, Encoding::Prefixes, Encoding::Numbers]),
+            policy in prop::sample::select(vec![Policy::Sync, Policy::UpsertOnly, Policy::CreateOnly]),
+            adopt_foreign in any::<bool>(),
+        ) {
+            let mut actual = Vec::new();
+            let mut unreadable = Vec::new();
+            for (&index, row) in &rows {
+                match row {
+                    Row::Owned(route) => actual.push(DialPlanRule {
+                        index,
+                        name: "dialsync".into(),
+                        prefix: route.prefix.clone(),
+                        tag: route.tag.clone(),
+                    }),
+                    Row::Foreign(rule) => actual.push(DialPlanRule { index, ..rule.clone() }),
+                    Row::Unreadable => unreadable.push(UnreadableRow::new(index, "odd", "cannot be read")),
+                }
+            }
+            let desired = routes_of(&new, encoding);
+            let mut config = settings(policy);
+            config.adopt_foreign = adopt_foreign;
+            config.max_rules = usize::MAX;
+            let plan = plan(&desired, &actual, &unreadable, &[], &config);
+            for op in &plan.ops {
+                match rows.get(&op.index) {
+                    None => prop_assert!(op.before.is_none(), "{:?} replaces nothing", op),
+                    Some(Row::Owned(_)) => {}
+                    Some(Row::Unreadable) => prop_assert!(false, "{:?} writes an unreadable row", op),
+                    Some(Row::Foreign(rule)) => {
+                        let keeps_prefix = op.after.as_ref().is_some_and(|a| a.prefix == rule.prefix);
+                        prop_assert!(adopt_foreign && keeps_prefix, "{:?} writes foreign {:?}", op, rule);
+                    }
+                }
+            }
+            prop_assert_eq!(
+                crate::ownership::check(&plan.ops, &actual, &unreadable, "dialsync", adopt_foreign),
+                Ok(())
+            );
+            let end = apply(&actual, &plan.ops, "dialsync");
+            for (&index, row) in &rows {
+                let now = end.iter().find(|r| r.index == index);
+                match row {
+                    Row::Foreign(rule) if !adopt_foreign => {
+                        prop_assert_eq!(now, Some(&DialPlanRule { index, ..rule.clone() }));
+                    }
+                    Row::Unreadable => prop_assert!(now.is_none(), "index {} was written", index),
+                    _ => {}
+                }
+            }
         }
     }
 }
