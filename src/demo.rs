@@ -1,6 +1,7 @@
 //! `dialsync demo`: the product doing its job, on this machine, in a minute, for a newcomer.
 //!
-//! It starts the emulators of an SBC (with two rules someone else owns), Netaxis Fusion,
+//! It starts the emulators of an SBC (whose OCDialPlan already holds rules a PBX and Live
+//! Platform own, as in the field), Netaxis Fusion,
 //! Netaxis APIO and Live Platform on loopback, serving the bundled data of `config/demo/`
 //! (compiled into the binary, so the demo also works from an installed package), writes a
 //! throw-away configuration and secrets into a temporary directory, and runs real cycles of
@@ -99,10 +100,13 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
         "dialsync demo: everything below runs on this machine, on loopback.\n"
     )?;
     writeln!(out, "Emulators started:")?;
+    let foreign_at_start = foreign_rules(&sbc);
     writeln!(
         out,
-        "  AudioCodes SBC  {}  OCDialPlan holds 2 rules owned by someone else (a PBX)",
-        sbc.url()
+        "  AudioCodes SBC  {}  OCDialPlan holds {} rules others own: a PBX's, and Live \
+         Platform's own (one number each, no '#', an FQDN for a tag)",
+        sbc.url(),
+        foreign_at_start.len()
     )?;
     writeln!(
         out,
@@ -186,7 +190,14 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
         "\n4. Lookups (`dialsync lookup`): the rule the SBC picks, and why"
     )?;
     let store = Store::open(&config.agent.state_db)?;
-    let numbers = ["+3232180104", "+3226134009", "+3225140005", "+3222123456"].map(String::from);
+    let numbers = [
+        "+3232180104",
+        "+3226134009",
+        "+3225140005",
+        "+3222123456",
+        "+97239753000",
+    ]
+    .map(String::from);
     for answer in crate::agent::lookup(&config, &store, &numbers)? {
         let mut line = format!("   {}: ", answer.number);
         match &answer.sbc_rule {
@@ -213,6 +224,23 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
         for conflict in &answer.conflicts {
             writeln!(out, "      conflict: {conflict}")?;
         }
+    }
+    let foreign_at_end = foreign_rules(&sbc);
+    let kept = foreign_at_start
+        .iter()
+        .filter(|rule| foreign_at_end.contains(rule))
+        .count();
+    writeln!(
+        out,
+        "\n5. The rules dialsync does not own, after three syncs: {kept} of {} byte-identical \
+         (index, name, prefix and tag), {} added or removed",
+        foreign_at_start.len(),
+        foreign_at_end.len().abs_diff(kept)
+    )?;
+    if kept != foreign_at_start.len() || foreign_at_end.len() != kept {
+        return Err(DemoError::Cycle(format!(
+            "a rule dialsync does not own changed: {foreign_at_start:?} became {foreign_at_end:?}"
+        )));
     }
     writeln!(
         out,
@@ -272,34 +300,62 @@ fn rules_table(sbc: &SbcSim, out: &mut dyn Write) -> io::Result<()> {
     };
     writeln!(
         out,
-        "     {:>5}  {:<9} {:<22} tag",
+        "     {:>5}  {:<13} {:<22} tag",
         "index", "name", "prefix"
     )?;
     for (index, rule) in &plan.rules {
         writeln!(
             out,
-            "     {index:>5}  {:<9} {:<22} {}",
+            "     {index:>5}  {:<13} {:<22} {}",
             rule.name, rule.prefix, rule.tag
         )?;
     }
     Ok(())
 }
 
+/// The rules of OCDialPlan dialsync does not own, exactly as the SBC holds them.
+fn foreign_rules(sbc: &SbcSim) -> Vec<(u32, SimRule)> {
+    let state = sbc.state();
+    state
+        .plan("OCDialPlan")
+        .map(|(_, plan)| {
+            plan.rules
+                .iter()
+                .filter(|(_, rule)| rule.name != "dialsync")
+                .map(|(index, rule)| (*index, rule.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn incremental_scripts(sbc: &SbcSim) -> usize {
     sbc.state().applied_scripts
 }
 
-/// The SBC as found: OCDialPlan with a PBX's two rules, which dialsync must never touch.
+/// The SBC as found in the field: OCDialPlan already holds a PBX's two rules and the rules
+/// Live Platform's own Operator Connect workflow wrote (one number each, no `#`, a site code or
+/// `LivePlatform` for a name, the derived trunk FQDN for a tag), which dialsync must route
+/// around and never touch.
 fn demo_device() -> SbcState {
     let mut state = SbcState::with_oc_dial_plan();
     if let Some(plan) = state.plans.get_mut(&0) {
-        for (index, prefix) in [(0, "+3222"), (1, "+32112#")] {
+        for (index, name, prefix, tag) in [
+            (0, "pbx", "+3222", "Trunk=pbx"),
+            (1, "pbx", "+32112#", "Trunk=pbx"),
+            (2, "LivePlatform", "+97239753000", "sandbox1.audiocodes.be"),
+            (
+                3,
+                "GSBFZUBGHWOFI",
+                "+3238200190",
+                "EMEA.Customers.AudioCodes.com",
+            ),
+        ] {
             plan.rules.insert(
                 index,
                 SimRule {
-                    name: "pbx".into(),
+                    name: name.into(),
                     prefix: prefix.into(),
-                    tag: "Trunk=pbx".into(),
+                    tag: tag.into(),
                 },
             );
         }
