@@ -181,11 +181,18 @@ pub fn lookup_numbers(
         for conflict in &answer.conflicts {
             writeln!(out, "  conflict: {conflict}")?;
         }
-        if !answer.in_sync {
-            writeln!(
+        match &answer.sbc_rule {
+            _ if answer.in_sync => {}
+            Some(rule) if !rule.owned && answer.desired.is_some() => writeln!(
+                out,
+                "  NOT IN SYNC: rule {} is not dialsync's and wins at best match; dialsync \
+                 leaves it alone, so only its owner can change this",
+                rule.index
+            )?,
+            _ => writeln!(
                 out,
                 "  NOT IN SYNC: the next sync changes this (see `dialsync plan`)"
-            )?;
+            )?,
         }
     }
     Ok(0)

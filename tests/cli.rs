@@ -318,6 +318,22 @@ fn lookup_explains_a_number_from_the_state_database() {
     assert!(early.stderr.contains("no state database"), "{early}");
     assert!(!rig.path("state.db").exists(), "lookup creates no database");
 
+    // Live Platform wrote a rule of its own for one of acme's numbers: per number, so it beats
+    // dialsync's range rule at best match, and dialsync must leave it alone.
+    rig.sbc
+        .state()
+        .plans
+        .get_mut(&0)
+        .expect("OCDialPlan")
+        .rules
+        .insert(
+            9,
+            SimRule {
+                name: "LivePlatform".into(),
+                prefix: "+3226120007".into(),
+                tag: "sbc01.teams.contoso.com".into(),
+            },
+        );
     assert_eq!(rig.dialsync(&["sync"]).code, Some(0));
     let requests = rig.sbc.state().requests.len();
     let out = rig.dialsync(&["lookup", "+3226120042", "+3222123", "+3299"]);
@@ -372,6 +388,39 @@ fn lookup_explains_a_number_from_the_state_database() {
     assert_eq!(answer["sbc_rule"]["owned"], true, "{answers:#}");
     assert_eq!(answer["desired"]["source"], "fusion", "{answers:#}");
     assert_eq!(answer["in_sync"], true, "{answers:#}");
+
+    // Foreign rules as the device holds them: their names and FQDN tags, untouched.
+    let live = rig.dialsync(&["lookup", "+97239753000", "+3226120007"]);
+    assert_eq!(live.code, Some(0), "{live}");
+    assert!(
+        live.stdout.contains(
+            "+97239753000\n  SBC routes it by rule 0 +97239753000 -> sandbox1.audiocodes.be \
+             (foreign rule named \"LivePlatform\", never changed by dialsync)\n  desired: no \
+             source assigns it\n"
+        ),
+        "{live}"
+    );
+    let shadowed = live.stdout.split("\n+").nth(1).expect("the second answer");
+    assert!(
+        shadowed.contains("SBC routes it by rule 9 +3226120007 -> sbc01.teams.contoso.com")
+            && shadowed.contains("desired: Trunk=acme from source fusion"),
+        "{live}"
+    );
+    assert!(
+        shadowed.contains(
+            "NOT IN SYNC: rule 9 is not dialsync's and wins at best match; dialsync leaves it \
+             alone, so only its owner can change this"
+        ),
+        "{live}"
+    );
+    let json = rig.dialsync(&["lookup", "--json", "+97239753000"]);
+    let answer = &json.json()[0];
+    assert_eq!(
+        answer["sbc_rule"]["tag"], "sandbox1.audiocodes.be",
+        "{json}"
+    );
+    assert_eq!(answer["sbc_rule"]["name"], "LivePlatform", "{json}");
+    assert_eq!(answer["sbc_rule"]["owned"], false, "{json}");
 
     let bad = rig.dialsync(&["lookup", "12ab"]);
     assert_eq!(bad.code, Some(1), "{bad}");

@@ -213,6 +213,53 @@ async fn load_modify_delete_leave_foreign_rules_alone() {
     assert_eq!(state.unauthorized, 0);
 }
 
+/// Live Platform's own rules come back in `ruleDTO` as it wrote them: read as the device reads
+/// them (no `#`: an open prefix), tags as held, and never named in a `remove`. A plan that would
+/// remove one is refused whole before any PATCH.
+#[tokio::test]
+async fn live_platform_rules_are_read_as_the_device_reads_them_and_never_removed() {
+    let sim = start(sim_config()).await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut store = store_in(scratch.path());
+    let sink = LiveCloudSink::new(config(&sim, 100)).expect("sink");
+    let device = sink.read().await.expect("read");
+    let live = &device.rules[0];
+    assert_eq!((live.index, live.name.as_str()), (0, "LivePlatform"));
+    assert_eq!(live.tag.as_str(), "sandbox1.audiocodes.be");
+    assert!(!live.prefix.is_anchored(), "+97239753000: an open prefix");
+    let routed_by = |number: &str| {
+        best_match(
+            device.rules.iter().map(|r| (r.index, &r.prefix, &r.tag)),
+            number,
+        )
+        .map(|(index, _)| index)
+    };
+    assert_eq!(routed_by("+97239753000"), Some(0));
+    assert_eq!(
+        routed_by("+972397530001"),
+        Some(0),
+        "a prefix, as the SBC reads it"
+    );
+    assert_eq!(device.unreadable[0].index, 4);
+
+    let mut removal = plan(&[], &device.rules, &device.unreadable, &[], &settings());
+    assert!(removal.ops.is_empty(), "nothing of ours to remove");
+    removal.ops.push(dialsync::plan::Op {
+        index: 0,
+        before: Some(route("+97239753000", "sandbox1.audiocodes.be")),
+        after: None,
+    });
+    let err = sink
+        .apply(&mut store, &removal, &device)
+        .await
+        .expect_err("not ours");
+    assert!(matches!(err, SinkError::Ownership(_)), "{err}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    assert!(err.to_string().contains("LivePlatform"), "{err}");
+    assert_eq!(sim.state().patches, 0);
+    assert_eq!(foreign(&sim), foreign_rules());
+}
+
 #[tokio::test]
 async fn expired_and_revoked_tokens_are_renewed() {
     let sim = start(LiveSimConfig {
