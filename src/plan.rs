@@ -663,14 +663,7 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     for route in rest {
         let found = by_route
             .get_mut(&(&route.prefix, &route.tag))
-            .and_then(|positions| {
-                // Prefer a rule already ours over an adopted one: no write needed.
-                let at = positions
-                    .iter()
-                    .position(|&p| !owned[p].adopted)
-                    .unwrap_or(0);
-                (!positions.is_empty()).then(|| positions.remove(at))
-            });
+            .and_then(|positions| take_preferring_ours(positions, &owned));
         match found {
             Some(position) => {
                 taken[position] = true;
@@ -694,14 +687,9 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
     }
     let mut still: Vec<&Route> = Vec::new();
     for route in unmatched {
-        // Prefer a rule already ours over taking a foreign one over.
-        let found = by_prefix.get_mut(&route.prefix).and_then(|positions| {
-            let at = positions
-                .iter()
-                .position(|&p| !owned[p].adopted)
-                .unwrap_or(0);
-            (!positions.is_empty()).then(|| positions.remove(at))
-        });
+        let found = by_prefix
+            .get_mut(&route.prefix)
+            .and_then(|positions| take_preferring_ours(positions, &owned));
         match found {
             Some(position) => {
                 taken[position] = true;
@@ -778,6 +766,16 @@ fn pair_up(wanted: &[&Route], owned: Vec<Candidate>) -> Vec<Change> {
         ));
     }
     changes
+}
+
+/// Takes one of the candidates at `positions`: a rule already dialsync's when there is one
+/// (no takeover, and for an equal route no write at all), else a foreign one to adopt.
+fn take_preferring_ours(positions: &mut Vec<usize>, owned: &[Candidate]) -> Option<usize> {
+    let at = positions
+        .iter()
+        .position(|&p| !owned[p].adopted)
+        .unwrap_or(0);
+    (!positions.is_empty()).then(|| positions.remove(at))
 }
 
 /// Gives each added rule the lowest index no rule of the dial plan uses (and marks it used).

@@ -55,6 +55,25 @@ async fn put_script(
         .await
 }
 
+/// A GET of `path` as `user`, its body as text.
+async fn get_text(sim: &SbcSim, user: (&str, &str), path: &str) -> String {
+    client()
+        .get(format!("{}{path}", sim.url()))
+        .basic_auth(user.0, Some(user.1))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The device's status answer.
+async fn status(sim: &SbcSim) -> Value {
+    let text = get_text(sim, MONITOR, "/api/v1/status").await;
+    serde_json::from_str(&text).expect("status is JSON")
+}
+
 const ADD_TWO: &str = "configure voip
  sbc dial-plan-rule 0/12
   name \"dialsync\"
@@ -110,15 +129,7 @@ async fn scripts_apply_and_show_in_the_full_configuration() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["status"], "success");
 
-    let text = client()
-        .get(format!("{}/api/v1/files/cliScript", sim.url()))
-        .basic_auth(MONITOR.0, Some(MONITOR.1))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let text = get_text(&sim, MONITOR, "/api/v1/files/cliScript").await;
     let plans = cli_script::parse_dial_plans(&text).expect("device script parses");
     let (index, rules) = plans.rules_of("OCDialPlan").expect("OCDialPlan");
     assert_eq!(index, 0);
@@ -139,17 +150,7 @@ async fn scripts_apply_and_show_in_the_full_configuration() {
     );
 
     // Saving needs the Administrator and an empty body, and clears saveNeeded.
-    let state_url = format!("{}/api/v1/status", sim.url());
-    let status: Value = client()
-        .get(&state_url)
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(status["saveNeeded"], "true");
+    assert_eq!(status(&sim).await["saveNeeded"], "true");
     let save_url = format!("{}/api/v1/actions/saveConfiguration", sim.url());
     let forbidden = client()
         .post(&save_url)
@@ -191,17 +192,9 @@ async fn every_shape_the_firmware_answers_in() {
         state.firmware.style.final_exit = false;
         state.upgrade_status = Some("Hitless-beforeSwitchOver".into());
     }
-    let status: Value = client()
-        .get(format!("{}/api/v1/status", sim.url()))
-        .basic_auth(MONITOR.0, Some(MONITOR.1))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(status["saveNeeded"], false);
-    assert_eq!(status["upgradeStatus"], "Hitless-beforeSwitchOver");
+    let answer = status(&sim).await;
+    assert_eq!(answer["saveNeeded"], false);
+    assert_eq!(answer["upgradeStatus"], "Hitless-beforeSwitchOver");
 
     let bare = "configure voip\nsbc dial-plan-rule 0/3\nname LivePlatform\nprefix +97239753000\n\
                 tag sandbox1.audiocodes.be\nactivate";
@@ -228,15 +221,7 @@ async fn every_shape_the_firmware_answers_in() {
     );
     assert_eq!(sim.state().plans[&0].rules.len(), 1, "all or nothing");
 
-    let text = client()
-        .get(format!("{}/api/v1/files/cliScript", sim.url()))
-        .basic_auth(MONITOR.0, Some(MONITOR.1))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let text = get_text(&sim, MONITOR, "/api/v1/files/cliScript").await;
     assert!(
         text.contains("\n    sbc dial-plan-rule 0/3\n        name \"LivePlatform\"\n"),
         "{text}"
