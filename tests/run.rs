@@ -638,3 +638,86 @@ fn sigterm_mid_apply_stops_after_the_batch_in_flight() {
     );
     rig.assert_no_unexpected();
 }
+
+#[test]
+fn check_during_the_first_cycle_says_it_runs_and_warns_as_it_drags_on() {
+    let rig = Rig::start();
+    // Every SBC request takes 5 s, so the first cycle (several requests) is still running,
+    // with nothing recorded, while `check` is asked below. The timeout leaves room for it.
+    rig.write_config(&Settings {
+        sbc_timeout: "20s",
+        ..hourly()
+    });
+    rig.sbc.state().faults.latency = Duration::from_secs(5);
+    let mut daemon = Daemon::start(&rig.config_path());
+    let pid = daemon.child.id();
+
+    let ok = rig.dialsync(&["check"]);
+    assert_eq!(ok.code, Some(0), "{ok}");
+    assert!(
+        ok.stdout
+            .starts_with("DIALSYNC OK - first cycle running for ")
+            && ok
+                .stdout
+                .contains(&format!("s (pid {pid}), nothing recorded yet | ")),
+        "{ok}"
+    );
+    let perfdata = ok.stdout.split_once(" | ").expect("perfdata").1;
+    assert!(
+        perfdata.starts_with("last_success_age=U;10800;36000;0 first_cycle_age=")
+            && perfdata.trim_end().ends_with("s;10800;36000;0"),
+        "thresholds of 3 and 10 hourly intervals: {ok}"
+    );
+    // The first cycle has been running for longer than a threshold of zero.
+    let warning = rig.dialsync(&["check", "-w", "0", "-c", "1h"]);
+    assert_eq!(warning.code, Some(1), "{warning}");
+    assert!(
+        warning
+            .stdout
+            .starts_with("DIALSYNC WARNING - first cycle running for "),
+        "{warning}"
+    );
+    let critical = rig.dialsync(&["check", "-w", "0", "-c", "0"]);
+    assert_eq!(critical.code, Some(2), "{critical}");
+    assert!(
+        critical
+            .stdout
+            .starts_with("DIALSYNC CRITICAL - first cycle running for "),
+        "{critical}"
+    );
+    assert_eq!(
+        daemon.status(&rig)["totals"]["cycles"],
+        0,
+        "all of that within the first cycle"
+    );
+
+    // Killed before it recorded anything: its lock file still names its pid, but the kernel
+    // dropped the lock with the process, so nothing runs, and check says it does not know.
+    daemon.signal(Signal::KILL);
+    daemon.exit(PATIENCE);
+    let lock = std::fs::read_to_string(rig.path("state.db.lock")).expect("the lock file");
+    assert_eq!(lock.trim(), format!("pid {pid}"), "a stale pid in the file");
+    let unknown = rig.dialsync(&["check"]);
+    assert_eq!(unknown.code, Some(3), "{unknown}");
+    assert!(
+        unknown
+            .stdout
+            .starts_with("DIALSYNC UNKNOWN - no cycle recorded yet and no agent running"),
+        "{unknown}"
+    );
+
+    // A new agent without the delay: its first cycle records a success, judged as usual.
+    rig.sbc.state().faults.latency = Duration::ZERO;
+    let daemon = Daemon::start(&rig.config_path());
+    daemon.wait_cycles(&rig, 1);
+    let in_sync = rig.dialsync(&["check"]);
+    assert_eq!(in_sync.code, Some(0), "{in_sync}");
+    assert!(
+        in_sync
+            .stdout
+            .starts_with("DIALSYNC OK - in sync, last success "),
+        "{in_sync}"
+    );
+    drop(daemon);
+    rig.assert_no_unexpected();
+}
