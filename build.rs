@@ -348,6 +348,10 @@ The configuration file, when --config is not given.
 Log filter, such as info or dialsync=debug. Under systemd, logs go to the journal with their
 priority.
 
+* NO_COLOR
+Any non-empty value turns off the colours of log lines. Without it, they are coloured only when
+stderr is a terminal; never in a file, a pipe or the journal.
+
 * NOTIFY_SOCKET, WATCHDOG_USEC, RUNTIME_DIRECTORY
 Set by systemd for dialsync run: readiness, status and watchdog notifications, and where
 reloads are recorded.
