@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Debian package with `cargo deb` and checks it on this machine, strictly: its name,
-# files, modes and conffiles; `dpkg -i`; the installed binary, configuration, man page,
-# completions and unit (`systemd-analyze verify` and `security`); an upgrade that must keep the
-# operator's edits; then `dpkg -r`, which must leave only the configuration, the secrets, the
-# state and the user, and `dpkg -P`, which must leave nothing at all.
+# files, modes and conffiles; lintian, which must report no error and no warning; `dpkg -i`;
+# the installed binary, configuration, man page, completions and unit (`systemd-analyze verify`
+# and `security`); an upgrade that must keep the operator's edits; then `dpkg -r`, which must
+# leave only the configuration, the secrets, the state and the user, and `dpkg -P`, which must
+# leave nothing at all.
 #
 # It installs and purges the package: run it as root on a disposable machine (CI). It refuses
 # to start if dialsync is already installed or has left anything behind.
@@ -36,6 +37,7 @@ command -v objcopy >/dev/null || missing+=(binutils)          # the -dbgsym pack
 command -v man >/dev/null || missing+=(man-db)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v adduser >/dev/null || missing+=(adduser)           # the package's Depends
+command -v lintian >/dev/null || missing+=(lintian)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -46,7 +48,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
     echo "installing cargo-deb"
     cargo install cargo-deb --locked --quiet
 fi
-echo "$(cargo deb --version), $(systemd-analyze --version | head -1)"
+echo "$(cargo deb --version), $(systemd-analyze --version | head -1), $(lintian --version)"
 
 # ---------------------------------------------------------------------------------------------
 step "build"
@@ -77,8 +79,10 @@ expected=$(sort -k3 <<'EOF'
 -rw-r--r-- 0/0 ./usr/share/zsh/vendor-completions/_dialsync
 -rw-r--r-- 0/0 ./usr/share/fish/vendor_completions.d/dialsync.fish
 -rw-r--r-- 0/0 ./usr/share/doc/dialsync/README.md
+-rw-r--r-- 0/0 ./usr/share/doc/dialsync/changelog.gz
 -rw-r--r-- 0/0 ./usr/share/doc/dialsync/copyright
 -rw-r--r-- 0/0 ./usr/share/doc/dialsync/examples/credentials.conf
+-rw-r--r-- 0/0 ./usr/share/lintian/overrides/dialsync
 EOF
 )
 [ "$got" = "$expected" ] || fail "package files differ from the expected list:
@@ -100,6 +104,24 @@ if readelf -S "${TMPDIR:-/tmp}/dialsync.bin" | grep -q '\.debug_info'; then
     fail "/usr/bin/dialsync carries debug info (expected in the -dbgsym package)"
 fi
 rm -f "${TMPDIR:-/tmp}/dialsync.bin"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/dialsync/copyright |
+    cmp -s - packaging/copyright || fail "the packaged copyright is not packaging/copyright"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/dialsync/changelog.gz | gzip -dc |
+    cmp -s - packaging/changelog || fail "the packaged changelog.gz is not packaging/changelog"
+
+# ---------------------------------------------------------------------------------------------
+step "lintian"
+# Every tag, overridden ones and their reasons included, then a verdict of our own: lintian's
+# --fail-on counts an overridden tag as a failure once --show-overrides displays it.
+lintian_out=$(lintian --allow-root --display-info --show-overrides --fail-on none "$deb" 2>&1) ||
+    { echo "$lintian_out"; fail "lintian did not run"; }
+echo "$lintian_out"
+if grep -qE '^[EW]: ' <<<"$lintian_out"; then
+    fail "lintian reports errors or warnings:
+$(grep -E '^[EW]: ' <<<"$lintian_out")"
+fi
+echo "lintian: no error, no warning ($(grep -c '^I: ' <<<"$lintian_out" || true) info," \
+    "$(grep -c '^O: ' <<<"$lintian_out" || true) overridden)"
 
 # ---------------------------------------------------------------------------------------------
 step "install"
@@ -165,7 +187,8 @@ chmod 640 /etc/dialsync/secrets/sbc-password
 if out=$(/usr/bin/dialsync config check 2>&1); then fail "a group-readable secret was accepted"; fi
 [[ "$out" == *"readable by its group"* ]] || fail "group-readable secret: $out"
 chmod 600 /etc/dialsync/secrets/sbc-password
-# Monitoring before the first cycle: UNKNOWN (3), as the plugin conventions say.
+# Monitoring before the first cycle, with no agent running: UNKNOWN (3), as the plugin
+# conventions say.
 set +e
 out=$(runuser -u dialsync -- /usr/bin/dialsync check)
 code=$?
@@ -263,5 +286,6 @@ found=$(find /etc /usr /var /opt /srv /run -xdev \( -path /var/tmp -o -path "$PW
     -o -path "${CARGO_TARGET_DIR:-$PWD/target}" \) -prune -o -name '*dialsync*' -print 2>/dev/null || true)
 [ -z "$found" ] || fail "dpkg -P left files named dialsync: $found"
 rm -f "$before"
+
 
 step "OK: $(basename "$deb"); $score; packaging checks took $((SECONDS - started)) s"
