@@ -1,5 +1,6 @@
 //! Renders the manual page `dialsync(1)` and the bash, zsh and fish completions from the clap
-//! definitions in `src/cli.rs`, so they always match the parser the binary uses.
+//! definitions in `src/cli.rs`, so they always match the parser the binary uses, and
+//! compresses the Debian changelog (`packaging/changelog`) as the package must ship it.
 //!
 //! Everything is written under `OUT_DIR/assets` and mirrored to `<target dir>/<profile>/assets`,
 //! the one place next to the binary that `cargo deb` can name (`target/release/assets/...`, a
@@ -38,9 +39,15 @@ impl std::str::FromStr for Encoding {
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/cli.rs");
+    println!("cargo:rerun-if-changed=packaging/changelog");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let assets = out_dir.join("assets");
     fs::create_dir_all(&assets)?;
+
+    fs::write(
+        assets.join("changelog.gz"),
+        gzip(&fs::read("packaging/changelog")?)?,
+    )?;
 
     let mut command = cli::Cli::command();
     command.build();
@@ -347,6 +354,10 @@ The configuration file, when --config is not given.
 * RUST_LOG
 Log filter, such as info or dialsync=debug. Under systemd, logs go to the journal with their
 priority.
+
+* NO_COLOR
+Any non-empty value turns off the colours of log lines. Without it, they are coloured only when
+stderr is a terminal; never in a file, a pipe or the journal.
 
 * NOTIFY_SOCKET, WATCHDOG_USEC, RUNTIME_DIRECTORY
 Set by systemd for dialsync run: readiness, status and watchdog notifications, and where

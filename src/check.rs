@@ -1,14 +1,17 @@
 //! `dialsync check`: the monitoring plugin, by Nagios/Icinga conventions (DESIGN.md §7).
 //!
-//! It judges only what the state database recorded, so it says the same thing whether cycles
-//! come from `run` or from `sync` in a timer, and it runs as a monitoring user that cannot read
-//! the secrets. The judgement itself is pure (records and a clock in, a verdict out) so every
-//! threshold is tested without waiting for one.
+//! It judges what the state database recorded, so it says the same thing whether cycles come
+//! from `run` or from `sync` in a timer, and it runs as a monitoring user that cannot read the
+//! secrets. Before the first cycle is recorded it also asks whether an agent holds the
+//! database's lock (`StateLock::holder`): a first cycle may take minutes against a large SBC,
+//! and "it is running" is then the answer, not "unknown". The judgement itself is pure
+//! (records and a clock in, a verdict out) so every threshold is tested without waiting for
+//! one.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::store::{outcome, CycleRecord, IssueKind};
+use crate::store::{outcome, CycleRecord, IssueKind, LockHolder};
 
 /// Nagios plugin states, with their exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,19 +73,25 @@ impl Verdict {
 }
 
 /// Judges the newest cycle (`last`, with its issues) and the newest successful one, at
-/// `now_unix_ms`.
+/// `now_unix_ms`. With no cycle recorded, `agent` (the holder of the database's lock, if any)
+/// tells a first cycle in progress from nothing running at all.
 pub fn evaluate(
     last: Option<&CycleRecord>,
     last_success: Option<&CycleRecord>,
+    agent: Option<&LockHolder>,
     now_unix_ms: i64,
     thresholds: Thresholds,
 ) -> Verdict {
     let Some(last) = last else {
-        return Verdict::unknown("no cycle recorded yet (has dialsync run or sync been started?)");
+        return match agent {
+            Some(agent) => first_cycle(agent, now_unix_ms, thresholds),
+            None => Verdict::unknown(
+                "no cycle recorded yet and no agent running (has dialsync run or sync been \
+                 started?)",
+            ),
+        };
     };
-    let age = last_success.map(|s| {
-        Duration::from_millis(u64::try_from(now_unix_ms - s.finished_unix_ms).unwrap_or(0))
-    });
+    let age = last_success.map(|s| age_at(now_unix_ms, s.finished_unix_ms));
     let mut status = Status::Ok;
     let mut problems: Vec<String> = Vec::new();
     let mut raise = |to: Status, why: String| {
@@ -209,6 +218,39 @@ pub fn evaluate(
     }
 }
 
+/// An agent is alive but has recorded nothing yet. Its first cycle gets the time a success
+/// may be late by: the same thresholds, counted from when it started (took the lock).
+fn first_cycle(agent: &LockHolder, now_unix_ms: i64, thresholds: Thresholds) -> Verdict {
+    let running = age_at(now_unix_ms, agent.locked_unix_ms);
+    let status = if running > thresholds.critical {
+        Status::Critical
+    } else if running > thresholds.warning {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
+    let pid = agent
+        .pid
+        .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+    Verdict {
+        status,
+        line: format!(
+            "DIALSYNC {status} - first cycle running for {}{pid}, nothing recorded yet | \
+             last_success_age=U;{w};{c};0 first_cycle_age={}s;{w};{c};0",
+            human(running),
+            running.as_secs(),
+            w = thresholds.warning.as_secs(),
+            c = thresholds.critical.as_secs(),
+        ),
+    }
+}
+
+/// How long before `now_unix_ms` the moment `then_unix_ms` was; zero if it is in the future
+/// (clocks differ between writer and reader, or were set back).
+fn age_at(now_unix_ms: i64, then_unix_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(now_unix_ms.saturating_sub(then_unix_ms)).unwrap_or(0))
+}
+
 fn human(age: Duration) -> String {
     let secs = age.as_secs();
     match secs {
@@ -239,6 +281,7 @@ mod tests {
         evaluate(
             Some(last),
             success,
+            None,
             now,
             Thresholds::for_interval(Duration::from_secs(60)),
         )
@@ -337,8 +380,9 @@ mod tests {
     }
 
     #[test]
-    fn nothing_recorded_is_unknown() {
+    fn nothing_recorded_and_no_agent_is_unknown() {
         let verdict = evaluate(
+            None,
             None,
             None,
             0,
@@ -346,5 +390,59 @@ mod tests {
         );
         assert_eq!(verdict.status, Status::Unknown);
         assert_eq!(verdict.status.code(), 3);
+        assert!(
+            verdict.line.contains("no agent running"),
+            "{}",
+            verdict.line
+        );
+    }
+
+    #[test]
+    fn a_first_cycle_in_progress_is_ok_until_it_takes_as_long_as_a_late_success() {
+        let agent = LockHolder {
+            pid: Some(4242),
+            locked_unix_ms: 10 * MINUTE,
+        };
+        let at = |now: i64| {
+            evaluate(
+                None,
+                None,
+                Some(&agent),
+                now,
+                Thresholds::for_interval(Duration::from_secs(60)),
+            )
+        };
+        let ok = at(10 * MINUTE + 12_000);
+        assert_eq!(ok.status, Status::Ok);
+        assert_eq!(
+            ok.line,
+            "DIALSYNC OK - first cycle running for 12s (pid 4242), nothing recorded yet | \
+             last_success_age=U;180;600;0 first_cycle_age=12s;180;600;0"
+        );
+        assert_eq!(
+            at(13 * MINUTE).status,
+            Status::Ok,
+            "exactly -w is not past it"
+        );
+        assert_eq!(at(13 * MINUTE + 1).status, Status::Warning);
+        assert!(at(14 * MINUTE)
+            .line
+            .starts_with("DIALSYNC WARNING - first cycle running for 4m (pid 4242)"));
+        assert_eq!(at(20 * MINUTE + 1).status, Status::Critical);
+        // A lock file stamped ahead of this clock is "just started", not a panic.
+        assert_eq!(at(9 * MINUTE).status, Status::Ok);
+        let unnamed = LockHolder { pid: None, ..agent };
+        let line = evaluate(
+            None,
+            None,
+            Some(&unnamed),
+            10 * MINUTE,
+            Thresholds::for_interval(Duration::from_secs(60)),
+        )
+        .line;
+        assert!(
+            line.starts_with("DIALSYNC OK - first cycle running for 0s, nothing"),
+            "{line}"
+        );
     }
 }

@@ -70,10 +70,12 @@ pub enum Command {
     /// Monitoring plugin (Nagios/Icinga): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one
     /// line with perfdata
     Check {
-        /// WARNING when the last success is older than this (default 3 x interval), e.g. 5m
+        /// WARNING when the last success is older than this (default 3 x interval), e.g. 5m;
+        /// before the first is recorded, when the agent started longer ago than this
         #[arg(short = 'w', long = "warning", value_parser = parse_age)]
         warning: Option<Duration>,
-        /// CRITICAL when the last success is older than this (default 10 x interval)
+        /// CRITICAL when the last success is older than this (default 10 x interval); before
+        /// the first is recorded, when the agent started longer ago than this
         #[arg(short = 'c', long = "critical", value_parser = parse_age)]
         critical: Option<Duration>,
     },

@@ -18,7 +18,7 @@ use crate::config::{Config, ConfigError, SbcSettings};
 use crate::plan::PlanReport;
 use crate::sink::ApplyControl;
 use crate::source::Rejected;
-use crate::store::{Store, StoreError};
+use crate::store::{StateLock, Store, StoreError};
 
 /// Why a command could not do its job (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -230,7 +230,28 @@ pub fn check(
         Ok(success) => success,
         Err(error) => return Verdict::unknown(error),
     };
-    check::evaluate(last.as_ref(), success.as_ref(), now_unix_ms, thresholds)
+    // Only when nothing is recorded: the lock then tells a first cycle in progress from no
+    // agent at all. Asked after reading, so an agent that records its first cycle meanwhile
+    // is at worst judged as still running.
+    let agent = if last.is_none() {
+        match StateLock::holder(&config.agent.state_db) {
+            Ok(agent) => agent,
+            Err(error) => {
+                return Verdict::unknown(format!(
+                    "no cycle recorded yet, and whether an agent is running is unknown: {error}"
+                ))
+            }
+        }
+    } else {
+        None
+    };
+    check::evaluate(
+        last.as_ref(),
+        success.as_ref(),
+        agent.as_ref(),
+        now_unix_ms,
+        thresholds,
+    )
 }
 
 /// `status`: the last cycle, the sources' snapshots and the mirror, from the state database.

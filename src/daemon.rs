@@ -9,7 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::future::Future;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
@@ -1251,6 +1251,7 @@ pub fn request_reload(pid: u32, ack: &Path, timeout: Duration) -> Result<(), Rel
 /// Installs the global `tracing` subscriber: `RUST_LOG` filters (else `default_filter`). When
 /// stderr is connected to the journal, lines carry a `<N>` syslog priority prefix, which
 /// journald turns into the entry's priority, and no timestamp, which journald adds itself.
+/// Elsewhere lines are coloured only on a terminal, as [`colour_logs`] decides.
 pub fn init_logging(default_filter: &str) -> Result<(), DaemonError> {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
@@ -1273,9 +1274,22 @@ pub fn init_logging(default_filter: &str) -> Result<(), DaemonError> {
             ))
             .try_init()
     } else {
-        builder.try_init()
+        builder
+            .with_ansi(colour_logs(
+                io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            ))
+            .try_init()
     };
     installed.map_err(|e| DaemonError::Logging(e.to_string()))
+}
+
+/// Whether log lines on stderr carry ANSI colours: only on a terminal, where someone reads
+/// them. A file, a pipe or a collector would store the escape codes as text (tracing's own
+/// default colours whatever stderr is). `NO_COLOR` set to anything but the empty string turns
+/// them off even there (https://no-color.org).
+pub fn colour_logs(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// As systemd.exec(5) advises: `JOURNAL_STREAM` is inherited, so it counts only if it still
@@ -1348,6 +1362,19 @@ mod tests {
         let empty = socket.recv(&mut buf).is_err();
         socket.set_nonblocking(false).expect("blocking");
         empty
+    }
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(colour_logs(true, Some(OsStr::new(""))), "empty means unset");
+        assert!(!colour_logs(true, Some(OsStr::new("1"))));
+        assert!(
+            !colour_logs(true, Some(OsStr::new("0"))),
+            "any value, even 0"
+        );
+        assert!(!colour_logs(false, None));
+        assert!(!colour_logs(false, Some(OsStr::new(""))));
     }
 
     #[test]

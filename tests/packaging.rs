@@ -133,3 +133,33 @@ fn the_man_page_is_rendered_with_the_real_default_config_path() {
         "build.rs must declare {stand_in}"
     );
 }
+
+#[test]
+fn the_changelog_names_this_version_and_the_package_maintainer() {
+    // Lintian reads these from the package; here a version bump without a changelog entry, or
+    // a new maintainer address in one place only, fails before any package is built.
+    let changelog = include_str!("../packaging/changelog");
+    let manifest: toml::Value = toml::from_str(MANIFEST).expect("Cargo.toml");
+    let version = manifest["package"]["version"].as_str().expect("version");
+    let first = changelog.lines().next().expect("a first line");
+    assert!(
+        first.starts_with(&format!("dialsync ({version}) ")),
+        "the newest entry is {first:?}, the crate is {version}"
+    );
+    let maintainer = manifest["package"]["metadata"]["deb"]["maintainer"]
+        .as_str()
+        .expect("maintainer");
+    let trailer = changelog
+        .lines()
+        .find_map(|l| l.strip_prefix(" -- "))
+        .expect("a trailer line");
+    assert!(
+        trailer.starts_with(&format!("{maintainer}  ")),
+        "{trailer:?} is not by {maintainer}"
+    );
+    let copyright = include_str!("../packaging/copyright");
+    assert!(
+        copyright.contains(&format!("Upstream-Contact: {maintainer}\n")),
+        "packaging/copyright names another contact than {maintainer}"
+    );
+}

@@ -650,3 +650,200 @@ fn sigterm_mid_apply_stops_after_the_batch_in_flight() {
     );
     rig.assert_no_unexpected();
 }
+
+#[test]
+fn check_during_the_first_cycle_says_it_runs_and_warns_as_it_drags_on() {
+    let rig = Rig::start();
+    // Every SBC request takes 5 s, so the first cycle (several requests) is still running,
+    // with nothing recorded, while `check` is asked below. The timeout leaves room for it.
+    rig.write_config(&Settings {
+        sbc_timeout: "20s",
+        ..hourly()
+    });
+    rig.sbc.state().faults.latency = Duration::from_secs(5);
+    let mut daemon = Daemon::start(&rig.config_path());
+    let pid = daemon.child.id();
+
+    let ok = rig.dialsync(&["check"]);
+    assert_eq!(ok.code, Some(0), "{ok}");
+    assert!(
+        ok.stdout
+            .starts_with("DIALSYNC OK - first cycle running for ")
+            && ok
+                .stdout
+                .contains(&format!("s (pid {pid}), nothing recorded yet | ")),
+        "{ok}"
+    );
+    let perfdata = ok.stdout.split_once(" | ").expect("perfdata").1;
+    assert!(
+        perfdata.starts_with("last_success_age=U;10800;36000;0 first_cycle_age=")
+            && perfdata.trim_end().ends_with("s;10800;36000;0"),
+        "thresholds of 3 and 10 hourly intervals: {ok}"
+    );
+    // The first cycle has been running for longer than a threshold of zero.
+    let warning = rig.dialsync(&["check", "-w", "0", "-c", "1h"]);
+    assert_eq!(warning.code, Some(1), "{warning}");
+    assert!(
+        warning
+            .stdout
+            .starts_with("DIALSYNC WARNING - first cycle running for "),
+        "{warning}"
+    );
+    let critical = rig.dialsync(&["check", "-w", "0", "-c", "0"]);
+    assert_eq!(critical.code, Some(2), "{critical}");
+    assert!(
+        critical
+            .stdout
+            .starts_with("DIALSYNC CRITICAL - first cycle running for "),
+        "{critical}"
+    );
+    assert_eq!(
+        daemon.status(&rig)["totals"]["cycles"],
+        0,
+        "all of that within the first cycle"
+    );
+
+    // Killed before it recorded anything: its lock file still names its pid, but the kernel
+    // dropped the lock with the process, so nothing runs, and check says it does not know.
+    daemon.signal(Signal::KILL);
+    daemon.exit(PATIENCE);
+    let lock = std::fs::read_to_string(rig.path("state.db.lock")).expect("the lock file");
+    assert_eq!(lock.trim(), format!("pid {pid}"), "a stale pid in the file");
+    let unknown = rig.dialsync(&["check"]);
+    assert_eq!(unknown.code, Some(3), "{unknown}");
+    assert!(
+        unknown
+            .stdout
+            .starts_with("DIALSYNC UNKNOWN - no cycle recorded yet and no agent running"),
+        "{unknown}"
+    );
+
+    // A new agent without the delay: its first cycle records a success, judged as usual.
+    rig.sbc.state().faults.latency = Duration::ZERO;
+    let daemon = Daemon::start(&rig.config_path());
+    daemon.wait_cycles(&rig, 1);
+    let in_sync = rig.dialsync(&["check"]);
+    assert_eq!(in_sync.code, Some(0), "{in_sync}");
+    assert!(
+        in_sync
+            .stdout
+            .starts_with("DIALSYNC OK - in sync, last success "),
+        "{in_sync}"
+    );
+    drop(daemon);
+    rig.assert_no_unexpected();
+}
+
+/// Everything `dialsync run` writes to stderr from its start until it stops on SIGTERM: its
+/// stderr is `stderr`, read from `output` (the pipe's or the terminal's other end), and
+/// `NO_COLOR` is `no_color` (unset with `None`).
+fn logs_of_a_short_run(
+    rig: &Rig,
+    stderr: Stdio,
+    mut output: impl std::io::Read + Send + 'static,
+    no_color: Option<&str>,
+) -> String {
+    let mut command = command();
+    command.env_remove("NO_COLOR");
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(rig.config_path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let mut child = command.spawn().expect("start dialsync run");
+    // The command keeps its copy of our end of `stderr` open, and the reader below would
+    // wait for it for ever.
+    drop(command);
+    let text = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let text = text.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Until EOF (a pipe) or EIO (a terminal whose other side all closed).
+            while let Ok(n @ 1..) = output.read(&mut buf) {
+                text.lock().expect("text").extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let seen = |what: &str| String::from_utf8_lossy(&text.lock().expect("text")).contains(what);
+    wait_for("the `dialsync starting` log line", PATIENCE, || {
+        seen("dialsync starting").then_some(())
+    });
+    kill_process(Pid::from_child(&child), Signal::TERM).expect("SIGTERM");
+    let exit = wait_for("dialsync run to exit", PATIENCE, || {
+        child.try_wait().expect("try_wait")
+    });
+    assert_eq!(exit.code(), Some(0));
+    // The reader ends once no process holds the writing side: dialsync starts no other
+    // process, so its exit is that moment.
+    reader.join().expect("reader");
+    let text = String::from_utf8_lossy(&text.lock().expect("text")).into_owned();
+    assert!(text.contains("stopped"), "the whole log: {text:?}");
+    text
+}
+
+/// A pseudo-terminal: its controller (read by the test) and the terminal itself (the child's
+/// stderr).
+fn terminal() -> (std::fs::File, std::fs::File) {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::os::unix::fs::OpenOptionsExt;
+    let controller =
+        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("a pseudo-terminal (/dev/ptmx)");
+    grantpt(&controller).expect("grantpt");
+    unlockpt(&controller).expect("unlockpt");
+    let name = ptsname(&controller, Vec::new()).expect("ptsname");
+    let name = name.to_str().expect("a UTF-8 terminal name");
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(name)
+        .expect("open the terminal");
+    (std::fs::File::from(controller), terminal)
+}
+
+/// Whether `text` holds an ANSI colour sequence (SGR: ESC [ digits and semicolons, then `m`).
+fn coloured(text: &str) -> bool {
+    text.split('\u{1b}').skip(1).any(|rest| {
+        rest.strip_prefix('[').is_some_and(|rest| {
+            let end = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';');
+            end.starts_with('m')
+        })
+    })
+}
+
+#[test]
+fn logs_are_coloured_on_a_terminal_only_and_never_with_no_color() {
+    let rig = Rig::start();
+    rig.write_config(&hourly());
+    // To a pipe (a file, a collector, `2>&1 | tee`): not one escape byte, with or without
+    // NO_COLOR.
+    for no_color in [None, Some("1")] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let text = logs_of_a_short_run(&rig, Stdio::from(writer), reader, no_color);
+        assert!(
+            !text.contains('\u{1b}'),
+            "NO_COLOR {no_color:?}, stderr to a pipe: {text:?}"
+        );
+    }
+    // On a terminal, colours: so the check above is not passing for want of them. NO_COLOR
+    // with any non-empty value turns them off; an empty one counts as unset.
+    for (no_color, expected) in [(None, true), (Some(""), true), (Some("1"), false)] {
+        let (controller, terminal) = terminal();
+        let text = logs_of_a_short_run(&rig, Stdio::from(terminal), controller, no_color);
+        assert_eq!(
+            coloured(&text),
+            expected,
+            "NO_COLOR {no_color:?}, stderr on a terminal: {text:?}"
+        );
+        if !expected {
+            assert!(!text.contains('\u{1b}'), "{text:?}");
+        }
+    }
+    rig.assert_no_unexpected();
+}

@@ -35,7 +35,7 @@ pub use history::{
     outcome, CycleId, CycleIssue, CycleRecord, IssueKind, PhaseTiming, MAX_ISSUES_PER_CYCLE,
 };
 pub use journal::{JournalOp, JournalPlan, OpState, PlanId};
-pub use lock::StateLock;
+pub use lock::{LockHolder, StateLock};
 pub use mirror::MirrorRule;
 pub use schema::SUPPORTED_VERSION;
 pub use snapshot::{Snapshot, SnapshotSummary};
