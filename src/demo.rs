@@ -117,7 +117,7 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
     )?;
     writeln!(
         out,
-        "  Live Platform   {}  a Teams tenant with 6 numbers, 1 of them inactive",
+        "  Live Platform   {}  a Teams tenant with 6 numbers, 1 of them released",
         live.url()
     )?;
     writeln!(
