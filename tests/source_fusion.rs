@@ -470,8 +470,10 @@ fn range(id: u32, cc: &str, start: serde_json::Value, end: serde_json::Value) ->
 async fn number_ranges_with_integer_bounds() {
     let sim = start(FusionSimConfig::default()).await;
     sim.state().ranges = vec![
-        range(1, "32", json!(22001000u64), json!(22001099u64)),
-        range(2, "32", json!(3222002000u64), json!(3222002099u64)),
+        // Antwerp (03): its national numbers start with the country code's digits, 32.
+        range(1, "32", json!(32001000u64), json!(32001099u64)),
+        // Brussels (02).
+        range(2, "32", json!(22002000u64), json!(22002099u64)),
         range(3, "+27", json!(102851500u64), json!(102851599u64)),
         range(4, "32", json!(22001099u64), json!(22001000u64)),
         range(5, "32", json!(22001000u64), json!(220010999u64)),
@@ -483,9 +485,14 @@ async fn number_ranges_with_integer_bounds() {
             json!(1234567890123457u64),
         ),
         range(8, "32", json!(22000000u64), json!(22999999u64)),
-        range(9, "32", json!(22001000u64), json!(22001099u64)),
+        range(9, "32", json!(32001000u64), json!(32001099u64)),
         range(10, "32", json!(-5), json!(22001099u64)),
-        range(11, "32", json!("+3322003000"), json!("+3322003009")),
+        // Paris, bounds as digit strings.
+        range(11, "33", json!("122003000"), json!("122003009")),
+        // A bound that claims to be international: the guess this feed no longer makes.
+        range(12, "33", json!("+33122004000"), json!("+33122004009")),
+        json!({"id": 13, "rangeStart": 22005000u64, "rangeEnd": 22005009u64}),
+        range(14, "032", json!(22006000u64), json!(22006009u64)),
     ];
     let mut cfg = config(&sim, login(&sim), rule("Trunk=ranges", &[]));
     cfg.feed = FusionFeed::Ranges {
@@ -499,14 +506,14 @@ async fn number_ranges_with_integer_bounds() {
     assert_eq!(
         covered(&out),
         [
-            "+3222001000..+3222001099 Trunk=ranges",
+            "+3232001000..+3232001099 Trunk=ranges",
             "+3222002000..+3222002099 Trunk=ranges",
             "+27102851500..+27102851599 Trunk=ranges",
-            "+3322003000..+3322003009 Trunk=ranges",
+            "+33122003000..+33122003009 Trunk=ranges",
         ]
     );
     let reasons: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
-    assert_eq!(out.rejected.len(), 6, "{reasons:#?}");
+    assert_eq!(out.rejected.len(), 9, "{reasons:#?}");
     assert!(reasons[0].starts_with("range #4 id=4"), "{}", reasons[0]);
     assert!(reasons[0].contains("after its end"), "{}", reasons[0]);
     assert!(
@@ -525,6 +532,21 @@ async fn number_ranges_with_integer_bounds() {
         reasons[5].contains("not a positive integer"),
         "{}",
         reasons[5]
+    );
+    assert!(
+        reasons[6].starts_with("range #12 id=12") && reasons[6].contains("is international"),
+        "{}",
+        reasons[6]
+    );
+    assert!(
+        reasons[7].starts_with("range #13 id=13") && reasons[7].contains("no countryCode"),
+        "{}",
+        reasons[7]
+    );
+    assert!(
+        reasons[8].contains("countryCode \"032\" is not a country code"),
+        "{}",
+        reasons[8]
     );
     assert_clean(&sim);
 

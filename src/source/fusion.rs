@@ -1,6 +1,6 @@
 //! The Netaxis Fusion source (DESIGN.md §5.3): the numbers of one Fusion group, from the
 //! `phone_usage` report (one number per user, tagged per tenant), or from a number-range feed
-//! (integer bounds, one fixed tag).
+//! (national integer bounds behind a country code, one fixed tag).
 //!
 //! Authentication is a login with username and password (refreshed with the refresh token,
 //! then renewed by a new login, once each per request: never a loop), or a static machine
@@ -702,29 +702,32 @@ impl Parser {
         Ok(next)
     }
 
+    /// One number-range object. Its bounds are national significant numbers: Fusion keeps
+    /// every number as country code plus NSN, and its portal shows a range as
+    /// `{countryCode}{rangeStart}`. The country code is therefore always prepended; a Belgian
+    /// range `32001000..32001099` (Antwerp) is `+3232001000..`, and guessing from whether the
+    /// digits happen to start with the country code would have made it `+32001000`.
     fn range(&self, item: &Value) -> Result<(Coverage, Tag), String> {
         if !item.is_object() {
             return Err(format!("not a range object: {}", preview_json(item)));
         }
         let country = match item.get("countryCode") {
-            None | Some(Value::Null) => String::new(),
+            None | Some(Value::Null) => {
+                return Err("no countryCode, and the bounds are national numbers".into())
+            }
             Some(Value::String(s)) => s.trim().trim_start_matches('+').to_string(),
             Some(Value::Number(n)) => n.to_string(),
             Some(other) => return Err(format!("countryCode {other} is not a country code")),
         };
-        if !country.bytes().all(|b| b.is_ascii_digit()) || country.len() > 3 {
+        let is_country_code = (1..=3).contains(&country.len())
+            && country.bytes().all(|b| b.is_ascii_digit())
+            && !country.starts_with('0');
+        if !is_country_code {
             return Err(format!("countryCode {country:?} is not a country code"));
         }
-        let (start, plus) = bound(item, "rangeStart")?;
-        let (end, _) = bound(item, "rangeEnd")?;
-        // Prepend the country code unless the digits already carry it (or a `+` says they
-        // are international); decided once for the range so both ends stay comparable.
-        let carries = plus || country.is_empty() || start.starts_with(&country);
-        let full = |digits: &str| match carries {
-            true => digits.to_string(),
-            false => format!("{country}{digits}"),
-        };
-        let (lo_text, hi_text) = (full(&start), full(&end));
+        let start = bound(item, "rangeStart")?;
+        let end = bound(item, "rangeEnd")?;
+        let (lo_text, hi_text) = (format!("+{country}{start}"), format!("+{country}{end}"));
         let lo = Number::parse(&lo_text).map_err(|e| format!("rangeStart {lo_text}: {e}"))?;
         let hi = Number::parse(&hi_text).map_err(|e| format!("rangeEnd {hi_text}: {e}"))?;
         let range = NumberRange::new(lo, hi, self.limits.max_range_size)
@@ -738,22 +741,21 @@ impl Parser {
 }
 
 /// A range bound as its digits: a JSON integer (the documented form) or a string of digits
-/// with an optional `+` (whose letters, if any, the number parser then names).
-/// Also says whether a string bound started with `+` (already international).
-fn bound(item: &Value, key: &str) -> Result<(String, bool), String> {
+/// (whose other characters, if any, the number parser then names). A bound written with a
+/// `+` is refused: it claims to be international, and the country code is prepended to every
+/// bound, so taking it as it is would bring the guess back.
+fn bound(item: &Value, key: &str) -> Result<String, String> {
     match item.get(key) {
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) => Err(format!("{key} is 0")),
-            Some(v) => Ok((v.to_string(), false)),
+            Some(v) => Ok(v.to_string()),
             None => Err(format!("{key} {n} is not a positive integer")),
         },
-        Some(Value::String(s)) => {
-            let s = s.trim();
-            match s.strip_prefix('+') {
-                Some(digits) => Ok((digits.to_string(), true)),
-                None => Ok((s.to_string(), false)),
-            }
-        }
+        Some(Value::String(s)) if s.trim().starts_with('+') => Err(format!(
+            "{key} {s:?} is international, but range bounds are national numbers (the \
+             countryCode is prepended)"
+        )),
+        Some(Value::String(s)) => Ok(s.trim().to_string()),
         None | Some(Value::Null) => Err(format!("no {key}")),
         Some(other) => Err(format!("{key} {other} is not a number")),
     }
