@@ -566,6 +566,16 @@ struct RawApioGroup {
     tag: Field<String>,
 }
 
+/// Where a tag rule is written, for its errors: the source it belongs to (by name, which a
+/// reader of a template error looks for), its key (`sources[2]`, `sources[2].groups[0]`) and
+/// the offset of its table.
+#[derive(Clone, Copy)]
+struct RuleAt<'a> {
+    source: &'a str,
+    key: &'a str,
+    table: usize,
+}
+
 /// The file being validated: turns byte offsets into lines and relative paths into absolute.
 struct ConfigFile<'a> {
     path: PathBuf,
@@ -742,11 +752,11 @@ impl ConfigFile<'_> {
         &self,
         template: &Field<String>,
         overrides: &Field<BTreeMap<String, Spanned<String>>>,
-        table: usize,
-        key: &str,
+        at: RuleAt<'_>,
         fields: &[&str],
         max_tag_len: usize,
     ) -> Result<TagRule, ConfigError> {
+        let RuleAt { source, key, table } = at;
         let text = self.required(
             template,
             table,
@@ -757,8 +767,13 @@ impl ConfigFile<'_> {
                 fields[0]
             ),
         )?;
-        let template = TagTemplate::parse(text.get_ref(), fields)
-            .map_err(|e| self.at(text, &format!("{key}.tag"), e.to_string()))?;
+        let template = TagTemplate::parse(text.get_ref(), fields).map_err(|e| {
+            self.at(
+                text,
+                &format!("{key}.tag"),
+                format!("source {source:?}: {e}"),
+            )
+        })?;
         let mut rule = TagRule {
             template,
             overrides: BTreeMap::new(),
@@ -1106,8 +1121,11 @@ impl ConfigFile<'_> {
                     tags: self.tag_rule(
                         &raw.tag,
                         &raw.tags,
-                        at,
-                        &key,
+                        RuleAt {
+                            source: &name,
+                            key: &key,
+                            table: at,
+                        },
                         fusion::TAG_FIELDS,
                         max_tag_len,
                     )?,
@@ -1169,8 +1187,11 @@ impl ConfigFile<'_> {
                     let tags = self.tag_rule(
                         template,
                         &raw.tags,
-                        g_at,
-                        &gk,
+                        RuleAt {
+                            source: &name,
+                            key: &gk,
+                            table: g_at,
+                        },
                         apio::TAG_FIELDS,
                         max_tag_len,
                     )?;
@@ -1221,8 +1242,11 @@ impl ConfigFile<'_> {
                     tags: self.tag_rule(
                         &raw.tag,
                         &raw.tags,
-                        at,
-                        &key,
+                        RuleAt {
+                            source: &name,
+                            key: &key,
+                            table: at,
+                        },
                         livecloud::TAG_FIELDS,
                         max_tag_len,
                     )?,

@@ -461,6 +461,54 @@ async fn malformed_usages_are_rejected_one_by_one() {
     assert_clean(&sim);
 }
 
+/// `{tenant:slug}` makes a tag of any tenant name; two names whose slugs collide are not
+/// merged: the later name's items are rejected one by one, naming both names, and an override
+/// for either is how an operator settles it.
+#[tokio::test]
+async fn slugged_tenants_are_tagged_and_colliding_slugs_rejected() {
+    let sim = start(FusionSimConfig::default()).await;
+    sim.state().phone_usages = vec![
+        usage("+3226134000", "Atelier Horta"),
+        usage("+3226134001", "Café Noir"),
+        usage("+3226134002", "Cafe-Noir"),
+        usage("+3226134003", "Atelier Horta"),
+        usage("+3226134004", "Cafe-Noir"),
+        usage("+3226134005", "Café Noir"),
+    ];
+    let out = fetch(config(&sim, login(&sim), rule("Trunk={tenant:slug}", &[])))
+        .await
+        .unwrap();
+    assert_eq!(
+        covered(&out),
+        [
+            "+3226134000 Trunk=atelier-horta",
+            "+3226134001 Trunk=cafe-noir",
+            "+3226134003 Trunk=atelier-horta",
+            "+3226134005 Trunk=cafe-noir",
+        ]
+    );
+    let reasons: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:#?}");
+    for (reason, number) in reasons.iter().zip(["+3226134002", "+3226134004"]) {
+        assert!(
+            reason.contains(&format!("number=\"{number}\" tenant=\"Cafe-Noir\""))
+                && reason.contains("tenant \"Cafe-Noir\" makes tag \"Trunk=cafe-noir\"")
+                && reason.contains("which tenant \"Café Noir\" already has"),
+            "{reason}"
+        );
+    }
+
+    // An override gives the later name a tag of its own.
+    let tags = rule(
+        "Trunk={tenant:slug}",
+        &[("Cafe-Noir", "Trunk=cafe-noir-gent")],
+    );
+    let out = fetch(config(&sim, login(&sim), tags)).await.unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.entries[2].tag.as_str(), "Trunk=cafe-noir-gent");
+    assert_clean(&sim);
+}
+
 fn range(id: u32, cc: &str, start: serde_json::Value, end: serde_json::Value) -> serde_json::Value {
     json!({"id": id, "countryCode": cc, "rangeStart": start, "rangeEnd": end,
            "numberType": "geographic", "nbAvailable": 0, "nbTotal": 100})

@@ -518,6 +518,35 @@ timeout = "5s"
     assert_clean(&live);
 }
 
+/// `{tenant_id:slug}` works for Live Platform too; two tenant ids that differ only in case
+/// fold alike, and the later one's numbers are refused rather than merged.
+#[tokio::test]
+async fn slugged_tenant_ids_tag_and_collide() {
+    let sim = start().await;
+    let upper = T2.to_uppercase();
+    {
+        let mut state = sim.state();
+        state
+            .numbers
+            .insert(T2.into(), vec![vendor_number("+3225550001", T2)]);
+        state
+            .numbers
+            .insert(upper.clone(), vec![vendor_number("+3225550002", &upper)]);
+    }
+    let mut cfg = good(&sim, &[T2, &upper]);
+    cfg.tags = rule("Trunk={tenant_id:slug}", &[]);
+    let out = LiveCloudSource::new(cfg).unwrap().fetch().await.unwrap();
+    assert_eq!(covered(&out), [format!("3225550001 Trunk={T2}")]);
+    assert_eq!(out.rejected.len(), 1, "{:?}", out.rejected);
+    let reason = out.rejected[0].to_string();
+    assert!(
+        reason.contains(&format!("tenant_id {upper:?} makes tag \"Trunk={T2}\""))
+            && reason.contains(&format!("which tenant_id {T2:?} already has")),
+        "{reason}"
+    );
+    assert_clean(&sim);
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_then_fail_the_fetch() {
     let sim = start().await;

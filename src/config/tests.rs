@@ -488,3 +488,58 @@ fn is_setting(line: &str) -> bool {
             k.starts_with('"') || k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
 }
+
+#[test]
+fn every_kind_takes_slug_fields_and_an_unknown_filter_names_the_source() {
+    let text = r#"
+[agent]
+policy = "sync"
+[sbc]
+url = "https://sbc"
+username = "u"
+password_file = "p"
+[[sources]]
+name = "fusion-main"
+kind = "fusion"
+url = "https://fusion"
+draas_instance = "d"
+group_uuid = "g"
+token_file = "t"
+tag = "{tenant:slug}.oc.example.net"
+[[sources]]
+name = "apio"
+kind = "apio"
+url = "https://apio"
+auth = "session"
+username = "svc"
+password_file = "apio-password"
+tag = "Trunk={tenant:slug}-{group:slug}"
+groups = [ { tenant = "Lambiek", group = "Bxl Centre" } ]
+[[sources]]
+name = "live"
+kind = "livecloud"
+url = "https://live"
+token_url = "https://login/token"
+client_id = "c"
+client_secret_file = "s"
+scope = "api://x/.default"
+ms_tenant_ids = ["3371606B-F589-4B50-B827-1A95CACF7225"]
+tag = "Trunk={tenant_id:slug}"
+"#;
+    let config = parse(text).expect("slug fields in every kind");
+    assert_eq!(config.sources.len(), 3);
+    for (template, line, source) in [
+        ("{tenant:slug}.oc.example.net", 15, "fusion-main"),
+        ("Trunk={tenant:slug}-{group:slug}", 23, "apio"),
+        ("Trunk={tenant_id:slug}", 34, "live"),
+    ] {
+        let bad = template.replace(":slug", ":ascii");
+        let error = refusal(&text.replace(template, &bad));
+        assert!(
+            error.contains(&format!(":{line}: sources["))
+                && error.contains(&format!("source {source:?}"))
+                && error.contains("unknown filter :ascii"),
+            "{error}"
+        );
+    }
+}

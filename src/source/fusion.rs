@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::secret::Secret;
-use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
 use crate::number::{Number, NumberRange};
@@ -141,7 +141,11 @@ impl FusionSource {
                 config
                     .tags
                     .template
-                    .render(|_| None, config.limits.max_tag_len)
+                    .render(
+                        |_| None,
+                        config.limits.max_tag_len,
+                        &mut SlugClaims::default(),
+                    )
                     .map_err(|reason| SourceError::Config {
                         source_name: config.name.clone(),
                         message: format!(
@@ -556,6 +560,8 @@ struct Parser {
     /// Items seen so far, for item labels.
     index: usize,
     tags_seen: HashSet<Tag>,
+    /// Tags made through `{field:slug}` in this fetch, and the values each came from.
+    slugs: SlugClaims,
     out: SourceEntries,
 }
 
@@ -568,6 +574,7 @@ impl Parser {
             fixed_tag,
             index: 0,
             tags_seen: HashSet::new(),
+            slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
     }
@@ -623,7 +630,7 @@ impl Parser {
         }
     }
 
-    fn usage(&self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {
+    fn usage(&mut self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {
         let raw = usage
             .phone_number
             .as_deref()
@@ -638,9 +645,12 @@ impl Parser {
             "user" => usage.username.as_deref(),
             _ => None,
         };
-        let tag = self
-            .tags
-            .tag_for(usage.tenant.as_deref(), field, self.limits.max_tag_len)?;
+        let tag = self.tags.tag_for(
+            usage.tenant.as_deref(),
+            field,
+            self.limits.max_tag_len,
+            &mut self.slugs,
+        )?;
         Ok((Coverage::Range(NumberRange::single(number)), tag))
     }
 

@@ -27,7 +27,7 @@ use serde_json::Value;
 use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::oauth::{ClientCredentials, OAuthError, TokenCache};
 use super::secret::Secret;
-use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
@@ -452,6 +452,8 @@ pub struct Decoder {
     /// The source's name, shared by the provenance of every entry.
     name: std::sync::Arc<str>,
     limits: ItemLimits,
+    /// Tags made through `{tenant_id:slug}` in this fetch, and the tenant each came from.
+    slugs: SlugClaims,
     out: SourceEntries,
 }
 
@@ -461,6 +463,7 @@ impl Decoder {
         Decoder {
             name: config.name.as_str().into(),
             limits: config.limits,
+            slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
     }
@@ -487,6 +490,7 @@ impl Decoder {
                 str::to_string
             )
         );
+        let (limits, slugs) = (self.limits, &mut self.slugs);
         let result = (|| {
             if !item.is_object() {
                 return Err(format!("not an object: {}", preview_json(item)));
@@ -523,10 +527,10 @@ impl Decoder {
                 }
             }
             let n = Number::parse(text).map_err(|e| format!("telephoneNumber {text:?}: {e}"))?;
-            let range = NumberRange::new(n, n, self.limits.max_range_size)
+            let range = NumberRange::new(n, n, limits.max_range_size)
                 .map_err(|e| format!("telephoneNumber {text:?}: {e}"))?;
             let field = |name: &str| (name == "tenant_id").then_some(tenant);
-            let tag = tags.tag_for(Some(tenant), field, self.limits.max_tag_len)?;
+            let tag = tags.tag_for(Some(tenant), field, limits.max_tag_len, slugs)?;
             Ok(Some((Coverage::Range(range), tag)))
         })();
         match result {
