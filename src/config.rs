@@ -25,7 +25,7 @@ use crate::sink::audiocodes::SbcConfig;
 use crate::sink::livecloud::LiveCloudConfig;
 use crate::sink::Sink;
 use crate::source::apio::{ApioAuth, ApioConfig, ApioGroup};
-use crate::source::fusion::{FusionAuth, FusionConfig, FusionFeed};
+use crate::source::fusion::{FusionAuth, FusionConfig, FusionFeed, OcSubscription};
 use crate::source::livecloud::LiveCloudSourceConfig;
 use crate::source::oauth::ClientCredentials;
 use crate::source::secret::{Secret, SecretError};
@@ -151,9 +151,15 @@ pub enum SourceKind {
     Fusion {
         url: String,
         draas_instance: String,
-        group_uuid: String,
+        /// Required by `phone_usage`, and by a range path that names `{group_uuid}`.
+        group_uuid: Option<String>,
         login: FusionLogin,
-        ranges_path: Option<String>,
+        /// What the source reads (`feed`, or `ranges` when `ranges_path` is set).
+        feed: FusionFeed,
+        /// `page_size`, sent with every list request when set.
+        page_size: Option<u32>,
+        /// The rule of `phone_usage` and range items (the Operator Connect feed's rules are
+        /// in its subscriptions).
         tags: TagRule,
     },
     Apio {
@@ -338,7 +344,8 @@ impl Config {
                 draas_instance,
                 group_uuid,
                 login,
-                ranges_path,
+                feed,
+                page_size,
                 tags,
             } => {
                 let auth = match login {
@@ -353,11 +360,11 @@ impl Config {
                         FusionAuth::Token(self.secret(token_file)?)
                     }
                 };
+                let group = group_uuid.as_deref().unwrap_or_default();
                 let mut config =
-                    FusionConfig::new(name, url, draas_instance, group_uuid, auth, tags.clone());
-                if let Some(path) = ranges_path {
-                    config.feed = FusionFeed::Ranges { path: path.clone() };
-                }
+                    FusionConfig::new(name, url, draas_instance, group, auth, tags.clone());
+                config.feed = feed.clone();
+                config.page_size = *page_size;
                 config.limits = limits;
                 config.timeout = settings.timeout;
                 fit_http(&mut config.http, settings.timeout);
@@ -542,7 +549,11 @@ struct RawSource {
     draas_instance: Field<String>,
     group_uuid: Field<String>,
     token_file: Field<String>,
+    feed: Field<String>,
     ranges_path: Field<String>,
+    subscriptions: Field<Vec<Spanned<RawOcSubscription>>>,
+    page_size: Field<u64>,
+    include_unprovisioned: Field<bool>,
     // apio
     auth: Field<String>,
     proxy_prefix: Field<String>,
@@ -556,6 +567,15 @@ struct RawSource {
     ms_tenant_ids: Field<Vec<String>>,
     // file
     path: Field<String>,
+}
+
+/// One entry of a Fusion `subscriptions` list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOcSubscription {
+    tenant: Field<String>,
+    subscription: Field<String>,
+    tag: Field<String>,
 }
 
 #[derive(Deserialize)]
@@ -738,11 +758,22 @@ impl ConfigFile<'_> {
         what: &str,
         keys: &[(&str, Option<usize>)],
     ) -> Result<(), ConfigError> {
+        self.not_keys_of(&format!("kind {kind:?}"), what, keys)
+    }
+
+    /// Refuses keys present in a table but not used by what it says it is (`of`: `kind
+    /// "file"`, `feed "oc_numbers"`).
+    fn not_keys_of(
+        &self,
+        of: &str,
+        what: &str,
+        keys: &[(&str, Option<usize>)],
+    ) -> Result<(), ConfigError> {
         match keys.iter().find_map(|(key, at)| at.map(|at| (key, at))) {
             Some((key, at)) => Err(self.invalid(
                 at,
                 &format!("{what}.{key}"),
-                format!("is not a key of kind {kind:?}"),
+                format!("is not a key of {of}"),
             )),
             None => Ok(()),
         }
@@ -1036,6 +1067,162 @@ impl ConfigFile<'_> {
         }
     }
 
+    /// What a `fusion` source reads, with the keys that feed requires and no key of another
+    /// feed: `feed` (default `phone_usage`; `ranges_path` alone implies `ranges`), and the
+    /// tag rules. Returns the feed, the `group_uuid` if given, and the source's own rule.
+    fn fusion_feed(
+        &self,
+        raw: &RawSource,
+        at: usize,
+        name: &str,
+        key: &str,
+        max_tag_len: usize,
+    ) -> Result<(FusionFeed, Option<String>, TagRule), ConfigError> {
+        let k = |field: &str| format!("{key}.{field}");
+        let pos = |f: &Field<String>| f.as_ref().map(|v| v.span().start);
+        let feed_name = match (&raw.feed, &raw.ranges_path) {
+            (Some(feed), _) => feed.get_ref().as_str(),
+            (None, Some(_)) => "ranges",
+            (None, None) => "phone_usage",
+        };
+        // A key the feed requires and misses is reported at `feed` when it is written (that
+        // is what asks for the key), else at the table.
+        let asked_at = raw.feed.as_ref().map_or(at, |f| f.span().start);
+        let what = format!("feed {feed_name:?}");
+        let rule_at = RuleAt {
+            source: name,
+            key,
+            table: at,
+        };
+        let subscriptions_at = raw.subscriptions.as_ref().map(|v| v.span().start);
+        let unprovisioned_at = raw.include_unprovisioned.as_ref().map(|v| v.span().start);
+        match feed_name {
+            "phone_usage" | "ranges" => {
+                self.not_keys_of(
+                    &what,
+                    key,
+                    &[
+                        ("subscriptions", subscriptions_at),
+                        ("include_unprovisioned", unprovisioned_at),
+                    ],
+                )?;
+                let tags = self.tag_rule(
+                    &raw.tag,
+                    &raw.tags,
+                    rule_at,
+                    fusion::TAG_FIELDS,
+                    max_tag_len,
+                )?;
+                if feed_name == "phone_usage" {
+                    self.not_keys_of(&what, key, &[("ranges_path", pos(&raw.ranges_path))])?;
+                    self.required(
+                        &raw.group_uuid,
+                        asked_at,
+                        &k("group_uuid"),
+                        " for feed \"phone_usage\": the Fusion group whose phone_usage is read",
+                    )?;
+                    let group = self.text(&raw.group_uuid, at, &k("group_uuid"))?;
+                    return Ok((FusionFeed::PhoneUsage, Some(group), tags));
+                }
+                self.required(
+                    &raw.ranges_path,
+                    asked_at,
+                    &k("ranges_path"),
+                    " for feed \"ranges\": the range list's path under /draas/{draas_instance}/",
+                )?;
+                let path = self.text(&raw.ranges_path, at, &k("ranges_path"))?;
+                let group_uuid = match &raw.group_uuid {
+                    Some(_) => Some(self.text(&raw.group_uuid, at, &k("group_uuid"))?),
+                    None if path.contains("{group_uuid}") => {
+                        return Err(self.invalid(
+                            at,
+                            &k("group_uuid"),
+                            format!("is required: ranges_path {path:?} names {{group_uuid}}"),
+                        ))
+                    }
+                    None => None,
+                };
+                Ok((FusionFeed::Ranges { path }, group_uuid, tags))
+            }
+            "oc_numbers" => {
+                self.not_keys_of(
+                    &what,
+                    key,
+                    &[
+                        ("group_uuid", pos(&raw.group_uuid)),
+                        ("ranges_path", pos(&raw.ranges_path)),
+                    ],
+                )?;
+                let listed = self.required(
+                    &raw.subscriptions,
+                    asked_at,
+                    &k("subscriptions"),
+                    " for feed \"oc_numbers\": a list of { tenant, subscription, tag }",
+                )?;
+                if listed.get_ref().is_empty() {
+                    return Err(self.at(listed, &k("subscriptions"), "lists no subscription"));
+                }
+                let mut seen = HashSet::new();
+                let mut subscriptions = Vec::new();
+                for (j, entry) in listed.get_ref().iter().enumerate() {
+                    let sk = format!("{key}.subscriptions[{j}]");
+                    let s_at = entry.span().start;
+                    let e = entry.get_ref();
+                    let tenant = self.text(&e.tenant, s_at, &format!("{sk}.tenant"))?;
+                    let subscription =
+                        self.text(&e.subscription, s_at, &format!("{sk}.subscription"))?;
+                    if !seen.insert((tenant.clone(), subscription.clone())) {
+                        return Err(self.invalid(
+                            s_at,
+                            &sk,
+                            format!(
+                                "tenant {tenant:?} subscription {subscription:?} is listed twice"
+                            ),
+                        ));
+                    }
+                    // A subscription's own tag wins; the source's `tag` is the template for
+                    // the rest.
+                    let template = if e.tag.is_some() { &e.tag } else { &raw.tag };
+                    let tags = self.tag_rule(
+                        template,
+                        &raw.tags,
+                        RuleAt {
+                            source: name,
+                            key: &sk,
+                            table: s_at,
+                        },
+                        fusion::OC_TAG_FIELDS,
+                        max_tag_len,
+                    )?;
+                    subscriptions.push(OcSubscription {
+                        tenant,
+                        subscription,
+                        tags,
+                    });
+                }
+                // The source's own rule is not used by this feed (each subscription has
+                // one); the first subscription's stands in for it.
+                let tags = subscriptions[0].tags.clone();
+                let feed = FusionFeed::OcNumbers {
+                    subscriptions,
+                    include_unprovisioned: raw
+                        .include_unprovisioned
+                        .as_ref()
+                        .is_some_and(|v| *v.get_ref()),
+                };
+                Ok((feed, None, tags))
+            }
+            other => {
+                let feed = raw.feed.as_ref().map_or(at, |f| f.span().start);
+                Err(self.invalid(
+                    feed,
+                    &k("feed"),
+                    format!("unknown feed {other:?} (expected phone_usage, oc_numbers or ranges)"),
+                ))
+            }
+        }
+    }
+
     fn source(
         &self,
         raw: &RawSource,
@@ -1061,7 +1248,17 @@ impl ConfigFile<'_> {
             ("draas_instance", pos(&raw.draas_instance)),
             ("group_uuid", pos(&raw.group_uuid)),
             ("token_file", pos(&raw.token_file)),
+            ("feed", pos(&raw.feed)),
             ("ranges_path", pos(&raw.ranges_path)),
+            (
+                "subscriptions",
+                raw.subscriptions.as_ref().map(|v| v.span().start),
+            ),
+            ("page_size", raw.page_size.as_ref().map(|v| v.span().start)),
+            (
+                "include_unprovisioned",
+                raw.include_unprovisioned.as_ref().map(|v| v.span().start),
+            ),
         ];
         let apio_keys = [
             ("auth", pos(&raw.auth)),
@@ -1112,23 +1309,18 @@ impl ConfigFile<'_> {
                         )?,
                     },
                 };
+                let (feed, group_uuid, tags) =
+                    self.fusion_feed(raw, at, &name, &key, max_tag_len)?;
                 SourceKind::Fusion {
                     url: self.url(&raw.url, at, &k("url"))?,
                     draas_instance: self.text(&raw.draas_instance, at, &k("draas_instance"))?,
-                    group_uuid: self.text(&raw.group_uuid, at, &k("group_uuid"))?,
+                    group_uuid,
                     login,
-                    ranges_path: raw.ranges_path.as_ref().map(|p| p.get_ref().clone()),
-                    tags: self.tag_rule(
-                        &raw.tag,
-                        &raw.tags,
-                        RuleAt {
-                            source: &name,
-                            key: &key,
-                            table: at,
-                        },
-                        fusion::TAG_FIELDS,
-                        max_tag_len,
-                    )?,
+                    feed,
+                    page_size: self
+                        .count(&raw.page_size, &k("page_size"), 0, 1..=100_000)
+                        .map(|n| (n > 0).then_some(n as u32))?,
+                    tags,
                 }
             }
             "apio" => {

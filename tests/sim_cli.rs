@@ -208,6 +208,8 @@ async fn fetch_fusion(url: &str, data: &Value, feed: FusionFeed) -> SourceEntrie
     let template = match feed {
         FusionFeed::PhoneUsage => "Trunk={tenant}",
         FusionFeed::Ranges { .. } => "Trunk=fusion-ranges",
+        // Each subscription carries its own rule; the source's is not used.
+        FusionFeed::OcNumbers { .. } => "Trunk={tenant}",
     };
     let mut config = FusionConfig::new(
         "fusion",

@@ -31,6 +31,14 @@ use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
 use crate::sink::retry::truncate;
 
+mod oc_numbers;
+
+pub use oc_numbers::{OcSubscription, DEFAULT_PAGE_SIZE as OC_DEFAULT_PAGE_SIZE};
+
+/// The fields a tag template of the `phone_usage` feed may use (`user` is the item's
+/// `username`). The Operator Connect feed has its own: [`OC_TAG_FIELDS`].
+pub const OC_TAG_FIELDS: &[&str] = oc_numbers::TAG_FIELDS;
+
 /// The fields a Fusion tag template may use (`user` is the item's `username`).
 pub const TAG_FIELDS: &[&str] = &["tenant", "group", "reseller", "distributor", "user"];
 
@@ -51,6 +59,13 @@ pub enum FusionFeed {
     /// A number-range feed at this path under `/draas/{draas_instance}/` (`{group_uuid}` is
     /// substituted), e.g. `groups/{group_uuid}/number_ranges`.
     Ranges { path: String },
+    /// The Operator Connect numbers of each listed Teams subscription
+    /// (`tenants/{tenant}/subscriptions/{subscription}/msteams/oc/numbers`), each tagged by its
+    /// own rule. Only numbers provisioned on Microsoft Teams, unless `include_unprovisioned`.
+    OcNumbers {
+        subscriptions: Vec<OcSubscription>,
+        include_unprovisioned: bool,
+    },
 }
 
 /// One `[[sources]]` entry of kind `fusion`, resolved (secrets read, template parsed).
@@ -64,9 +79,12 @@ pub struct FusionConfig {
     pub group_uuid: String,
     pub auth: FusionAuth,
     pub feed: FusionFeed,
+    /// The tag rule of the `phone_usage` and range feeds (the Operator Connect feed's rules are
+    /// per subscription).
     pub tags: TagRule,
     pub limits: ItemLimits,
-    /// Sent as `page_size` when set; a `next` in an answer is followed either way.
+    /// Sent as `page_size` when set (the Operator Connect feed always sends one, by default
+    /// [`OC_DEFAULT_PAGE_SIZE`]); a `next` in an answer is followed either way.
     pub page_size: Option<u32>,
     /// The whole fetch, every page and retry included.
     pub timeout: Duration,
@@ -104,6 +122,23 @@ pub fn parse_template(text: &str) -> Result<TagTemplate, TemplateError> {
     TagTemplate::parse(text, TAG_FIELDS)
 }
 
+/// Parses a tag template of the Operator Connect feed (`Trunk={tenant:slug}`), accepting only
+/// [`OC_TAG_FIELDS`].
+pub fn parse_oc_template(text: &str) -> Result<TagTemplate, TemplateError> {
+    oc_numbers::parse_template(text)
+}
+
+/// Which list of Fusion one run of pages reads.
+#[derive(Clone, Copy)]
+enum List<'a> {
+    PhoneUsage,
+    Ranges,
+    OcNumbers {
+        subscription: &'a OcSubscription,
+        include_unprovisioned: bool,
+    },
+}
+
 #[derive(Clone)]
 struct Tokens {
     access: Secret,
@@ -135,8 +170,21 @@ impl FusionSource {
     pub fn new(config: FusionConfig) -> Result<FusionSource, SourceError> {
         let base = format!("{}/api/v01", config.url.trim_end_matches('/'));
         check_url(&config.name, &config.url)?;
+        let refuse = |message: String| SourceError::Config {
+            source_name: config.name.clone(),
+            message,
+        };
         let fixed_tag = match &config.feed {
+            FusionFeed::PhoneUsage if config.group_uuid.trim().is_empty() => {
+                return Err(refuse("the phone_usage feed needs a group_uuid".into()))
+            }
             FusionFeed::PhoneUsage => None,
+            FusionFeed::OcNumbers { subscriptions, .. } if subscriptions.is_empty() => {
+                return Err(refuse(
+                    "the oc_numbers feed needs at least one subscription".into(),
+                ))
+            }
+            FusionFeed::OcNumbers { .. } => None,
             FusionFeed::Ranges { .. } => Some(
                 config
                     .tags
@@ -146,12 +194,11 @@ impl FusionSource {
                         config.limits.max_tag_len,
                         &mut SlugClaims::default(),
                     )
-                    .map_err(|reason| SourceError::Config {
-                        source_name: config.name.clone(),
-                        message: format!(
+                    .map_err(|reason| {
+                        refuse(format!(
                             "a Fusion number-range feed carries no tenant, group or user, so its \
                              tag must be fixed (a template without fields): {reason}"
-                        ),
+                        ))
                     })?,
             ),
         };
@@ -177,34 +224,66 @@ impl FusionSource {
 
     async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
         let instance = format!("{}/draas/{}", self.base, self.config.draas_instance);
-        let (url, ranges) = match &self.config.feed {
-            FusionFeed::PhoneUsage => (
-                format!(
+        let mut parser = Parser::new(&self.config, self.fixed_tag.clone());
+        match self.config.feed.clone() {
+            FusionFeed::PhoneUsage => {
+                let url = format!(
                     "{instance}/groups/{}/sdrs/phone_usage",
                     self.config.group_uuid
-                ),
-                false,
-            ),
-            FusionFeed::Ranges { path } => (
-                format!(
+                );
+                let size = self.config.page_size;
+                self.read_list(&url, size, List::PhoneUsage, &mut parser)
+                    .await?;
+            }
+            FusionFeed::Ranges { path } => {
+                let url = format!(
                     "{instance}/{}",
                     path.trim_start_matches('/')
                         .replace("{group_uuid}", &self.config.group_uuid)
-                ),
-                true,
-            ),
-        };
-        let mut parser = Parser::new(&self.config, self.fixed_tag.clone());
+                );
+                let size = self.config.page_size;
+                self.read_list(&url, size, List::Ranges, &mut parser)
+                    .await?;
+            }
+            FusionFeed::OcNumbers {
+                subscriptions,
+                include_unprovisioned,
+            } => {
+                let size = Some(self.config.page_size.unwrap_or(OC_DEFAULT_PAGE_SIZE));
+                for subscription in &subscriptions {
+                    let url = format!("{instance}/{}", subscription.path());
+                    let list = List::OcNumbers {
+                        subscription,
+                        include_unprovisioned,
+                    };
+                    self.read_list(&url, size, list, &mut parser).await?;
+                }
+            }
+        }
+        Ok(parser.finish())
+    }
+
+    /// Reads every page of one list into `parser`: the first page at `url`, then each page
+    /// its predecessor's `next` names, until a page names none. A 404 for the first page is
+    /// an empty list (Fusion's list endpoints answer so); for a later page, or a cursor that
+    /// comes back, the chain is broken and the whole fetch fails.
+    async fn read_list(
+        &mut self,
+        url: &str,
+        page_size: Option<u32>,
+        list: List<'_>,
+        parser: &mut Parser,
+    ) -> Result<(), SourceError> {
+        parser.start_list();
         let mut seen_cursors = HashSet::new();
         let mut cursor: Option<String> = None;
         let mut page = 0usize;
         loop {
-            let page_url = self.page_url(&url, cursor.as_deref());
+            let page_url = self.page_url(url, cursor.as_deref(), page_size);
             let answer = self.get_authorised(&page_url).await?;
             if answer.status == StatusCode::NOT_FOUND {
                 if page == 0 {
-                    // The list endpoints answer 404 for an empty list.
-                    return Ok(parser.finish());
+                    return Ok(());
                 }
                 return Err(SourceError::Pagination {
                     source_name: self.config.name.clone(),
@@ -219,41 +298,37 @@ impl FusionSource {
             if !answer.status.is_success() {
                 return Err(self.refused(&page_url, &answer));
             }
-            let next = if ranges {
-                let body: Value = self.http.json(&page_url, &answer)?;
-                drop(answer);
-                parser.ranges_page(body, &page_url)?
-            } else {
-                // serde would also read a JSON array as the page's fields in order; the
-                // documented answer is an object, and anything else is not a page.
-                if !answer.body.trim_ascii_start().starts_with(b"{") {
-                    // Not JSON at all (or not UTF-8) is said as such; JSON of another kind
-                    // (checked without building it) is not a page.
-                    self.http
-                        .json::<serde::de::IgnoredAny>(&page_url, &answer)?;
-                    return Err(SourceError::BadBody {
-                        source_name: self.config.name.clone(),
-                        url: page_url,
-                        reason: format!(
-                            "expected an object with phoneUsages, found {}",
-                            answer.text()
-                        ),
-                    });
+            let next = match list {
+                List::Ranges => {
+                    let body: Value = self.http.json(&page_url, &answer)?;
+                    drop(answer);
+                    parser.ranges_page(body, &page_url)?
                 }
-                let body: UsagePage = self.http.json(&page_url, &answer)?;
-                let Some(items) = body.phone_usages else {
-                    return Err(SourceError::BadBody {
-                        source_name: self.config.name.clone(),
-                        url: page_url,
-                        reason: "no phoneUsages list".into(),
-                    });
-                };
-                parser.usages(items);
-                body.next
+                List::PhoneUsage => {
+                    self.object_page(&page_url, &answer, "phoneUsages")?;
+                    let body: UsagePage = self.http.json(&page_url, &answer)?;
+                    let Some(items) = body.phone_usages else {
+                        return Err(self.bad_body(&page_url, "no phoneUsages list"));
+                    };
+                    parser.usages(items);
+                    body.next
+                }
+                List::OcNumbers {
+                    subscription,
+                    include_unprovisioned,
+                } => {
+                    self.object_page(&page_url, &answer, "numbers")?;
+                    let body: OcPage = self.http.json(&page_url, &answer)?;
+                    let Some(items) = body.numbers else {
+                        return Err(self.bad_body(&page_url, "no numbers list"));
+                    };
+                    parser.oc_numbers(subscription, include_unprovisioned, &items);
+                    body.next
+                }
             };
             page += 1;
             match next_cursor(next) {
-                Ok(None) => return Ok(parser.finish()),
+                Ok(None) => return Ok(()),
                 Ok(Some(next)) => {
                     if !seen_cursors.insert(next.clone()) {
                         return Err(SourceError::Pagination {
@@ -275,9 +350,40 @@ impl FusionSource {
         }
     }
 
+    /// Refuses an answer that is not a JSON object, as a page of `list_key` must be: serde
+    /// would also read a JSON array as the page's fields in order, and anything but an object
+    /// is not a page. Not JSON at all (or not UTF-8) is said as such; JSON of another kind is
+    /// checked without building it.
+    fn object_page(
+        &self,
+        url: &str,
+        answer: &HttpAnswer,
+        list_key: &str,
+    ) -> Result<(), SourceError> {
+        if answer.body.trim_ascii_start().starts_with(b"{") {
+            return Ok(());
+        }
+        self.http.json::<serde::de::IgnoredAny>(url, answer)?;
+        Err(self.bad_body(
+            url,
+            &format!(
+                "expected an object with {list_key}, found {}",
+                answer.text()
+            ),
+        ))
+    }
+
+    fn bad_body(&self, url: &str, reason: &str) -> SourceError {
+        SourceError::BadBody {
+            source_name: self.config.name.clone(),
+            url: url.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
     /// The URL of a page: the first, or the one `cursor` names (an absolute URL, a path, or
     /// an opaque cursor sent as `next=`).
-    fn page_url(&self, url: &str, cursor: Option<&str>) -> String {
+    fn page_url(&self, url: &str, cursor: Option<&str>, page_size: Option<u32>) -> String {
         let mut params = Vec::new();
         let base = match cursor {
             Some(c) if c.starts_with("http://") || c.starts_with("https://") => c.to_string(),
@@ -294,7 +400,7 @@ impl FusionSource {
             }
             None => url.to_string(),
         };
-        if let Some(size) = self.config.page_size {
+        if let Some(size) = page_size {
             if !base.contains("page_size=") {
                 params.insert(0, format!("page_size={size}"));
             }
@@ -529,6 +635,16 @@ struct PhoneUsage<'a> {
     username: Option<Cow<'a, str>>,
 }
 
+/// One page of the Operator Connect numbers of a subscription. Its items are small objects
+/// (`draas`, `msTeams`) read one by one, so one odd item rejects itself, not the page.
+#[derive(Deserialize)]
+struct OcPage {
+    #[serde(default)]
+    numbers: Option<Vec<Value>>,
+    #[serde(default)]
+    next: Option<Value>,
+}
+
 /// An item that either has the expected shape or is kept as a reason to reject it, so one
 /// odd item does not make the page unreadable. The item is first taken as raw JSON text
 /// (no tree is built), then parsed as `T`.
@@ -584,6 +700,11 @@ impl Parser {
         self.out
     }
 
+    /// A new list begins: its items are numbered from 1 in their labels.
+    fn start_list(&mut self) {
+        self.index = 0;
+    }
+
     fn push(&mut self, item: String, result: Result<(Coverage, Tag), String>) {
         match result {
             Ok((coverage, tag)) => {
@@ -605,6 +726,48 @@ impl Parser {
                 });
             }
             Err(reason) => self.out.rejected.push(Rejected { item, reason }),
+        }
+    }
+
+    /// One page of `subscription`'s Operator Connect numbers.
+    fn oc_numbers(
+        &mut self,
+        subscription: &OcSubscription,
+        include_unprovisioned: bool,
+        items: &[Value],
+    ) {
+        for item in items {
+            self.index += 1;
+            let label = format!(
+                "oc_number tenant={} subscription={} #{} number={:?}",
+                subscription.tenant,
+                subscription.subscription,
+                self.index,
+                oc_numbers::shown_number(item)
+            );
+            let result = match oc_numbers::read(item, include_unprovisioned) {
+                Ok(None) => continue,
+                Ok(Some(number)) => {
+                    let field = |name: &str| match name {
+                        "tenant" => Some(subscription.tenant.as_str()),
+                        "subscription" => Some(subscription.subscription.as_str()),
+                        "usage" => number.usage,
+                        "country" => number.country,
+                        _ => None,
+                    };
+                    subscription
+                        .tags
+                        .tag_for(
+                            Some(&subscription.tenant),
+                            field,
+                            self.limits.max_tag_len,
+                            &mut self.slugs,
+                        )
+                        .map(|tag| (Coverage::Range(NumberRange::single(number.number)), tag))
+                }
+                Err(reason) => Err(reason),
+            };
+            self.push(label, result);
         }
     }
 
@@ -721,20 +884,9 @@ impl Parser {
         if !item.is_object() {
             return Err(format!("not a range object: {}", preview_json(item)));
         }
-        let country = match item.get("countryCode") {
-            None | Some(Value::Null) => {
-                return Err("no countryCode, and the bounds are national numbers".into())
-            }
-            Some(Value::String(s)) => s.trim().trim_start_matches('+').to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(other) => return Err(format!("countryCode {other} is not a country code")),
+        let Some(country) = country_code(item.get("countryCode"), "countryCode")? else {
+            return Err("no countryCode, and the bounds are national numbers".into());
         };
-        let is_country_code = (1..=3).contains(&country.len())
-            && country.bytes().all(|b| b.is_ascii_digit())
-            && !country.starts_with('0');
-        if !is_country_code {
-            return Err(format!("countryCode {country:?} is not a country code"));
-        }
         let start = bound(item, "rangeStart")?;
         let end = bound(item, "rangeEnd")?;
         let (lo_text, hi_text) = (format!("+{country}{start}"), format!("+{country}{end}"));
@@ -747,6 +899,25 @@ impl Parser {
             .clone()
             .ok_or("the range feed has no fixed tag")?;
         Ok((Coverage::Range(range), tag))
+    }
+}
+
+/// A country code (`32`, `"32"` or `"+32"`) as its digits; absent, null or blank is `None`.
+/// `key` names the field in the reason.
+fn country_code(value: Option<&Value>, key: &str) -> Result<Option<String>, String> {
+    let digits = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim().trim_start_matches('+').to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => return Err(format!("{key} {other} is not a country code")),
+    };
+    let valid = (1..=3).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    match valid {
+        true => Ok(Some(digits)),
+        false => Err(format!("{key} {digits:?} is not a country code")),
     }
 }
 

@@ -372,7 +372,7 @@ const LATIN_EXTENDED_A: [&str; 128] = [
 
 /// A source's whole tag rule: explicit tags by key (tenant name, group...) first, else the
 /// template.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
     pub template: TagTemplate,
     pub overrides: BTreeMap<String, Tag>,
