@@ -512,7 +512,17 @@ fn the_shipped_example_is_a_valid_config() {
         .collect();
     let config = parse(&uncommented).expect("uncommented example");
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["static", "fusion", "fusion-ranges", "apio", "live"]);
+    assert_eq!(
+        names,
+        [
+            "static",
+            "fusion",
+            "fusion-oc",
+            "fusion-ranges",
+            "apio",
+            "live"
+        ]
+    );
 }
 
 /// `key = value`, `[table]` or `"quoted key" = value`: a commented-out setting, not prose.
