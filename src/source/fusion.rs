@@ -1,6 +1,8 @@
-//! The Netaxis Fusion source (DESIGN.md §5.3): the numbers of one Fusion group, from the
-//! `phone_usage` report (one number per user, tagged per tenant), or from a number-range feed
-//! (national integer bounds behind a country code, one fixed tag).
+//! The Netaxis Fusion source (DESIGN.md §5.3), one feed per source: the numbers of one Fusion
+//! group from the `phone_usage` report (one number per user, tagged per tenant), the Operator
+//! Connect numbers of listed Teams subscriptions (see `fusion/oc_numbers.rs`), or a
+//! number-range feed (national integer bounds behind a country code, one fixed tag). Every
+//! feed shares one page loop, one authentication and one HTTP client.
 //!
 //! Authentication is a login with username and password (refreshed with the refresh token,
 //! then renewed by a new login, once each per request: never a loop), or a static machine
@@ -35,11 +37,12 @@ mod oc_numbers;
 
 pub use oc_numbers::{OcSubscription, DEFAULT_PAGE_SIZE as OC_DEFAULT_PAGE_SIZE};
 
-/// The fields a tag template of the `phone_usage` feed may use (`user` is the item's
-/// `username`). The Operator Connect feed has its own: [`OC_TAG_FIELDS`].
+/// The fields a tag template of the Operator Connect feed may use: the configured tenant and
+/// subscription, and the item's usage and country.
 pub const OC_TAG_FIELDS: &[&str] = oc_numbers::TAG_FIELDS;
 
-/// The fields a Fusion tag template may use (`user` is the item's `username`).
+/// The fields a tag template of the `phone_usage` feed may use (`user` is the item's
+/// `username`); the Operator Connect feed has its own, [`OC_TAG_FIELDS`].
 pub const TAG_FIELDS: &[&str] = &["tenant", "group", "reseller", "distributor", "user"];
 
 /// How the source authenticates.
@@ -636,11 +639,13 @@ struct PhoneUsage<'a> {
 }
 
 /// One page of the Operator Connect numbers of a subscription. Its items are small objects
-/// (`draas`, `msTeams`) read one by one, so one odd item rejects itself, not the page.
+/// (`draas`, `msTeams`), taken as raw JSON text and read one by one, so one odd item (even
+/// one a JSON tree cannot hold, such as a number past f64's range) rejects itself, not the
+/// page.
 #[derive(Deserialize)]
-struct OcPage {
-    #[serde(default)]
-    numbers: Option<Vec<Value>>,
+struct OcPage<'a> {
+    #[serde(borrow, default)]
+    numbers: Option<Vec<&'a RawValue>>,
     #[serde(default)]
     next: Option<Value>,
 }
@@ -734,18 +739,31 @@ impl Parser {
         &mut self,
         subscription: &OcSubscription,
         include_unprovisioned: bool,
-        items: &[Value],
+        items: &[&RawValue],
     ) {
-        for item in items {
+        for raw in items {
             self.index += 1;
+            let item = serde_json::from_str::<Value>(raw.get());
+            let shown = item.as_ref().map(oc_numbers::shown_number);
             let label = format!(
                 "oc_number tenant={} subscription={} #{} number={:?}",
                 subscription.tenant,
                 subscription.subscription,
                 self.index,
-                oc_numbers::shown_number(item)
+                shown.as_deref().unwrap_or_default()
             );
-            let result = match oc_numbers::read(item, include_unprovisioned) {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    let reason = format!(
+                        "not an Operator Connect number object ({e}): {}",
+                        truncate(raw.get())
+                    );
+                    self.push(label, Err(reason));
+                    continue;
+                }
+            };
+            let result = match oc_numbers::read(&item, include_unprovisioned) {
                 Ok(None) => continue,
                 Ok(Some(number)) => {
                     let field = |name: &str| match name {
