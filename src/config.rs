@@ -25,7 +25,7 @@ use crate::sink::audiocodes::SbcConfig;
 use crate::sink::livecloud::LiveCloudConfig;
 use crate::sink::Sink;
 use crate::source::apio::{ApioAuth, ApioConfig, ApioGroup};
-use crate::source::fusion::{FusionAuth, FusionConfig, FusionFeed};
+use crate::source::fusion::{FusionAuth, FusionConfig, FusionFeed, OcSubscription};
 use crate::source::livecloud::LiveCloudSourceConfig;
 use crate::source::oauth::ClientCredentials;
 use crate::source::secret::{Secret, SecretError};
@@ -151,9 +151,15 @@ pub enum SourceKind {
     Fusion {
         url: String,
         draas_instance: String,
-        group_uuid: String,
+        /// Required by `phone_usage`, and by a range path that names `{group_uuid}`.
+        group_uuid: Option<String>,
         login: FusionLogin,
-        ranges_path: Option<String>,
+        /// What the source reads (`feed`, or `ranges` when `ranges_path` is set).
+        feed: FusionFeed,
+        /// `page_size`, sent with every list request when set.
+        page_size: Option<u32>,
+        /// The rule of `phone_usage` and range items (the Operator Connect feed's rules are
+        /// in its subscriptions).
         tags: TagRule,
     },
     Apio {
@@ -340,7 +346,8 @@ impl Config {
                 draas_instance,
                 group_uuid,
                 login,
-                ranges_path,
+                feed,
+                page_size,
                 tags,
             } => {
                 let auth = match login {
@@ -355,11 +362,11 @@ impl Config {
                         FusionAuth::Token(self.secret(token_file)?)
                     }
                 };
+                let group = group_uuid.as_deref().unwrap_or_default();
                 let mut config =
-                    FusionConfig::new(name, url, draas_instance, group_uuid, auth, tags.clone());
-                if let Some(path) = ranges_path {
-                    config.feed = FusionFeed::Ranges { path: path.clone() };
-                }
+                    FusionConfig::new(name, url, draas_instance, group, auth, tags.clone());
+                config.feed = feed.clone();
+                config.page_size = *page_size;
                 config.limits = limits;
                 config.timeout = settings.timeout;
                 fit_http(&mut config.http, settings.timeout);
@@ -544,7 +551,11 @@ struct RawSource {
     draas_instance: Field<String>,
     group_uuid: Field<String>,
     token_file: Field<String>,
+    feed: Field<String>,
     ranges_path: Field<String>,
+    subscriptions: Field<Vec<Spanned<RawOcSubscription>>>,
+    page_size: Field<u64>,
+    include_unprovisioned: Field<bool>,
     // apio
     auth: Field<String>,
     proxy_prefix: Field<String>,
@@ -560,12 +571,31 @@ struct RawSource {
     path: Field<String>,
 }
 
+/// One entry of a Fusion `subscriptions` list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOcSubscription {
+    tenant: Field<String>,
+    subscription: Field<String>,
+    tag: Field<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawApioGroup {
     tenant: Field<String>,
     group: Field<String>,
     tag: Field<String>,
+}
+
+/// Where a tag rule is written, for its errors: the source it belongs to (by name, which a
+/// reader of a template error looks for), its key (`sources[2]`, `sources[2].groups[0]`) and
+/// the offset of its table.
+#[derive(Clone, Copy)]
+struct RuleAt<'a> {
+    source: &'a str,
+    key: &'a str,
+    table: usize,
 }
 
 /// The file being validated: turns byte offsets into lines and relative paths into absolute.
@@ -730,11 +760,22 @@ impl ConfigFile<'_> {
         what: &str,
         keys: &[(&str, Option<usize>)],
     ) -> Result<(), ConfigError> {
+        self.not_keys_of(&format!("kind {kind:?}"), what, keys)
+    }
+
+    /// Refuses keys present in a table but not used by what it says it is (`of`: `kind
+    /// "file"`, `feed "oc_numbers"`).
+    fn not_keys_of(
+        &self,
+        of: &str,
+        what: &str,
+        keys: &[(&str, Option<usize>)],
+    ) -> Result<(), ConfigError> {
         match keys.iter().find_map(|(key, at)| at.map(|at| (key, at))) {
             Some((key, at)) => Err(self.invalid(
                 at,
                 &format!("{what}.{key}"),
-                format!("is not a key of kind {kind:?}"),
+                format!("is not a key of {of}"),
             )),
             None => Ok(()),
         }
@@ -744,11 +785,11 @@ impl ConfigFile<'_> {
         &self,
         template: &Field<String>,
         overrides: &Field<BTreeMap<String, Spanned<String>>>,
-        table: usize,
-        key: &str,
+        at: RuleAt<'_>,
         fields: &[&str],
         max_tag_len: usize,
     ) -> Result<TagRule, ConfigError> {
+        let RuleAt { source, key, table } = at;
         let text = self.required(
             template,
             table,
@@ -759,8 +800,13 @@ impl ConfigFile<'_> {
                 fields[0]
             ),
         )?;
-        let template = TagTemplate::parse(text.get_ref(), fields)
-            .map_err(|e| self.at(text, &format!("{key}.tag"), e.to_string()))?;
+        let template = TagTemplate::parse(text.get_ref(), fields).map_err(|e| {
+            self.at(
+                text,
+                &format!("{key}.tag"),
+                format!("source {source:?}: {e}"),
+            )
+        })?;
         let mut rule = TagRule {
             template,
             overrides: BTreeMap::new(),
@@ -1023,6 +1069,162 @@ impl ConfigFile<'_> {
         }
     }
 
+    /// What a `fusion` source reads, with the keys that feed requires and no key of another
+    /// feed: `feed` (default `phone_usage`; `ranges_path` alone implies `ranges`), and the
+    /// tag rules. Returns the feed, the `group_uuid` if given, and the source's own rule.
+    fn fusion_feed(
+        &self,
+        raw: &RawSource,
+        at: usize,
+        name: &str,
+        key: &str,
+        max_tag_len: usize,
+    ) -> Result<(FusionFeed, Option<String>, TagRule), ConfigError> {
+        let k = |field: &str| format!("{key}.{field}");
+        let pos = |f: &Field<String>| f.as_ref().map(|v| v.span().start);
+        let feed_name = match (&raw.feed, &raw.ranges_path) {
+            (Some(feed), _) => feed.get_ref().as_str(),
+            (None, Some(_)) => "ranges",
+            (None, None) => "phone_usage",
+        };
+        // A key the feed requires and misses is reported at `feed` when it is written (that
+        // is what asks for the key), else at the table.
+        let asked_at = raw.feed.as_ref().map_or(at, |f| f.span().start);
+        let what = format!("feed {feed_name:?}");
+        let rule_at = RuleAt {
+            source: name,
+            key,
+            table: at,
+        };
+        let subscriptions_at = raw.subscriptions.as_ref().map(|v| v.span().start);
+        let unprovisioned_at = raw.include_unprovisioned.as_ref().map(|v| v.span().start);
+        match feed_name {
+            "phone_usage" | "ranges" => {
+                self.not_keys_of(
+                    &what,
+                    key,
+                    &[
+                        ("subscriptions", subscriptions_at),
+                        ("include_unprovisioned", unprovisioned_at),
+                    ],
+                )?;
+                let tags = self.tag_rule(
+                    &raw.tag,
+                    &raw.tags,
+                    rule_at,
+                    fusion::TAG_FIELDS,
+                    max_tag_len,
+                )?;
+                if feed_name == "phone_usage" {
+                    self.not_keys_of(&what, key, &[("ranges_path", pos(&raw.ranges_path))])?;
+                    self.required(
+                        &raw.group_uuid,
+                        asked_at,
+                        &k("group_uuid"),
+                        " for feed \"phone_usage\": the Fusion group whose phone_usage is read",
+                    )?;
+                    let group = self.text(&raw.group_uuid, at, &k("group_uuid"))?;
+                    return Ok((FusionFeed::PhoneUsage, Some(group), tags));
+                }
+                self.required(
+                    &raw.ranges_path,
+                    asked_at,
+                    &k("ranges_path"),
+                    " for feed \"ranges\": the range list's path under /draas/{draas_instance}/",
+                )?;
+                let path = self.text(&raw.ranges_path, at, &k("ranges_path"))?;
+                let group_uuid = match &raw.group_uuid {
+                    Some(_) => Some(self.text(&raw.group_uuid, at, &k("group_uuid"))?),
+                    None if path.contains("{group_uuid}") => {
+                        return Err(self.invalid(
+                            at,
+                            &k("group_uuid"),
+                            format!("is required: ranges_path {path:?} names {{group_uuid}}"),
+                        ))
+                    }
+                    None => None,
+                };
+                Ok((FusionFeed::Ranges { path }, group_uuid, tags))
+            }
+            "oc_numbers" => {
+                self.not_keys_of(
+                    &what,
+                    key,
+                    &[
+                        ("group_uuid", pos(&raw.group_uuid)),
+                        ("ranges_path", pos(&raw.ranges_path)),
+                    ],
+                )?;
+                let listed = self.required(
+                    &raw.subscriptions,
+                    asked_at,
+                    &k("subscriptions"),
+                    " for feed \"oc_numbers\": a list of { tenant, subscription, tag }",
+                )?;
+                if listed.get_ref().is_empty() {
+                    return Err(self.at(listed, &k("subscriptions"), "lists no subscription"));
+                }
+                let mut seen = HashSet::new();
+                let mut subscriptions = Vec::new();
+                for (j, entry) in listed.get_ref().iter().enumerate() {
+                    let sk = format!("{key}.subscriptions[{j}]");
+                    let s_at = entry.span().start;
+                    let e = entry.get_ref();
+                    let tenant = self.text(&e.tenant, s_at, &format!("{sk}.tenant"))?;
+                    let subscription =
+                        self.text(&e.subscription, s_at, &format!("{sk}.subscription"))?;
+                    if !seen.insert((tenant.clone(), subscription.clone())) {
+                        return Err(self.invalid(
+                            s_at,
+                            &sk,
+                            format!(
+                                "tenant {tenant:?} subscription {subscription:?} is listed twice"
+                            ),
+                        ));
+                    }
+                    // A subscription's own tag wins; the source's `tag` is the template for
+                    // the rest.
+                    let template = if e.tag.is_some() { &e.tag } else { &raw.tag };
+                    let tags = self.tag_rule(
+                        template,
+                        &raw.tags,
+                        RuleAt {
+                            source: name,
+                            key: &sk,
+                            table: s_at,
+                        },
+                        fusion::OC_TAG_FIELDS,
+                        max_tag_len,
+                    )?;
+                    subscriptions.push(OcSubscription {
+                        tenant,
+                        subscription,
+                        tags,
+                    });
+                }
+                // The source's own rule is not used by this feed (each subscription has
+                // one); the first subscription's stands in for it.
+                let tags = subscriptions[0].tags.clone();
+                let feed = FusionFeed::OcNumbers {
+                    subscriptions,
+                    include_unprovisioned: raw
+                        .include_unprovisioned
+                        .as_ref()
+                        .is_some_and(|v| *v.get_ref()),
+                };
+                Ok((feed, None, tags))
+            }
+            other => {
+                let feed = raw.feed.as_ref().map_or(at, |f| f.span().start);
+                Err(self.invalid(
+                    feed,
+                    &k("feed"),
+                    format!("unknown feed {other:?} (expected phone_usage, oc_numbers or ranges)"),
+                ))
+            }
+        }
+    }
+
     fn source(
         &self,
         raw: &RawSource,
@@ -1048,7 +1250,17 @@ impl ConfigFile<'_> {
             ("draas_instance", pos(&raw.draas_instance)),
             ("group_uuid", pos(&raw.group_uuid)),
             ("token_file", pos(&raw.token_file)),
+            ("feed", pos(&raw.feed)),
             ("ranges_path", pos(&raw.ranges_path)),
+            (
+                "subscriptions",
+                raw.subscriptions.as_ref().map(|v| v.span().start),
+            ),
+            ("page_size", raw.page_size.as_ref().map(|v| v.span().start)),
+            (
+                "include_unprovisioned",
+                raw.include_unprovisioned.as_ref().map(|v| v.span().start),
+            ),
         ];
         let apio_keys = [
             ("auth", pos(&raw.auth)),
@@ -1099,20 +1311,18 @@ impl ConfigFile<'_> {
                         )?,
                     },
                 };
+                let (feed, group_uuid, tags) =
+                    self.fusion_feed(raw, at, &name, &key, max_tag_len)?;
                 SourceKind::Fusion {
                     url: self.url(&raw.url, at, &k("url"))?,
                     draas_instance: self.text(&raw.draas_instance, at, &k("draas_instance"))?,
-                    group_uuid: self.text(&raw.group_uuid, at, &k("group_uuid"))?,
+                    group_uuid,
                     login,
-                    ranges_path: raw.ranges_path.as_ref().map(|p| p.get_ref().clone()),
-                    tags: self.tag_rule(
-                        &raw.tag,
-                        &raw.tags,
-                        at,
-                        &key,
-                        fusion::TAG_FIELDS,
-                        max_tag_len,
-                    )?,
+                    feed,
+                    page_size: self
+                        .count(&raw.page_size, &k("page_size"), 0, 1..=100_000)
+                        .map(|n| (n > 0).then_some(n as u32))?,
+                    tags,
                 }
             }
             "apio" => {
@@ -1171,8 +1381,11 @@ impl ConfigFile<'_> {
                     let tags = self.tag_rule(
                         template,
                         &raw.tags,
-                        g_at,
-                        &gk,
+                        RuleAt {
+                            source: &name,
+                            key: &gk,
+                            table: g_at,
+                        },
                         apio::TAG_FIELDS,
                         max_tag_len,
                     )?;
@@ -1223,8 +1436,11 @@ impl ConfigFile<'_> {
                     tags: self.tag_rule(
                         &raw.tag,
                         &raw.tags,
-                        at,
-                        &key,
+                        RuleAt {
+                            source: &name,
+                            key: &key,
+                            table: at,
+                        },
                         livecloud::TAG_FIELDS,
                         max_tag_len,
                     )?,

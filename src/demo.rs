@@ -108,9 +108,19 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
         sbc.url(),
         foreign_at_start.len()
     )?;
+    let (oc_numbers, oc_unprovisioned) = {
+        let state = fusion.state();
+        let numbers: Vec<&serde_json::Value> = state.oc_numbers.values().flatten().collect();
+        let unprovisioned = numbers
+            .iter()
+            .filter(|n| n["msTeams"]["provisionedOnMSTeams"] != true)
+            .count();
+        (numbers.len(), unprovisioned)
+    };
     writeln!(
         out,
-        "  Netaxis Fusion  {}  {} numbers of 3 tenants, 1 number range",
+        "  Netaxis Fusion  {}  {} numbers of 3 tenants, 1 number range, and a Teams \
+         subscription's {oc_numbers} Operator Connect numbers ({oc_unprovisioned} not yet on Teams)",
         fusion.url(),
         fusion.state().phone_usages.len()
     )?;
@@ -121,7 +131,7 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
     )?;
     writeln!(
         out,
-        "  Live Platform   {}  a Teams tenant with 6 numbers, 1 of them inactive",
+        "  Live Platform   {}  a Teams tenant with 6 numbers, 1 of them released",
         live.url()
     )?;
     writeln!(
@@ -192,6 +202,7 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
     let store = Store::open(&config.agent.state_db)?;
     let numbers = [
         "+3232180104",
+        "+3250331406",
         "+3226134009",
         "+3225140005",
         "+3222123456",
@@ -367,6 +378,14 @@ fn demo_config(sbc: &SbcSim, fusion: &FusionSim, apio: &ApioSim, live: &LiveClou
     let f = fusion.config();
     let a = apio.config();
     let l = live.config();
+    // The one Teams subscription of the demo data.
+    let (oc_tenant, oc_subscription) = fusion
+        .state()
+        .oc_numbers
+        .keys()
+        .min()
+        .cloned()
+        .unwrap_or_default();
     format!(
         r#"# Written by `dialsync demo`: the emulators' addresses and throw-away secrets.
 [agent]
@@ -388,11 +407,18 @@ draas_instance = "{draas}"
 group_uuid = "{group}"
 username = "{fusion_user}"
 password_file = "fusion-password"
-tag = "Trunk={{tenant}}"
-[sources.tags]
-"Atelier Horta" = "Trunk=horta"
-"Brouwerij De Koninck" = "Trunk=dekoninck"
-"Gentse Feesten vzw" = "Trunk=feesten"
+# Tenant names carry spaces ("Atelier Horta"): the slug makes a tag of each.
+tag = "Trunk={{tenant:slug}}"
+
+[[sources]]
+name = "fusion-oc"
+kind = "fusion"
+url = "{fusion}"
+draas_instance = "{draas}"
+username = "{fusion_user}"
+password_file = "fusion-password"
+feed = "oc_numbers"
+subscriptions = [ {{ tenant = "{oc_tenant}", subscription = "{oc_subscription}", tag = "Trunk=vlissinghe" }} ]
 
 [[sources]]
 name = "fusion-ranges"

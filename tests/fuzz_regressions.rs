@@ -40,11 +40,27 @@ fn fusion_array_body_is_not_a_page() {
         &b"[[]]"[..],
         b"[[{\"phoneNumber\":\"+3226127001\",\"tenant\":\"t\",\"group\":\"g\"}]]",
     ] {
-        match fuzz::fusion_fetch(false, body) {
+        match fuzz::fusion_fetch(fuzz::Feed::PhoneUsage, body) {
             Err(SourceError::BadBody { .. }) => {}
             other => panic!("{:?}: {other:?}", String::from_utf8_lossy(body)),
         }
     }
+}
+
+/// The Operator Connect feed reads its items as raw text, so an item that is a number past
+/// f64's range rejects itself alone, not the page the other numbers are on.
+#[test]
+fn fusion_oc_number_past_f64_is_one_rejected_item() {
+    let body = br#"{"numbers":[{"msTeams":{"number":"+3226127000","provisionedOnMSTeams":true,"country":"BE"}},3333e30000000000000],"next":""}"#;
+    let out = fuzz::fusion_fetch(fuzz::Feed::OcNumbers(false), body).unwrap();
+    assert_eq!(out.entries.len(), 1, "{out:?}");
+    assert_eq!(out.rejected.len(), 1, "{out:?}");
+    assert!(out.rejected[0]
+        .reason
+        .contains("not an Operator Connect number object"));
+    let mut input = vec![0x02];
+    input.extend_from_slice(body);
+    fuzz::fusion(&input);
 }
 
 /// An item that is a number past f64's range (`3333e30000000000000`): valid JSON that
@@ -85,9 +101,11 @@ fn seeds_pass_their_checks() {
         assert!(count > 0, "no seed for {target}");
     }
     let seed = |target: &str, name: &str| std::fs::read(root.join(target).join(name)).unwrap();
-    for (name, ranges) in [("usage", false), ("ranges", true)] {
-        let out = fuzz::fusion_fetch(ranges, &seed("fusion", name)[1..]).unwrap();
+    for name in ["usage", "ranges", "oc_numbers"] {
+        let input = seed("fusion", name);
+        let out = fuzz::fusion_fetch(fuzz::Feed::of(input[0]), &input[1..]).unwrap();
         assert_eq!(out.entries.len(), 2, "{name}: {out:?}");
+        assert!(out.rejected.is_empty(), "{name}: {out:?}");
     }
     assert_eq!(fuzz::decode("apio", &seed("apio", "numbers")), (1, 1));
     assert_eq!(fuzz::decode("apio", &seed("apio", "prefixes")), (2, 0));

@@ -127,7 +127,7 @@ impl Lab {
             let mut state = fusion.state();
             state.add_numbers(3226120000, 20, "acme");
             state.ranges = vec![json!({"id": 1, "countryCode": "32",
-                "rangeStart": 3223001000u64, "rangeEnd": 3223001099u64,
+                "rangeStart": 23001000u64, "rangeEnd": 23001099u64,
                 "numberType": "geographic"})];
         }
         let apio = runtime

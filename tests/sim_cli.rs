@@ -12,7 +12,9 @@ use dialsync::dialplan::rule::Tag;
 use dialsync::resolve::{resolve, Entry};
 use dialsync::sink::cli_script;
 use dialsync::source::apio::{ApioAuth, ApioConfig, ApioGroup, ApioSource};
-use dialsync::source::fusion::{FusionAuth, FusionConfig, FusionFeed, FusionSource};
+use dialsync::source::fusion::{
+    FusionAuth, FusionConfig, FusionFeed, FusionSource, OcSubscription, OC_TAG_FIELDS,
+};
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{LiveCloudSource, LiveCloudSourceConfig};
 use dialsync::source::oauth::ClientCredentials;
@@ -189,25 +191,36 @@ fn covered(out: &SourceEntries) -> Vec<String> {
         .collect()
 }
 
-/// Fusion tenant names hold spaces, which tags may not: the demo maps each to a tag, as an
-/// operator would in `[sources.tags]`.
+/// Fusion tenant names hold spaces, which tags may not: the demo makes a tag of each with
+/// `{tenant:slug}`, which for these names lowercases them and joins their words with `-`.
 fn fusion_tag(tenant: &str) -> String {
     format!("Trunk={}", tenant.to_lowercase().replace(' ', "-"))
 }
 
-async fn fetch_fusion(url: &str, data: &Value, feed: FusionFeed) -> SourceEntries {
-    let usages = data["phoneUsages"].as_array().expect("phoneUsages");
-    let overrides = usages
+/// The demo's Teams subscription, tagged as the demo tags it.
+fn oc_feed(data: &Value) -> FusionFeed {
+    let subscriptions = data["oc_subscriptions"]
+        .as_array()
+        .expect("oc_subscriptions")
         .iter()
-        .map(|u| {
-            let tenant = text(u, "tenant");
-            let tag = Tag::parse(&fusion_tag(tenant), 64).expect("tag");
-            (tenant.to_string(), tag)
+        .map(|s| OcSubscription {
+            tenant: text(s, "tenant").into(),
+            subscription: text(s, "subscription").into(),
+            tags: tags("Trunk=vlissinghe", OC_TAG_FIELDS, BTreeMap::new()),
         })
         .collect();
+    FusionFeed::OcNumbers {
+        subscriptions,
+        include_unprovisioned: false,
+    }
+}
+
+async fn fetch_fusion(url: &str, data: &Value, feed: FusionFeed) -> SourceEntries {
     let template = match feed {
-        FusionFeed::PhoneUsage => "Trunk={tenant}",
+        FusionFeed::PhoneUsage => "Trunk={tenant:slug}",
         FusionFeed::Ranges { .. } => "Trunk=fusion-ranges",
+        // Each subscription carries its own rule; the source's is not used.
+        FusionFeed::OcNumbers { .. } => "Trunk={tenant}",
     };
     let mut config = FusionConfig::new(
         "fusion",
@@ -218,7 +231,11 @@ async fn fetch_fusion(url: &str, data: &Value, feed: FusionFeed) -> SourceEntrie
             username: text(data, "username").into(),
             password: Secret::new(text(data, "password")),
         },
-        tags(template, dialsync::source::fusion::TAG_FIELDS, overrides),
+        tags(
+            template,
+            dialsync::source::fusion::TAG_FIELDS,
+            BTreeMap::new(),
+        ),
     );
     config.feed = feed;
     config.http = http();
@@ -325,6 +342,28 @@ async fn sim_fusion_serves_its_data_file() {
         .collect();
     assert!(!want.is_empty());
     assert_eq!(covered(&out), want);
+
+    // The Operator Connect numbers: those on Teams, wherever their number is written.
+    let out = fetch_fusion(&url, &data, oc_feed(&data)).await;
+    let mut want = Vec::new();
+    let mut unprovisioned = 0;
+    for subscription in data["oc_subscriptions"].as_array().expect("subscriptions") {
+        for n in subscription["numbers"].as_array().expect("numbers") {
+            if n["msTeams"]["provisionedOnMSTeams"] == true {
+                want.push(format!(
+                    "{} Trunk=vlissinghe",
+                    text(&n["msTeams"], "number")
+                ));
+            } else {
+                unprovisioned += 1;
+            }
+        }
+    }
+    assert!(
+        unprovisioned > 0,
+        "the demo shows a number not yet on Teams"
+    );
+    assert_eq!(covered(&out), want);
 }
 
 /// The coverage an APIO item stands for, as the crate prints it, or `None` when inactive.
@@ -385,19 +424,26 @@ async fn sim_livecloud_serves_its_data_file() {
     let (_sim, url) = start_sim("livecloud");
     let out = fetch_livecloud(&url, &data).await;
     let mut want = Vec::new();
-    let mut inactive = 0;
+    let (mut null, mut released) = (0, 0);
     for (tenant, numbers) in data["tenants"].as_object().expect("tenants") {
         for n in numbers.as_array().expect("numbers") {
-            if text(n, "acquiredNumberStatus") == "Active" {
-                want.push(format!("{} Trunk={tenant}", text(n, "telephoneNumber")));
-            } else {
-                inactive += 1;
+            // The vendor's examples carry a null status for numbers in service.
+            match n["acquiredNumberStatus"].as_str() {
+                None => {
+                    null += 1;
+                    want.push(format!("{} Trunk={tenant}", text(n, "telephoneNumber")));
+                }
+                Some("Active") => {
+                    want.push(format!("{} Trunk={tenant}", text(n, "telephoneNumber")));
+                }
+                Some(_) => released += 1,
             }
         }
     }
+    assert!(null > 0, "the demo serves the vendor's shape, status null");
     assert!(
-        inactive > 0,
-        "the demo shows an inactive number being left out"
+        released > 0,
+        "the demo shows a released number being left out"
     );
     assert_eq!(covered(&out), want);
 
@@ -453,6 +499,7 @@ async fn the_demo_data_overlaps_in_exactly_one_number() {
     let mut entries: Vec<Entry> = Vec::new();
     for out in [
         fetch_fusion(&fusion_url, &fusion_data, FusionFeed::PhoneUsage).await,
+        fetch_fusion(&fusion_url, &fusion_data, oc_feed(&fusion_data)).await,
         fetch_fusion(&fusion_url, &fusion_data, ranges).await,
         fetch_apio(&apio_url, &apio_data).await,
         fetch_livecloud(&live_url, &live_data).await,

@@ -526,3 +526,39 @@ async fn fetch_1m_numbers() {
     }
     assert_clean(&sim);
 }
+
+/// `{tenant:slug}` works for APIO too, and the source's groups share one record of slugs:
+/// two tenants that differ only in case would share a trunk, so the later one is refused.
+#[tokio::test]
+async fn slugged_tags_collide_across_groups_of_one_source() {
+    let sim = start().await;
+    {
+        let mut state = sim.state();
+        state.group("Lambiek", "HQ").numbers = vec![number("+3225140000", "+3225140009", true)];
+        state.group("LAMBIEK", "Annex").numbers = vec![number("+3225150000", "", true)];
+        state.group("Haven_Gent", "HQ").numbers = vec![number("+3292660000", "", true)];
+    }
+    let tags = rule("Trunk={tenant:slug}", &[]);
+    let groups = vec![
+        group("Lambiek", "HQ", tags.clone()),
+        group("LAMBIEK", "Annex", tags.clone()),
+        group("Haven_Gent", "HQ", tags),
+    ];
+    let out = fetch(config(&sim, jwt(&sim), groups)).await.unwrap();
+    assert_eq!(
+        covered(&out),
+        [
+            "+3225140000..+3225140009 Trunk=lambiek",
+            "+3292660000 Trunk=haven_gent",
+        ]
+    );
+    assert_eq!(out.rejected.len(), 1, "{:?}", out.rejected);
+    let reason = out.rejected[0].to_string();
+    assert!(
+        reason.contains("tenant=LAMBIEK group=Annex")
+            && reason.contains("tenant \"LAMBIEK\" makes tag \"Trunk=lambiek\"")
+            && reason.contains("which tenant \"Lambiek\" already has"),
+        "{reason}"
+    );
+    assert_clean(&sim);
+}

@@ -1,5 +1,6 @@
 //! The Live Platform source against its emulator over loopback: the paginated v3 number list
-//! of several tenants, only `Active` numbers, a token that dies mid-fetch, a refused secret,
+//! of several tenants, numbers whose status is `Active` or null (the vendor's own examples)
+//! but no other, a status that turns null across two syncs, a token that dies mid-fetch, a refused secret,
 //! an empty tenant, malformed numbers rejected one by one, a page chain that contradicts its
 //! totals, and every fault kind (500, 429 with `Retry-After`, a body that is not JSON, slow
 //! answers and the whole-fetch timeout).
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
-use dialsync::sim::livecloud::{live_number, Fault, LiveCloudSim, LiveSimConfig};
+use dialsync::sim::livecloud::{live_number, vendor_number, Fault, LiveCloudSim, LiveSimConfig};
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{parse_template, LiveCloudSource, LiveCloudSourceConfig};
 use dialsync::source::oauth::ClientCredentials;
@@ -209,6 +210,7 @@ async fn malformed_numbers_are_rejected_one_by_one() {
             json!({"telephoneNumber": 3226127001u64, "tenantId": T1, "acquiredNumberStatus": "Active"}),
             live_number("+3226127002", T1, "Active"),
             live_number("+3226127002", T1, "Active"),
+            // No status at all: assigned, as a null one is.
             json!({"telephoneNumber": "+3226127003", "tenantId": T1}),
             live_number("+3226127004", "other-tenant", "Active"),
             // Malformed but not Active: not desired, so not rejected either.
@@ -221,12 +223,13 @@ async fn malformed_numbers_are_rejected_one_by_one() {
         covered(&out),
         vec![
             format!("3226127000 Trunk={T1}"),
-            format!("3226127002 Trunk={T1}")
+            format!("3226127002 Trunk={T1}"),
+            format!("3226127003 Trunk={T1}")
         ],
         "duplicates collapse"
     );
     let rejected: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
-    assert_eq!(rejected.len(), 6, "{rejected:#?}");
+    assert_eq!(rejected.len(), 5, "{rejected:#?}");
     for r in &rejected {
         assert!(r.contains(&format!("tenant={T1}")), "{r}");
     }
@@ -246,12 +249,7 @@ async fn malformed_numbers_are_rejected_one_by_one() {
         rejected[2]
     );
     assert!(rejected[3].contains("3226127001"), "{}", rejected[3]);
-    assert!(
-        rejected[4].contains("no acquiredNumberStatus"),
-        "{}",
-        rejected[4]
-    );
-    assert!(rejected[5].contains("other-tenant"), "{}", rejected[5]);
+    assert!(rejected[4].contains("other-tenant"), "{}", rejected[4]);
     assert_clean(&sim);
 }
 
@@ -330,6 +328,222 @@ async fn more_malformed_numbers_are_rejected_one_by_one() {
         assert!(r.contains(&format!("tenant={T1}")), "{r}");
         assert!(r.contains(reason), "{r} should say {reason}");
     }
+    assert_clean(&sim);
+}
+
+/// Every example answer Live Platform publishes carries `"acquiredNumberStatus": null` for a
+/// number in service: a tenant whose numbers all look like that is routed, not refused.
+#[tokio::test]
+async fn a_tenant_whose_numbers_all_have_null_status_is_routed() {
+    let sim = start().await;
+    let mut absent = vendor_number("+3226127004", T1);
+    if let Some(item) = absent.as_object_mut() {
+        item.remove("acquiredNumberStatus");
+    }
+    sim.state().numbers.insert(
+        T1.into(),
+        vec![
+            vendor_number("+3226127000", T1),
+            vendor_number("+3226127001", T1),
+            vendor_number("+3226127002", T1),
+            vendor_number("+3226127003", T1),
+            absent,
+            live_number("+3226127005", T1, ""),
+        ],
+    );
+    let out = LiveCloudSource::new(good(&sim, &[T1]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    let want: Vec<String> = (0..6)
+        .map(|i| format!("3226127{i:03} Trunk={T1}"))
+        .collect();
+    assert_eq!(covered(&out), want);
+    assert!(out.usable("live").is_ok());
+    assert_clean(&sim);
+}
+
+/// Only an explicit status other than `Active` leaves a number out, and then quietly (it is
+/// not wanted, not broken); a status that is not text at all is a rejected item.
+#[tokio::test]
+async fn released_and_pending_numbers_are_left_out_and_odd_statuses_rejected() {
+    let sim = start().await;
+    let statuses = [
+        "Released",
+        "Pending",
+        "Release Requested",
+        "Marked For Removal",
+        "Ready For Removal",
+    ];
+    let mut numbers: Vec<serde_json::Value> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| live_number(&format!("+3226127{i:03}"), T1, status))
+        .collect();
+    numbers.push(live_number("+3226127010", T1, "Active"));
+    numbers.push(vendor_number("+3226127011", T1));
+    numbers.push(json!({"telephoneNumber": "+3226127012", "tenantId": T1,
+                        "acquiredNumberStatus": 3}));
+    numbers.push(json!({"telephoneNumber": "+3226127013", "tenantId": T1,
+                        "acquiredNumberStatus": {"state": "Active"}}));
+    sim.state().numbers.insert(T1.into(), numbers);
+    let out = LiveCloudSource::new(good(&sim, &[T1]))
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(
+        covered(&out),
+        [
+            format!("3226127010 Trunk={T1}"),
+            format!("3226127011 Trunk={T1}")
+        ]
+    );
+    let rejected: Vec<String> = out.rejected.iter().map(|r| r.to_string()).collect();
+    assert_eq!(rejected.len(), 2, "{rejected:#?}");
+    assert!(
+        rejected[0].contains("number=+3226127012")
+            && rejected[0].contains("acquiredNumberStatus 3 is not text"),
+        "{}",
+        rejected[0]
+    );
+    assert!(
+        rejected[1].contains("number=+3226127013")
+            && rejected[1].contains(r#"acquiredNumberStatus {"state":"Active"} is not text"#),
+        "{}",
+        rejected[1]
+    );
+    assert_clean(&sim);
+}
+
+/// The whole agent, two cycles: a number whose status turns from "Active" to null keeps its
+/// route (no operation at all), and one that turns "Release Requested" loses it.
+#[tokio::test]
+async fn a_status_that_turns_null_keeps_its_route_across_two_syncs() {
+    use dialsync::agent::{Agent, Mode, Outcome};
+    use dialsync::config::Config;
+    use dialsync::sim::sbc::{SbcSim, SbcState, SimUser};
+    use dialsync::sink::ApplyControl;
+    use std::os::unix::fs::PermissionsExt;
+
+    let live = start().await;
+    live.state().numbers.insert(
+        T1.into(),
+        vec![
+            live_number("+3226127000", T1, "Active"),
+            live_number("+3226127001", T1, "Active"),
+            live_number("+3226127005", T1, "Active"),
+        ],
+    );
+    let sbc = SbcSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SbcState::with_oc_dial_plan(),
+        vec![SimUser {
+            username: "dialsync".into(),
+            password: "sbc-s3cret".into(),
+            administrator: true,
+        }],
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("sbc-password", "sbc-s3cret"),
+        ("live-secret", live.config().client_secret.as_str()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = format!(
+        r#"
+[agent]
+policy = "sync"
+state_db = "state.db"
+[sbc]
+url = "{sbc}"
+username = "dialsync"
+password_file = "sbc-password"
+timeout = "5s"
+[[sources]]
+name = "live"
+kind = "livecloud"
+url = "{url}"
+token_url = "{token_url}"
+client_id = "{client_id}"
+client_secret_file = "live-secret"
+scope = "{scope}"
+ms_tenant_ids = ["{T1}"]
+tag = "Trunk=teams"
+timeout = "5s"
+"#,
+        sbc = sbc.url(),
+        url = live.url(),
+        token_url = live.token_url(),
+        client_id = live.config().client_id,
+        scope = live.config().scope,
+    );
+    let path = dir.path().join("dialsync.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut agent = Agent::new(Config::load(&path).unwrap()).unwrap();
+    let tag = |number: &str| sbc.state().lookup("OCDialPlan", number);
+
+    let first = agent.cycle(&Mode::Sync, &ApplyControl::default()).await;
+    assert_eq!(first.outcome, Outcome::Converged, "{}", first.summary());
+    assert_eq!(tag("+3226127001").as_deref(), Some("Trunk=teams"));
+
+    // The status turns null, as in the vendor's examples: nothing to do, the route stays.
+    live.state().numbers.get_mut(T1).unwrap()[1]["acquiredNumberStatus"] = serde_json::Value::Null;
+    let second = agent.cycle(&Mode::Sync, &ApplyControl::default()).await;
+    assert_eq!(second.outcome, Outcome::Converged, "{}", second.summary());
+    assert_eq!(second.rejected_count(), 0);
+    assert_eq!(second.plan.as_ref().map(|p| p.ops.len()), Some(0));
+    assert_eq!(tag("+3226127001").as_deref(), Some("Trunk=teams"));
+
+    // A number released on the platform is no longer wanted: its route goes.
+    live.state().numbers.get_mut(T1).unwrap()[0]["acquiredNumberStatus"] =
+        "Release Requested".into();
+    let third = agent.cycle(&Mode::Sync, &ApplyControl::default()).await;
+    assert_eq!(third.outcome, Outcome::Converged, "{}", third.summary());
+    assert_eq!(tag("+3226127000"), None);
+    assert_eq!(tag("+3226127001").as_deref(), Some("Trunk=teams"));
+    assert_eq!(tag("+3226127005").as_deref(), Some("Trunk=teams"));
+    assert!(
+        sbc.state().unexpected.is_empty(),
+        "{:?}",
+        sbc.state().unexpected
+    );
+    assert_clean(&live);
+}
+
+/// `{tenant_id:slug}` works for Live Platform too; two tenant ids that differ only in case
+/// fold alike, and the later one's numbers are refused rather than merged.
+#[tokio::test]
+async fn slugged_tenant_ids_tag_and_collide() {
+    let sim = start().await;
+    let upper = T2.to_uppercase();
+    {
+        let mut state = sim.state();
+        state
+            .numbers
+            .insert(T2.into(), vec![vendor_number("+3225550001", T2)]);
+        state
+            .numbers
+            .insert(upper.clone(), vec![vendor_number("+3225550002", &upper)]);
+    }
+    let mut cfg = good(&sim, &[T2, &upper]);
+    cfg.tags = rule("Trunk={tenant_id:slug}", &[]);
+    let out = LiveCloudSource::new(cfg).unwrap().fetch().await.unwrap();
+    assert_eq!(covered(&out), [format!("3225550001 Trunk={T2}")]);
+    assert_eq!(out.rejected.len(), 1, "{:?}", out.rejected);
+    let reason = out.rejected[0].to_string();
+    assert!(
+        reason.contains(&format!("tenant_id {upper:?} makes tag \"Trunk={T2}\""))
+            && reason.contains(&format!("which tenant_id {T2:?} already has")),
+        "{reason}"
+    );
     assert_clean(&sim);
 }
 

@@ -22,7 +22,9 @@ use dialsync::sim::sbc::cli::{read_script, render_config, CliStyle, Command};
 use dialsync::sim::sbc::{SimPlan, SimRule};
 use dialsync::sink::cli_script::{parse_dial_plans, quote};
 use dialsync::source::apio::{self, ApioAuth, ApioConfig, ApioGroup};
-use dialsync::source::fusion::{self, FusionAuth, FusionConfig, FusionFeed, FusionSource};
+use dialsync::source::fusion::{
+    self, FusionAuth, FusionConfig, FusionFeed, FusionSource, OcSubscription,
+};
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{self, LiveCloudSourceConfig, PageChain, PageError};
 use dialsync::source::oauth::ClientCredentials;
@@ -713,13 +715,47 @@ fn livecloud_setup(flags: u8) -> LiveCloudSourceConfig {
 
 // ---- Fusion ----
 
+/// Which Fusion feed a `fusion` input is read as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    PhoneUsage,
+    Ranges,
+    /// The Operator Connect numbers of one subscription; `true`: `include_unprovisioned`.
+    OcNumbers(bool),
+}
+
+impl Feed {
+    /// The feed the first byte of an input picks: bit 0 the range feed (as before the
+    /// Operator Connect feed existed, so older inputs still mean what they meant), else bit 1
+    /// the Operator Connect feed, with bit 2 for `include_unprovisioned`.
+    pub fn of(flags: u8) -> Feed {
+        match (flags & 1, flags & 2) {
+            (1, _) => Feed::Ranges,
+            (_, 2) => Feed::OcNumbers(flags & 4 == 4),
+            _ => Feed::PhoneUsage,
+        }
+    }
+
+    /// The list field of an object page, `None` for the range feed (an array or an object
+    /// holding its one list).
+    fn list_key(self) -> Option<&'static str> {
+        match self {
+            Feed::PhoneUsage => Some("phoneUsages"),
+            Feed::OcNumbers(_) => Some("numbers"),
+            Feed::Ranges => None,
+        }
+    }
+}
+
 /// Fusion's answers decode inside `FusionSource::fetch` (src/source/fusion.rs has no pure
 /// decoding entry point), so this target fetches for real, over loopback, from a minimal HTTP
 /// server that answers every request with the input. The first byte picks the feed
-/// (`phone_usage` or a number-range feed), the rest is the body.
+/// ([`Feed::of`]: `phone_usage`, a number-range feed, or the Operator Connect numbers), the
+/// rest is the body.
 ///
 /// - a fetch fails only as an unreadable answer or a broken page chain (never a timeout or a
-///   transport error: the server always answers 200); a `phone_usage` page is an object;
+///   transport error: the server always answers 200); a `phone_usage` or Operator Connect
+///   page is an object;
 /// - since every page is the same answer, a fetch succeeds only when the answer names no next
 ///   page (a cursor that comes back is a loop);
 /// - entries are distinct, named by the source, within the limits, at most one per item.
@@ -738,65 +774,72 @@ pub fn fusion(data: &[u8]) {
     if absolute(next) || absolute(parsed.as_ref().and_then(|v| v.get(1))) {
         return;
     }
-    let ranges = flags & 1 == 1;
-    let out = match fusion_fetch(ranges, body) {
+    let feed = Feed::of(flags);
+    let out = match fusion_fetch(feed, body) {
         Ok(out) => out,
         Err(SourceError::BadBody { .. } | SourceError::Pagination { .. }) => return,
         Err(e) => panic!("a fetch from a server that always answers 200 failed: {e}"),
     };
-    let value = parsed
-        .as_ref()
-        .expect("a fetch succeeded, so the answer is JSON");
+    // A page of numbers past f64's range is read, but is not a `Value` here: the Operator
+    // Connect feed reads its items as raw text, so it may accept what this tree cannot hold.
+    let Some(value) = parsed.as_ref() else {
+        assert!(
+            matches!(feed, Feed::OcNumbers(_)),
+            "a fetch succeeded, so the answer is JSON"
+        );
+        return;
+    };
     assert!(
-        ranges || value.is_object(),
-        "a phone_usage answer that is not an object was accepted: {value}"
+        feed == Feed::Ranges || value.is_object(),
+        "a {feed:?} answer that is not an object was accepted: {value}"
     );
     let last_page =
         matches!(next, None | Some(Value::Null)) || next.and_then(Value::as_str) == Some("");
-    let items = if ranges {
-        match value {
-            Value::Array(items) => items.len(),
-            Value::Object(object) => {
-                assert!(
-                    last_page,
-                    "a next cursor was followed to the same page without a loop"
-                );
-                object
-                    .iter()
-                    .filter(|(k, _)| *k != "next")
-                    .filter_map(|(_, v)| v.as_array())
-                    .map(Vec::len)
-                    .max()
-                    .unwrap_or(0)
-            }
-            other => panic!("a range feed answer {other} was accepted"),
+    let items = match (feed.list_key(), value) {
+        (None, Value::Array(items)) => items.len(),
+        (None, Value::Object(object)) => {
+            assert!(
+                last_page,
+                "a next cursor was followed to the same page without a loop"
+            );
+            object
+                .iter()
+                .filter(|(k, _)| *k != "next")
+                .filter_map(|(_, v)| v.as_array())
+                .map(Vec::len)
+                .max()
+                .unwrap_or(0)
         }
-    } else {
-        assert!(
-            last_page,
-            "a next cursor was followed to the same page without a loop"
-        );
-        let usages = value.get("phoneUsages").and_then(Value::as_array);
-        usages.expect("accepted, so phoneUsages is a list").len()
+        (None, other) => panic!("a range feed answer {other} was accepted"),
+        (Some(key), value) => {
+            assert!(
+                last_page,
+                "a next cursor was followed to the same page without a loop"
+            );
+            let list = value.get(key).and_then(Value::as_array);
+            list.unwrap_or_else(|| panic!("accepted, so {key} is a list"))
+                .len()
+        }
     };
     check_entries(&out, "fusion", items, true);
-    if ranges {
+    if feed == Feed::Ranges {
         let fixed = Tag::parse("Trunk=fixed", 64).unwrap();
         assert!(out.entries.iter().all(|e| e.tag == fixed));
     }
 }
 
-/// One real `FusionSource::fetch` (of the range feed if `ranges`, else of `phone_usage`) from
-/// a loopback server answering every request with 200 and `body`.
-pub fn fusion_fetch(ranges: bool, body: &[u8]) -> Result<SourceEntries, SourceError> {
+/// One real `FusionSource::fetch` of `feed` from a loopback server answering every request
+/// with 200 and `body`.
+pub fn fusion_fetch(feed: Feed, body: &[u8]) -> Result<SourceEntries, SourceError> {
     let harness = FusionHarness::get();
     let mut harness = harness.lock().unwrap_or_else(|e| e.into_inner());
     *harness.body.lock().unwrap_or_else(|e| e.into_inner()) = body.to_vec();
     let harness = &mut *harness;
-    let source = if ranges {
-        &mut harness.ranges
-    } else {
-        &mut harness.usage
+    let source = match feed {
+        Feed::PhoneUsage => &mut harness.usage,
+        Feed::Ranges => &mut harness.ranges,
+        Feed::OcNumbers(false) => &mut harness.oc,
+        Feed::OcNumbers(true) => &mut harness.oc_all,
     };
     harness.runtime.block_on(source.fetch())
 }
@@ -807,6 +850,8 @@ struct FusionHarness {
     body: Arc<Mutex<Vec<u8>>>,
     usage: FusionSource,
     ranges: FusionSource,
+    oc: FusionSource,
+    oc_all: FusionSource,
 }
 
 impl FusionHarness {
@@ -865,11 +910,27 @@ impl FusionHarness {
             },
             "Trunk=fixed",
         );
+        let oc_feed = |include_unprovisioned: bool| FusionFeed::OcNumbers {
+            subscriptions: vec![OcSubscription {
+                tenant: "Café Noir".into(),
+                subscription: "s1".into(),
+                tags: tag_rule(
+                    "{tenant:slug}-{country:slug}",
+                    fusion::parse_oc_template,
+                    &[],
+                ),
+            }],
+            include_unprovisioned,
+        };
+        let oc = config(oc_feed(false), "Trunk=unused");
+        let oc_all = config(oc_feed(true), "Trunk=unused");
         FusionHarness {
             runtime,
             body,
             usage,
             ranges,
+            oc,
+            oc_all,
         }
     }
 }

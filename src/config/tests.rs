@@ -51,12 +51,26 @@ draas_instance = "example"
 group_uuid = "aaf9dba1-9469-40fa-be50-22298d68010d"
 username = "svc-dialsync"
 password_file = "/etc/dialsync/secrets/fusion-password"   # or token_file = "..."
-# ranges_path = "groups/{group_uuid}/number_ranges"        # optional number-range feed
+feed = "phone_usage"            # phone_usage (default) | oc_numbers | ranges
+# ranges_path = "..."           # feed = "ranges" only, and implies it: the path under /draas/{draas_instance}/
 tag = "Trunk={tenant}"          # template over the item's fields
 timeout = "30s"                 # whole fetch of this source, every page included
 allow_empty = false             # true: an empty answer may delete this source's rules
+# max_body = "512MiB"           # largest answer accepted (decoded as a stream); any source kind
 [sources.tags]                  # optional explicit overrides, key = tenant name
 "Netaxis DEV" = "Trunk=netaxis-dev"
+
+[[sources]]
+name = "fusion-oc"              # Operator Connect numbers of the listed Teams subscriptions
+kind = "fusion"
+url = "https://apioaas-prov.netaxis.cloud"
+draas_instance = "example"
+username = "svc-dialsync"
+password_file = "/etc/dialsync/secrets/fusion-password"
+feed = "oc_numbers"
+subscriptions = [ { tenant = "3f1c9a70-...", subscription = "9a2e41b8-...", tag = "Trunk=acme" } ]
+tag = "Trunk={tenant}"          # for entries of `subscriptions` without their own tag
+include_unprovisioned = false
 
 [[sources]]
 name = "apio"
@@ -123,27 +137,48 @@ fn the_design_example_is_a_valid_config() {
     assert_eq!(config.dialplan.max_rules, 50_000);
     assert_eq!(config.safety.min_existing, 10);
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["fusion", "apio", "static", "live"]);
-    let SourceKind::Fusion { tags, login, .. } = &config.sources[0].kind else {
+    assert_eq!(names, ["fusion", "fusion-oc", "apio", "static", "live"]);
+    let SourceKind::Fusion {
+        tags, login, feed, ..
+    } = &config.sources[0].kind
+    else {
         panic!("fusion first");
     };
     assert!(matches!(login, FusionLogin::Password { .. }));
+    assert_eq!(*feed, FusionFeed::PhoneUsage);
     assert_eq!(
         tags.overrides.get("Netaxis DEV").map(Tag::as_str),
         Some("Trunk=netaxis-dev")
     );
+    let SourceKind::Fusion {
+        feed:
+            FusionFeed::OcNumbers {
+                subscriptions,
+                include_unprovisioned,
+            },
+        group_uuid,
+        ..
+    } = &config.sources[1].kind
+    else {
+        panic!("the Operator Connect feed second");
+    };
+    assert!(!include_unprovisioned);
+    assert_eq!(*group_uuid, None);
+    assert_eq!(subscriptions.len(), 1);
+    assert_eq!(subscriptions[0].tenant, "3f1c9a70-...");
+    assert_eq!(subscriptions[0].tags.template.to_string(), "Trunk=acme");
     let SourceKind::Apio {
         proxy_prefix,
         groups,
         ..
-    } = &config.sources[1].kind
+    } = &config.sources[2].kind
     else {
-        panic!("apio second");
+        panic!("apio third");
     };
     assert_eq!(proxy_prefix.as_deref(), Some("/api/v01/p1"));
     assert_eq!(groups.len(), 1);
-    let SourceKind::File { path } = &config.sources[2].kind else {
-        panic!("file third");
+    let SourceKind::File { path } = &config.sources[3].kind else {
+        panic!("file fourth");
     };
     assert_eq!(
         path,
@@ -477,7 +512,17 @@ fn the_shipped_example_is_a_valid_config() {
         .collect();
     let config = parse(&uncommented).expect("uncommented example");
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["static", "fusion", "fusion-ranges", "apio", "live"]);
+    assert_eq!(
+        names,
+        [
+            "static",
+            "fusion",
+            "fusion-oc",
+            "fusion-ranges",
+            "apio",
+            "live"
+        ]
+    );
 }
 
 /// `key = value`, `[table]` or `"quoted key" = value`: a commented-out setting, not prose.
@@ -487,4 +532,266 @@ fn is_setting(line: &str) -> bool {
         || key.is_some_and(|k| {
             k.starts_with('"') || k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
+}
+
+#[test]
+fn every_kind_takes_slug_fields_and_an_unknown_filter_names_the_source() {
+    let text = r#"
+[agent]
+policy = "sync"
+[sbc]
+url = "https://sbc"
+username = "u"
+password_file = "p"
+[[sources]]
+name = "fusion-main"
+kind = "fusion"
+url = "https://fusion"
+draas_instance = "d"
+group_uuid = "g"
+token_file = "t"
+tag = "{tenant:slug}.oc.example.net"
+[[sources]]
+name = "apio"
+kind = "apio"
+url = "https://apio"
+auth = "session"
+username = "svc"
+password_file = "apio-password"
+tag = "Trunk={tenant:slug}-{group:slug}"
+groups = [ { tenant = "Lambiek", group = "Bxl Centre" } ]
+[[sources]]
+name = "live"
+kind = "livecloud"
+url = "https://live"
+token_url = "https://login/token"
+client_id = "c"
+client_secret_file = "s"
+scope = "api://x/.default"
+ms_tenant_ids = ["3371606B-F589-4B50-B827-1A95CACF7225"]
+tag = "Trunk={tenant_id:slug}"
+"#;
+    let config = parse(text).expect("slug fields in every kind");
+    assert_eq!(config.sources.len(), 3);
+    for (template, line, source) in [
+        ("{tenant:slug}.oc.example.net", 15, "fusion-main"),
+        ("Trunk={tenant:slug}-{group:slug}", 23, "apio"),
+        ("Trunk={tenant_id:slug}", 34, "live"),
+    ] {
+        let bad = template.replace(":slug", ":ascii");
+        let error = refusal(&text.replace(template, &bad));
+        assert!(
+            error.contains(&format!(":{line}: sources["))
+                && error.contains(&format!("source {source:?}"))
+                && error.contains("unknown filter :ascii"),
+            "{error}"
+        );
+    }
+}
+
+/// A Fusion source of the given body (after `kind = "fusion"`), in a config whose lines are
+/// known: the body starts on line 11.
+fn fusion_source(body: &str) -> String {
+    format!(
+        r#"
+[agent]
+policy = "sync"
+[sbc]
+url = "https://sbc"
+username = "u"
+password_file = "p"
+[[sources]]
+name = "f"
+kind = "fusion"
+{body}"#
+    )
+}
+
+const FUSION_LOGIN: &str = r#"url = "https://fusion"
+draas_instance = "d"
+token_file = "t"
+"#;
+
+fn fusion_feed_of(body: &str) -> (FusionFeed, Option<String>, Option<u32>) {
+    let config = parse(&fusion_source(&format!("{FUSION_LOGIN}{body}"))).expect("valid");
+    let SourceKind::Fusion {
+        feed,
+        group_uuid,
+        page_size,
+        ..
+    } = &config.sources[0].kind
+    else {
+        panic!("fusion");
+    };
+    (feed.clone(), group_uuid.clone(), *page_size)
+}
+
+#[test]
+fn the_fusion_feed_is_a_key_of_its_own_and_ranges_path_implies_ranges() {
+    let (feed, group, size) = fusion_feed_of("group_uuid = \"g\"\ntag = \"Trunk={tenant}\"\n");
+    assert_eq!(feed, FusionFeed::PhoneUsage, "phone_usage is the default");
+    assert_eq!((group.as_deref(), size), (Some("g"), None));
+    let (feed, ..) = fusion_feed_of(
+        "feed = \"phone_usage\"\ngroup_uuid = \"g\"\npage_size = 500\ntag = \"Trunk={tenant}\"\n",
+    );
+    assert_eq!(feed, FusionFeed::PhoneUsage);
+    let (feed, group, _) = fusion_feed_of("ranges_path = \"number_ranges\"\ntag = \"Trunk=r\"\n");
+    assert_eq!(
+        feed,
+        FusionFeed::Ranges {
+            path: "number_ranges".into()
+        },
+        "ranges_path implies the range feed"
+    );
+    assert_eq!(group, None, "a path without {{group_uuid}} needs no group");
+    let (feed, group, _) = fusion_feed_of(
+        "feed = \"ranges\"\nranges_path = \"groups/{group_uuid}/number_ranges\"\n\
+         group_uuid = \"g\"\ntag = \"Trunk=r\"\n",
+    );
+    assert!(matches!(feed, FusionFeed::Ranges { .. }));
+    assert_eq!(group.as_deref(), Some("g"));
+    let (feed, group, size) = fusion_feed_of(
+        "feed = \"oc_numbers\"\npage_size = 50\ninclude_unprovisioned = true\n\
+         tag = \"{tenant:slug}.oc.example.net\"\n\
+         subscriptions = [ { tenant = \"Atelier Horta\", subscription = \"s1\" },\n\
+         { tenant = \"t2\", subscription = \"s2\", tag = \"Trunk={usage}-{country}\" } ]\n",
+    );
+    assert_eq!((group, size), (None, Some(50)));
+    let FusionFeed::OcNumbers {
+        subscriptions,
+        include_unprovisioned,
+    } = feed
+    else {
+        panic!("oc_numbers");
+    };
+    assert!(include_unprovisioned);
+    let shown: Vec<(String, String, String)> = subscriptions
+        .iter()
+        .map(|s| {
+            (
+                s.tenant.clone(),
+                s.subscription.clone(),
+                s.tags.template.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "Atelier Horta".to_string(),
+                "s1".to_string(),
+                "{tenant:slug}.oc.example.net".to_string()
+            ),
+            (
+                "t2".to_string(),
+                "s2".to_string(),
+                "Trunk={usage}-{country}".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn each_fusion_feed_requires_its_keys_naming_key_and_line() {
+    let cases = [
+        // phone_usage (the default) without group_uuid: at the table, line 8.
+        (
+            "tag = \"Trunk={tenant}\"\n",
+            ":8: sources[0].group_uuid: is required for feed \"phone_usage\"",
+        ),
+        // Written out, the feed line is what asks for the key.
+        (
+            "tag = \"Trunk={tenant}\"\nfeed = \"phone_usage\"\n",
+            ":15: sources[0].group_uuid: is required for feed \"phone_usage\"",
+        ),
+        (
+            "feed = \"oc_numbers\"\ntag = \"Trunk={tenant}\"\n",
+            ":14: sources[0].subscriptions: is required for feed \"oc_numbers\"",
+        ),
+        (
+            "feed = \"oc_numbers\"\ntag = \"T\"\nsubscriptions = []\n",
+            ":16: sources[0].subscriptions: lists no subscription",
+        ),
+        (
+            "feed = \"ranges\"\ntag = \"Trunk=r\"\n",
+            ":14: sources[0].ranges_path: is required for feed \"ranges\"",
+        ),
+        (
+            "ranges_path = \"groups/{group_uuid}/number_ranges\"\ntag = \"Trunk=r\"\n",
+            ":8: sources[0].group_uuid: is required: ranges_path",
+        ),
+        (
+            "feed = \"numbers\"\ngroup_uuid = \"g\"\ntag = \"T\"\n",
+            ":14: sources[0].feed: unknown feed \"numbers\" (expected phone_usage, oc_numbers \
+             or ranges)",
+        ),
+        // A key of another feed is refused, where it is.
+        (
+            "group_uuid = \"g\"\ntag = \"T\"\nsubscriptions = [ { tenant = \"t\", subscription = \"s\" } ]\n",
+            ":16: sources[0].subscriptions: is not a key of feed \"phone_usage\"",
+        ),
+        (
+            "group_uuid = \"g\"\ntag = \"T\"\ninclude_unprovisioned = true\n",
+            ":16: sources[0].include_unprovisioned: is not a key of feed \"phone_usage\"",
+        ),
+        (
+            "feed = \"oc_numbers\"\ngroup_uuid = \"g\"\ntag = \"T\"\n\
+             subscriptions = [ { tenant = \"t\", subscription = \"s\" } ]\n",
+            ":15: sources[0].group_uuid: is not a key of feed \"oc_numbers\"",
+        ),
+        (
+            "feed = \"oc_numbers\"\nranges_path = \"x\"\ntag = \"T\"\n\
+             subscriptions = [ { tenant = \"t\", subscription = \"s\" } ]\n",
+            ":15: sources[0].ranges_path: is not a key of feed \"oc_numbers\"",
+        ),
+        (
+            "feed = \"phone_usage\"\ngroup_uuid = \"g\"\nranges_path = \"x\"\ntag = \"T\"\n",
+            ":16: sources[0].ranges_path: is not a key of feed \"phone_usage\"",
+        ),
+        // Subscriptions, entry by entry.
+        (
+            "feed = \"oc_numbers\"\n\
+             subscriptions = [ { tenant = \"t\", subscription = \"s\" } ]\n",
+            ":15: sources[0].subscriptions[0].tag: is required",
+        ),
+        (
+            "feed = \"oc_numbers\"\ntag = \"T\"\n\
+             subscriptions = [ { tenant = \"t\" } ]\n",
+            ":16: sources[0].subscriptions[0].subscription: is required",
+        ),
+        (
+            "feed = \"oc_numbers\"\ntag = \"T\"\n\
+             subscriptions = [ { tenant = \"t\", subscription = \"s\" },\n\
+             { tenant = \"t\", subscription = \"s\" } ]\n",
+            ":17: sources[0].subscriptions[1]: tenant \"t\" subscription \"s\" is listed twice",
+        ),
+        (
+            "feed = \"oc_numbers\"\ntag = \"Trunk={group}\"\n\
+             subscriptions = [ { tenant = \"t\", subscription = \"s\" } ]\n",
+            "unknown field {group}; this source offers {tenant}, {subscription}, {usage}, \
+             {country}",
+        ),
+        (
+            "feed = \"oc_numbers\"\ntag = \"T\"\npage_size = 0\n\
+             subscriptions = [ { tenant = \"t\", subscription = \"s\" } ]\n",
+            ":16: sources[0].page_size: 0 is outside 1..=100000",
+        ),
+    ];
+    for (body, expected) in cases {
+        let error = refusal(&fusion_source(&format!("{FUSION_LOGIN}{body}")));
+        assert!(error.contains(expected), "expected {expected:?} in {error}");
+    }
+    // Unknown keys stay errors, inside a subscription too.
+    let error = refusal(&fusion_source(&format!(
+        "{FUSION_LOGIN}feed = \"oc_numbers\"\ntag = \"T\"\n\
+         subscriptions = [ {{ tenant = \"t\", subscription = \"s\", group = \"g\" }} ]\n"
+    )));
+    assert!(error.contains(":16:") && error.contains("group"), "{error}");
+    // And the Fusion keys are keys of no other kind.
+    let error = refusal(&MINIMAL.replace("kind = \"file\"", "kind = \"file\"\nfeed = \"ranges\""));
+    assert!(
+        error.contains(":13: sources[0].feed: is not a key of kind \"file\""),
+        "{error}"
+    );
 }

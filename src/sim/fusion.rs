@@ -1,7 +1,8 @@
 //! An emulator of the Netaxis Fusion API as the `fusion` source uses it (DESIGN.md §5.3): login
 //! (answered with a `2fa_payload` when the host is not trusted), access tokens that expire,
-//! refresh, a machine token, `phone_usage` and a number-range feed with cursor pagination
-//! (`page_size`, `next`), 404 for an empty list, both error body shapes, and faults on demand.
+//! refresh, a machine token, `phone_usage`, a number-range feed and the Operator Connect
+//! numbers of each Teams subscription, with cursor pagination (`page_size`, `next`), 404 for
+//! an empty list, both error body shapes, and faults on demand.
 //!
 //! Every request it did not expect (unknown path or method, a list request without a Bearer
 //! token or without dialsync's User-Agent, a login that is not JSON) is recorded in
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -103,6 +104,21 @@ const USAGE_SHAPE: PageShape<'static> = PageShape {
 /// The range feed's pages (object form, field `ranges` unless configured otherwise).
 const RANGE_NUMBER_KEYS: &[&str] = &["rangeStart", "rangeEnd"];
 
+/// Where the list is in an Operator Connect page (its numbers are inside `draas` and
+/// `msTeams`, not at the item's top level).
+const OC_SHAPE: PageShape<'static> = PageShape {
+    list_key: "numbers",
+    number_keys: &[],
+};
+
+/// The query parameters of `phone_usage` and the range feed.
+const LIST_PARAMETERS: &[&str] = &["page_size", "next"];
+
+/// The query parameters of the Operator Connect numbers: Netaxis's portal also sends
+/// `search` (the text typed in its filter box), so Fusion takes it. The emulator accepts it
+/// and does not filter by it; dialsync never sends it.
+const OC_PARAMETERS: &[&str] = &["page_size", "next", "search"];
+
 /// The platform's state, for assertions and out-of-band edits.
 #[derive(Debug)]
 pub struct FusionState {
@@ -111,6 +127,13 @@ pub struct FusionState {
     /// The range feed's items.
     pub ranges: Vec<Value>,
     pub ranges_form: RangesForm,
+    /// The Operator Connect numbers of each `(tenant, subscription)`, served as they are
+    /// (`{"draas": {...}, "msTeams": {...}}`; see [`oc_number`]). A pair not listed has no
+    /// such path: 404, as Fusion answers.
+    pub oc_numbers: HashMap<(String, String), Vec<Value>>,
+    /// The `(tenant, subscription)` of every Operator Connect list request that passed the
+    /// token check, in order.
+    pub oc_asked: Vec<(String, String)>,
     /// Valid access tokens and refresh tokens with their expiry.
     pub access_tokens: HashMap<String, Instant>,
     pub refresh_tokens: HashMap<String, Instant>,
@@ -153,6 +176,13 @@ impl FusionState {
         }
     }
 
+    /// The Operator Connect list of `(tenant, subscription)`, created empty if need be.
+    pub fn oc_list(&mut self, tenant: &str, subscription: &str) -> &mut Vec<Value> {
+        self.oc_numbers
+            .entry((tenant.to_string(), subscription.to_string()))
+            .or_default()
+    }
+
     fn token(&mut self, kind: &str) -> String {
         self.counter += 1;
         format!("{kind}-{}-{}", self.counter, rand::random::<u32>())
@@ -175,7 +205,7 @@ pub struct FusionSimData {
     #[serde(default)]
     pub ranges_path: Option<String>,
     /// `phone_usage` items, served as they are.
-    #[serde(rename = "phoneUsages")]
+    #[serde(rename = "phoneUsages", default)]
     pub phone_usages: Vec<Value>,
     /// Number-range objects, served as they are (a bare JSON array).
     #[serde(default)]
@@ -183,6 +213,19 @@ pub struct FusionSimData {
     /// Page size when the client sends none; absent: everything at once.
     #[serde(default)]
     pub page_size: Option<NonZeroUsize>,
+    /// The Operator Connect numbers of Teams subscriptions.
+    #[serde(default)]
+    pub oc_subscriptions: Vec<OcSubscriptionData>,
+}
+
+/// One Teams subscription of a data file: where its Operator Connect numbers live, and the
+/// `numbers` list of its answer, as Fusion sends it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcSubscriptionData {
+    pub tenant: String,
+    pub subscription: String,
+    pub numbers: Vec<Value>,
 }
 
 impl FusionSimData {
@@ -215,16 +258,24 @@ impl FusionSimData {
 ///   "phoneUsages": [ {"distributor","group","reseller","subscription","tenant",
 ///                     "phoneNumber","username"}, ... ],
 ///   "ranges": [ {"id","countryCode","rangeStart","rangeEnd","numberType",...}, ... ],
-///                                      // optional
+///                                      // optional; bounds are national numbers
+///   "oc_subscriptions": [              // optional
+///     {"tenant": "3f1c9a70-...", "subscription": "9a2e41b8-...",
+///      "numbers": [ {"draas": {"connectionId","countryCode","fullNumber","id","nsn"},
+///                    "msTeams": {"batch","country","number","provisionedOnMSTeams",
+///                                "uploadedOn","usage"}}, ... ]}
+///   ],
 ///   "page_size": 10                    // optional; absent: no pagination
 /// }
 /// ```
 ///
 /// (Comments are for this description only: the file is plain JSON.) `phoneUsages` is the
-/// list of the `phone_usage` answer and `ranges` the array of the number-range feed, both as
+/// list of the `phone_usage` answer (optional too), `ranges` the array of the number-range
+/// feed and each subscription's `numbers` the list of its Operator Connect answer, all as
 /// Fusion sends them and served as they are, so a real answer can be pasted in. An unknown
-/// key in the wrapper object is an error; the items themselves are not checked, so a file can
-/// hold the malformed items a test needs.
+/// key in the wrapper objects is an error, and so is a subscription listed twice or an id
+/// that cannot be a path segment; the items themselves are not checked, so a file can hold
+/// the malformed items a test needs.
 pub fn load_data(path: &Path) -> Result<FusionSimData, SimDataError> {
     let data: FusionSimData = load_json(path, "fusion")?;
     let invalid = |reason: String| SimDataError::Invalid {
@@ -254,6 +305,25 @@ pub fn load_data(path: &Path) -> Result<FusionSimData, SimDataError> {
     if ranges_path == format!("groups/{}/sdrs/phone_usage", data.group_uuid) {
         return Err(invalid("ranges_path is the phone_usage path".into()));
     }
+    for (at, oc) in data.oc_subscriptions.iter().enumerate() {
+        for (key, value) in [("tenant", &oc.tenant), ("subscription", &oc.subscription)] {
+            if !is_path_segment(value) {
+                return Err(invalid(format!(
+                    "oc_subscriptions[{at}].{key} {value:?} must be letters, digits and -._~ \
+                     only"
+                )));
+            }
+        }
+        let twice = data.oc_subscriptions[..at]
+            .iter()
+            .any(|o| o.tenant == oc.tenant && o.subscription == oc.subscription);
+        if twice {
+            return Err(invalid(format!(
+                "oc_subscriptions[{at}]: tenant {:?} subscription {:?} is listed twice",
+                oc.tenant, oc.subscription
+            )));
+        }
+    }
     Ok(data)
 }
 
@@ -267,6 +337,36 @@ pub fn usage(number: &str, tenant: &str) -> Value {
         "tenant": tenant,
         "phoneNumber": number,
         "username": "Richard Lobster",
+    })
+}
+
+/// An Operator Connect number as Fusion sends it: `+{country_code}{nsn}`, known to Fusion's
+/// inventory (`draas`) and uploaded to Teams (`msTeams`), provisioned there or not.
+pub fn oc_number(country_code: u16, nsn: &str, provisioned: bool) -> Value {
+    let full = format!("+{country_code}{nsn}");
+    let country = match country_code {
+        32 => "BE",
+        33 => "FR",
+        31 => "NL",
+        27 => "ZA",
+        _ => "",
+    };
+    json!({
+        "draas": {
+            "connectionId": 4711,
+            "countryCode": country_code,
+            "fullNumber": full,
+            "id": 90210,
+            "nsn": nsn,
+        },
+        "msTeams": {
+            "batch": "batch-2025-02-03",
+            "country": country,
+            "number": full,
+            "provisionedOnMSTeams": provisioned,
+            "uploadedOn": "2025-02-03T09:41:07Z",
+            "usage": "CallingUserAssignment",
+        },
     })
 }
 
@@ -288,7 +388,7 @@ struct Shared {
 impl FusionSim {
     /// Starts the emulator on `listen` (port 0 picks a free port).
     pub async fn start(listen: SocketAddr, config: FusionSimConfig) -> std::io::Result<FusionSim> {
-        FusionSim::start_holding(listen, config, Vec::new(), Vec::new()).await
+        FusionSim::start_holding(listen, config, Vec::new(), Vec::new(), HashMap::new()).await
     }
 
     /// Starts the emulator on `listen` serving `data` (see [`load_data`]).
@@ -297,7 +397,12 @@ impl FusionSim {
         data: FusionSimData,
     ) -> std::io::Result<FusionSim> {
         let config = data.config();
-        FusionSim::start_holding(listen, config, data.phone_usages, data.ranges).await
+        let oc_numbers = data
+            .oc_subscriptions
+            .into_iter()
+            .map(|oc| ((oc.tenant, oc.subscription), oc.numbers))
+            .collect();
+        FusionSim::start_holding(listen, config, data.phone_usages, data.ranges, oc_numbers).await
     }
 
     /// The items are in place before the listener accepts anything, so no client ever sees
@@ -307,6 +412,7 @@ impl FusionSim {
         config: FusionSimConfig,
         phone_usages: Vec<Value>,
         ranges: Vec<Value>,
+        oc_numbers: HashMap<(String, String), Vec<Value>>,
     ) -> std::io::Result<FusionSim> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -314,6 +420,8 @@ impl FusionSim {
             phone_usages,
             ranges,
             ranges_form: RangesForm::Array,
+            oc_numbers,
+            oc_asked: Vec::new(),
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             logins: 0,
@@ -349,6 +457,12 @@ impl FusionSim {
             )
             .route(&usage_path, get(phone_usage).fallback(unexpected))
             .route(&ranges_path, get(number_ranges).fallback(unexpected))
+            .route(
+                &format!(
+                    "{instance}/tenants/{{tenant}}/subscriptions/{{subscription}}/msteams/oc/numbers"
+                ),
+                get(oc_number_list).fallback(unexpected),
+            )
             .fallback(unexpected)
             .with_state(shared);
         let stop = super::serve_with_faults(listener, app);
@@ -490,6 +604,7 @@ async fn admit(
     headers: &HeaderMap,
     uri: &Uri,
     query: &HashMap<String, String>,
+    parameters: &[&str],
 ) -> Admit {
     let fault = {
         let mut state = lock(&shared.state);
@@ -525,7 +640,7 @@ async fn admit(
             ));
         }
         for key in query.keys() {
-            if key != "page_size" && key != "next" {
+            if !parameters.contains(&key.as_str()) {
                 state
                     .unexpected
                     .push(format!("GET {} with unknown parameter {key}", uri.path()));
@@ -653,15 +768,16 @@ async fn phone_usage(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (offset, page, size, spoil) = match admit(&shared, &headers, &uri, &query).await {
-        Admit::Answer(response) => return response,
-        Admit::Serve {
-            offset,
-            page,
-            size,
-            spoil,
-        } => (offset, page, size, spoil),
-    };
+    let (offset, page, size, spoil) =
+        match admit(&shared, &headers, &uri, &query, LIST_PARAMETERS).await {
+            Admit::Answer(response) => return response,
+            Admit::Serve {
+                offset,
+                page,
+                size,
+                spoil,
+            } => (offset, page, size, spoil),
+        };
     let state = lock(&shared.state);
     if state.phone_usages.is_empty() && shared.config.empty_is_404 {
         return error(
@@ -692,15 +808,16 @@ async fn number_ranges(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (offset, page, size, spoil) = match admit(&shared, &headers, &uri, &query).await {
-        Admit::Answer(response) => return response,
-        Admit::Serve {
-            offset,
-            page,
-            size,
-            spoil,
-        } => (offset, page, size, spoil),
-    };
+    let (offset, page, size, spoil) =
+        match admit(&shared, &headers, &uri, &query, LIST_PARAMETERS).await {
+            Admit::Answer(response) => return response,
+            Admit::Serve {
+                offset,
+                page,
+                size,
+                spoil,
+            } => (offset, page, size, spoil),
+        };
     let state = lock(&shared.state);
     if state.ranges.is_empty() && shared.config.empty_is_404 {
         return error(
@@ -733,4 +850,65 @@ async fn number_ranges(
         return spoil.answer(body, &shape, &conn);
     }
     Json(body).into_response()
+}
+
+/// A page of a subscription's Operator Connect numbers, serialised without copying them.
+/// `next` is always there, a string, empty on the last page (the portal reads it as a
+/// string).
+#[derive(Serialize)]
+struct OcPage<'a> {
+    numbers: &'a [Value],
+    next: String,
+}
+
+/// `GET .../tenants/{tenant}/subscriptions/{subscription}/msteams/oc/numbers`: one page of the
+/// subscription's Operator Connect numbers. A subscription the emulator does not hold is a
+/// path that does not exist (404, as Fusion answers it, and not unexpected: the client
+/// cannot know); one that holds no numbers answers 404 too while `empty_is_404`.
+async fn oc_number_list(
+    State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    UrlPath((tenant, subscription)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (offset, page, size, spoil) =
+        match admit(&shared, &headers, &uri, &query, OC_PARAMETERS).await {
+            Admit::Answer(response) => return response,
+            Admit::Serve {
+                offset,
+                page,
+                size,
+                spoil,
+            } => (offset, page, size, spoil),
+        };
+    let mut state = lock(&shared.state);
+    state.oc_asked.push((tenant.clone(), subscription.clone()));
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            1014,
+            "No MS Teams tenant found or the path tenant / subscription doesn't exist",
+        )
+    };
+    let Some(numbers) = state.oc_numbers.get(&(tenant, subscription)) else {
+        return not_found();
+    };
+    if numbers.is_empty() && shared.config.empty_is_404 {
+        return not_found();
+    }
+    let (from, to, next) = page_of(numbers.len(), offset, page, size);
+    let body = OcPage {
+        numbers: &numbers[from..to],
+        next: next.as_str().unwrap_or_default().to_string(),
+    };
+    if let Some(spoil) = spoil {
+        let page = serde_json::to_value(&body).unwrap_or_default();
+        drop(state);
+        return spoil.answer(page, &OC_SHAPE, &conn);
+    }
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    drop(state);
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }

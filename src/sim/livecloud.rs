@@ -58,13 +58,47 @@ impl LiveRule {
 /// The v3 number list's path.
 pub const NUMBERS_PATH: &str = "/api/v3/oc/numbers";
 
-/// One number as the v3 number list gives it.
+/// One number as the v3 number list gives it, with an explicit `acquiredNumberStatus`.
 pub fn live_number(telephone: &str, tenant: &str, status: &str) -> Value {
     json!({
         "telephoneNumber": telephone,
         "tenantId": tenant,
         "acquiredNumberStatus": status,
         "numberType": "DID",
+    })
+}
+
+/// One number in the shape of the vendor's own example answers to "Get Operator Connect
+/// Customer Numbers": every field those examples show, and `"acquiredNumberStatus": null`,
+/// which is what each of them carries for a number in service. (The values other than the
+/// number and the tenant are this emulator's own.)
+pub fn vendor_number(telephone: &str, tenant: &str) -> Value {
+    json!({
+        "uploadTelephoneNumberEntryId": 410021,
+        "source": "webapi",
+        "sbcList": [{"sbcName": "oc1.sim.example.net [192.0.2.10]", "sbcId": 3}],
+        "id": 150044,
+        "uploadToAccountJobId": 5120,
+        "whenCreated": "2025-02-03T09:41:07.1185203+00:00",
+        "acquiredNumberStatus": null,
+        "telephoneNumber": telephone,
+        "callingProfileId": "0d6f3c1e-5a7b-4c2d-9e8f-1a2b3c4d5e6f",
+        "acquiredCapabilities": ["Office365", "InboundCalling", "OutboundCalling", "UserAssignment"],
+        "availableCapabilities": [
+            "FirstPartyAppAssignment", "Office365", "InboundCalling", "OutboundCalling",
+            "UserAssignment"
+        ],
+        "acquiredOn": "2025-02-03T09:38:52.4410937+00:00",
+        "isoCountryCode": "BE",
+        "tnUploadJobId": "7c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e",
+        "locationId": null,
+        "civicAddressId": null,
+        "assignmentStatus": null,
+        "tenantId": tenant,
+        "aslcht": null,
+        "aslsct": null,
+        "aslvCode": null,
+        "asticks": null,
     })
 }
 
@@ -167,7 +201,7 @@ impl LiveSimData {
 ///   "tenants": {
 ///     "3371606b-f589-4b50-b827-1a95cacf7225": [
 ///       {"telephoneNumber": "+3238200100", "tenantId": "3371606b-...",
-///        "acquiredNumberStatus": "Active", ...}, ...
+///        "acquiredNumberStatus": null, ...}, ...
 ///     ]
 ///   },
 ///   "rules": [ {"name": "manual", "prefix": "+3238200999#", "tag": "Trunk=x"} ]   // optional

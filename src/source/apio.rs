@@ -36,7 +36,7 @@ use super::http::{
     SourceHttp,
 };
 use super::secret::Secret;
-use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
 use crate::number::{Number, NumberRange, OpenPrefix};
@@ -607,6 +607,9 @@ pub struct Decoder {
     name: std::sync::Arc<str>,
     limits: ItemLimits,
     include_inactive: bool,
+    /// Tags made through `{field:slug}` in this fetch, across every group, and the values
+    /// each came from.
+    slugs: SlugClaims,
     out: SourceEntries,
 }
 
@@ -617,6 +620,7 @@ impl Decoder {
             name: config.name.as_str().into(),
             limits: config.limits,
             include_inactive: config.include_inactive,
+            slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
     }
@@ -679,10 +683,12 @@ impl Decoder {
                     "group" => Some(group.group.as_str()),
                     _ => None,
                 };
-                let tag =
-                    group
-                        .tags
-                        .tag_for(Some(&group.tenant), field, self.limits.max_tag_len)?;
+                let tag = group.tags.tag_for(
+                    Some(&group.tenant),
+                    field,
+                    self.limits.max_tag_len,
+                    &mut self.slugs,
+                )?;
                 Ok((coverage, tag))
             });
             self.push(label, result);

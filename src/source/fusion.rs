@@ -1,6 +1,8 @@
-//! The Netaxis Fusion source (DESIGN.md §5.3): the numbers of one Fusion group, from the
-//! `phone_usage` report (one number per user, tagged per tenant), or from a number-range feed
-//! (integer bounds, one fixed tag).
+//! The Netaxis Fusion source (DESIGN.md §5.3), one feed per source: the numbers of one Fusion
+//! group from the `phone_usage` report (one number per user, tagged per tenant), the Operator
+//! Connect numbers of listed Teams subscriptions (see `fusion/oc_numbers.rs`), or a
+//! number-range feed (national integer bounds behind a country code, one fixed tag). Every
+//! feed shares one page loop, one authentication and one HTTP client.
 //!
 //! Authentication is a login with username and password (refreshed with the refresh token,
 //! then renewed by a new login, once each per request: never a loop), or a static machine
@@ -24,14 +26,23 @@ use serde_json::Value;
 
 use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::secret::Secret;
-use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
 use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
 use crate::sink::retry::truncate;
 
-/// The fields a Fusion tag template may use (`user` is the item's `username`).
+mod oc_numbers;
+
+pub use oc_numbers::{OcSubscription, DEFAULT_PAGE_SIZE as OC_DEFAULT_PAGE_SIZE};
+
+/// The fields a tag template of the Operator Connect feed may use: the configured tenant and
+/// subscription, and the item's usage and country.
+pub const OC_TAG_FIELDS: &[&str] = oc_numbers::TAG_FIELDS;
+
+/// The fields a tag template of the `phone_usage` feed may use (`user` is the item's
+/// `username`); the Operator Connect feed has its own, [`OC_TAG_FIELDS`].
 pub const TAG_FIELDS: &[&str] = &["tenant", "group", "reseller", "distributor", "user"];
 
 /// How the source authenticates.
@@ -51,6 +62,13 @@ pub enum FusionFeed {
     /// A number-range feed at this path under `/draas/{draas_instance}/` (`{group_uuid}` is
     /// substituted), e.g. `groups/{group_uuid}/number_ranges`.
     Ranges { path: String },
+    /// The Operator Connect numbers of each listed Teams subscription
+    /// (`tenants/{tenant}/subscriptions/{subscription}/msteams/oc/numbers`), each tagged by its
+    /// own rule. Only numbers provisioned on Microsoft Teams, unless `include_unprovisioned`.
+    OcNumbers {
+        subscriptions: Vec<OcSubscription>,
+        include_unprovisioned: bool,
+    },
 }
 
 /// One `[[sources]]` entry of kind `fusion`, resolved (secrets read, template parsed).
@@ -64,9 +82,12 @@ pub struct FusionConfig {
     pub group_uuid: String,
     pub auth: FusionAuth,
     pub feed: FusionFeed,
+    /// The tag rule of the `phone_usage` and range feeds (the Operator Connect feed's rules are
+    /// per subscription).
     pub tags: TagRule,
     pub limits: ItemLimits,
-    /// Sent as `page_size` when set; a `next` in an answer is followed either way.
+    /// Sent as `page_size` when set (the Operator Connect feed always sends one, by default
+    /// [`OC_DEFAULT_PAGE_SIZE`]); a `next` in an answer is followed either way.
     pub page_size: Option<u32>,
     /// The whole fetch, every page and retry included.
     pub timeout: Duration,
@@ -104,6 +125,23 @@ pub fn parse_template(text: &str) -> Result<TagTemplate, TemplateError> {
     TagTemplate::parse(text, TAG_FIELDS)
 }
 
+/// Parses a tag template of the Operator Connect feed (`Trunk={tenant:slug}`), accepting only
+/// [`OC_TAG_FIELDS`].
+pub fn parse_oc_template(text: &str) -> Result<TagTemplate, TemplateError> {
+    oc_numbers::parse_template(text)
+}
+
+/// Which list of Fusion one run of pages reads.
+#[derive(Clone, Copy)]
+enum List<'a> {
+    PhoneUsage,
+    Ranges,
+    OcNumbers {
+        subscription: &'a OcSubscription,
+        include_unprovisioned: bool,
+    },
+}
+
 #[derive(Clone)]
 struct Tokens {
     access: Secret,
@@ -135,19 +173,35 @@ impl FusionSource {
     pub fn new(config: FusionConfig) -> Result<FusionSource, SourceError> {
         let base = format!("{}/api/v01", config.url.trim_end_matches('/'));
         check_url(&config.name, &config.url)?;
+        let refuse = |message: String| SourceError::Config {
+            source_name: config.name.clone(),
+            message,
+        };
         let fixed_tag = match &config.feed {
+            FusionFeed::PhoneUsage if config.group_uuid.trim().is_empty() => {
+                return Err(refuse("the phone_usage feed needs a group_uuid".into()))
+            }
             FusionFeed::PhoneUsage => None,
+            FusionFeed::OcNumbers { subscriptions, .. } if subscriptions.is_empty() => {
+                return Err(refuse(
+                    "the oc_numbers feed needs at least one subscription".into(),
+                ))
+            }
+            FusionFeed::OcNumbers { .. } => None,
             FusionFeed::Ranges { .. } => Some(
                 config
                     .tags
                     .template
-                    .render(|_| None, config.limits.max_tag_len)
-                    .map_err(|reason| SourceError::Config {
-                        source_name: config.name.clone(),
-                        message: format!(
+                    .render(
+                        |_| None,
+                        config.limits.max_tag_len,
+                        &mut SlugClaims::default(),
+                    )
+                    .map_err(|reason| {
+                        refuse(format!(
                             "a Fusion number-range feed carries no tenant, group or user, so its \
                              tag must be fixed (a template without fields): {reason}"
-                        ),
+                        ))
                     })?,
             ),
         };
@@ -173,34 +227,66 @@ impl FusionSource {
 
     async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
         let instance = format!("{}/draas/{}", self.base, self.config.draas_instance);
-        let (url, ranges) = match &self.config.feed {
-            FusionFeed::PhoneUsage => (
-                format!(
+        let mut parser = Parser::new(&self.config, self.fixed_tag.clone());
+        match self.config.feed.clone() {
+            FusionFeed::PhoneUsage => {
+                let url = format!(
                     "{instance}/groups/{}/sdrs/phone_usage",
                     self.config.group_uuid
-                ),
-                false,
-            ),
-            FusionFeed::Ranges { path } => (
-                format!(
+                );
+                let size = self.config.page_size;
+                self.read_list(&url, size, List::PhoneUsage, &mut parser)
+                    .await?;
+            }
+            FusionFeed::Ranges { path } => {
+                let url = format!(
                     "{instance}/{}",
                     path.trim_start_matches('/')
                         .replace("{group_uuid}", &self.config.group_uuid)
-                ),
-                true,
-            ),
-        };
-        let mut parser = Parser::new(&self.config, self.fixed_tag.clone());
+                );
+                let size = self.config.page_size;
+                self.read_list(&url, size, List::Ranges, &mut parser)
+                    .await?;
+            }
+            FusionFeed::OcNumbers {
+                subscriptions,
+                include_unprovisioned,
+            } => {
+                let size = Some(self.config.page_size.unwrap_or(OC_DEFAULT_PAGE_SIZE));
+                for subscription in &subscriptions {
+                    let url = format!("{instance}/{}", subscription.path());
+                    let list = List::OcNumbers {
+                        subscription,
+                        include_unprovisioned,
+                    };
+                    self.read_list(&url, size, list, &mut parser).await?;
+                }
+            }
+        }
+        Ok(parser.finish())
+    }
+
+    /// Reads every page of one list into `parser`: the first page at `url`, then each page
+    /// its predecessor's `next` names, until a page names none. A 404 for the first page is
+    /// an empty list (Fusion's list endpoints answer so); for a later page, or a cursor that
+    /// comes back, the chain is broken and the whole fetch fails.
+    async fn read_list(
+        &mut self,
+        url: &str,
+        page_size: Option<u32>,
+        list: List<'_>,
+        parser: &mut Parser,
+    ) -> Result<(), SourceError> {
+        parser.start_list();
         let mut seen_cursors = HashSet::new();
         let mut cursor: Option<String> = None;
         let mut page = 0usize;
         loop {
-            let page_url = self.page_url(&url, cursor.as_deref());
+            let page_url = self.page_url(url, cursor.as_deref(), page_size);
             let answer = self.get_authorised(&page_url).await?;
             if answer.status == StatusCode::NOT_FOUND {
                 if page == 0 {
-                    // The list endpoints answer 404 for an empty list.
-                    return Ok(parser.finish());
+                    return Ok(());
                 }
                 return Err(SourceError::Pagination {
                     source_name: self.config.name.clone(),
@@ -215,41 +301,37 @@ impl FusionSource {
             if !answer.status.is_success() {
                 return Err(self.refused(&page_url, &answer));
             }
-            let next = if ranges {
-                let body: Value = self.http.json(&page_url, &answer)?;
-                drop(answer);
-                parser.ranges_page(body, &page_url)?
-            } else {
-                // serde would also read a JSON array as the page's fields in order; the
-                // documented answer is an object, and anything else is not a page.
-                if !answer.body.trim_ascii_start().starts_with(b"{") {
-                    // Not JSON at all (or not UTF-8) is said as such; JSON of another kind
-                    // (checked without building it) is not a page.
-                    self.http
-                        .json::<serde::de::IgnoredAny>(&page_url, &answer)?;
-                    return Err(SourceError::BadBody {
-                        source_name: self.config.name.clone(),
-                        url: page_url,
-                        reason: format!(
-                            "expected an object with phoneUsages, found {}",
-                            answer.text()
-                        ),
-                    });
+            let next = match list {
+                List::Ranges => {
+                    let body: Value = self.http.json(&page_url, &answer)?;
+                    drop(answer);
+                    parser.ranges_page(body, &page_url)?
                 }
-                let body: UsagePage = self.http.json(&page_url, &answer)?;
-                let Some(items) = body.phone_usages else {
-                    return Err(SourceError::BadBody {
-                        source_name: self.config.name.clone(),
-                        url: page_url,
-                        reason: "no phoneUsages list".into(),
-                    });
-                };
-                parser.usages(items);
-                body.next
+                List::PhoneUsage => {
+                    self.object_page(&page_url, &answer, "phoneUsages")?;
+                    let body: UsagePage = self.http.json(&page_url, &answer)?;
+                    let Some(items) = body.phone_usages else {
+                        return Err(self.bad_body(&page_url, "no phoneUsages list"));
+                    };
+                    parser.usages(items);
+                    body.next
+                }
+                List::OcNumbers {
+                    subscription,
+                    include_unprovisioned,
+                } => {
+                    self.object_page(&page_url, &answer, "numbers")?;
+                    let body: OcPage = self.http.json(&page_url, &answer)?;
+                    let Some(items) = body.numbers else {
+                        return Err(self.bad_body(&page_url, "no numbers list"));
+                    };
+                    parser.oc_numbers(subscription, include_unprovisioned, &items);
+                    body.next
+                }
             };
             page += 1;
             match next_cursor(next) {
-                Ok(None) => return Ok(parser.finish()),
+                Ok(None) => return Ok(()),
                 Ok(Some(next)) => {
                     if !seen_cursors.insert(next.clone()) {
                         return Err(SourceError::Pagination {
@@ -271,9 +353,40 @@ impl FusionSource {
         }
     }
 
+    /// Refuses an answer that is not a JSON object, as a page of `list_key` must be: serde
+    /// would also read a JSON array as the page's fields in order, and anything but an object
+    /// is not a page. Not JSON at all (or not UTF-8) is said as such; JSON of another kind is
+    /// checked without building it.
+    fn object_page(
+        &self,
+        url: &str,
+        answer: &HttpAnswer,
+        list_key: &str,
+    ) -> Result<(), SourceError> {
+        if answer.body.trim_ascii_start().starts_with(b"{") {
+            return Ok(());
+        }
+        self.http.json::<serde::de::IgnoredAny>(url, answer)?;
+        Err(self.bad_body(
+            url,
+            &format!(
+                "expected an object with {list_key}, found {}",
+                answer.text()
+            ),
+        ))
+    }
+
+    fn bad_body(&self, url: &str, reason: &str) -> SourceError {
+        SourceError::BadBody {
+            source_name: self.config.name.clone(),
+            url: url.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
     /// The URL of a page: the first, or the one `cursor` names (an absolute URL, a path, or
     /// an opaque cursor sent as `next=`).
-    fn page_url(&self, url: &str, cursor: Option<&str>) -> String {
+    fn page_url(&self, url: &str, cursor: Option<&str>, page_size: Option<u32>) -> String {
         let mut params = Vec::new();
         let base = match cursor {
             Some(c) if c.starts_with("http://") || c.starts_with("https://") => c.to_string(),
@@ -290,7 +403,7 @@ impl FusionSource {
             }
             None => url.to_string(),
         };
-        if let Some(size) = self.config.page_size {
+        if let Some(size) = page_size {
             if !base.contains("page_size=") {
                 params.insert(0, format!("page_size={size}"));
             }
@@ -525,6 +638,18 @@ struct PhoneUsage<'a> {
     username: Option<Cow<'a, str>>,
 }
 
+/// One page of the Operator Connect numbers of a subscription. Its items are small objects
+/// (`draas`, `msTeams`), taken as raw JSON text and read one by one, so one odd item (even
+/// one a JSON tree cannot hold, such as a number past f64's range) rejects itself, not the
+/// page.
+#[derive(Deserialize)]
+struct OcPage<'a> {
+    #[serde(borrow, default)]
+    numbers: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    next: Option<Value>,
+}
+
 /// An item that either has the expected shape or is kept as a reason to reject it, so one
 /// odd item does not make the page unreadable. The item is first taken as raw JSON text
 /// (no tree is built), then parsed as `T`.
@@ -556,6 +681,8 @@ struct Parser {
     /// Items seen so far, for item labels.
     index: usize,
     tags_seen: HashSet<Tag>,
+    /// Tags made through `{field:slug}` in this fetch, and the values each came from.
+    slugs: SlugClaims,
     out: SourceEntries,
 }
 
@@ -568,6 +695,7 @@ impl Parser {
             fixed_tag,
             index: 0,
             tags_seen: HashSet::new(),
+            slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
     }
@@ -575,6 +703,11 @@ impl Parser {
     fn finish(mut self) -> SourceEntries {
         self.out.drop_exact_duplicates();
         self.out
+    }
+
+    /// A new list begins: its items are numbered from 1 in their labels.
+    fn start_list(&mut self) {
+        self.index = 0;
     }
 
     fn push(&mut self, item: String, result: Result<(Coverage, Tag), String>) {
@@ -601,6 +734,61 @@ impl Parser {
         }
     }
 
+    /// One page of `subscription`'s Operator Connect numbers.
+    fn oc_numbers(
+        &mut self,
+        subscription: &OcSubscription,
+        include_unprovisioned: bool,
+        items: &[&RawValue],
+    ) {
+        for raw in items {
+            self.index += 1;
+            let item = serde_json::from_str::<Value>(raw.get());
+            let shown = item.as_ref().map(oc_numbers::shown_number);
+            let label = format!(
+                "oc_number tenant={} subscription={} #{} number={:?}",
+                subscription.tenant,
+                subscription.subscription,
+                self.index,
+                shown.as_deref().unwrap_or_default()
+            );
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    let reason = format!(
+                        "not an Operator Connect number object ({e}): {}",
+                        truncate(raw.get())
+                    );
+                    self.push(label, Err(reason));
+                    continue;
+                }
+            };
+            let result = match oc_numbers::read(&item, include_unprovisioned) {
+                Ok(None) => continue,
+                Ok(Some(number)) => {
+                    let field = |name: &str| match name {
+                        "tenant" => Some(subscription.tenant.as_str()),
+                        "subscription" => Some(subscription.subscription.as_str()),
+                        "usage" => number.usage,
+                        "country" => number.country,
+                        _ => None,
+                    };
+                    subscription
+                        .tags
+                        .tag_for(
+                            Some(&subscription.tenant),
+                            field,
+                            self.limits.max_tag_len,
+                            &mut self.slugs,
+                        )
+                        .map(|tag| (Coverage::Range(NumberRange::single(number.number)), tag))
+                }
+                Err(reason) => Err(reason),
+            };
+            self.push(label, result);
+        }
+    }
+
     fn usages(&mut self, items: Vec<Lenient<PhoneUsage<'_>>>) {
         for item in items {
             self.index += 1;
@@ -623,7 +811,7 @@ impl Parser {
         }
     }
 
-    fn usage(&self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {
+    fn usage(&mut self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {
         let raw = usage
             .phone_number
             .as_deref()
@@ -638,9 +826,12 @@ impl Parser {
             "user" => usage.username.as_deref(),
             _ => None,
         };
-        let tag = self
-            .tags
-            .tag_for(usage.tenant.as_deref(), field, self.limits.max_tag_len)?;
+        let tag = self.tags.tag_for(
+            usage.tenant.as_deref(),
+            field,
+            self.limits.max_tag_len,
+            &mut self.slugs,
+        )?;
         Ok((Coverage::Range(NumberRange::single(number)), tag))
     }
 
@@ -702,29 +893,21 @@ impl Parser {
         Ok(next)
     }
 
+    /// One number-range object. Its bounds are national significant numbers: Fusion keeps
+    /// every number as country code plus NSN, and its portal shows a range as
+    /// `{countryCode}{rangeStart}`. The country code is therefore always prepended; a Belgian
+    /// range `32001000..32001099` (Antwerp) is `+3232001000..`, and guessing from whether the
+    /// digits happen to start with the country code would have made it `+32001000`.
     fn range(&self, item: &Value) -> Result<(Coverage, Tag), String> {
         if !item.is_object() {
             return Err(format!("not a range object: {}", preview_json(item)));
         }
-        let country = match item.get("countryCode") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.trim().trim_start_matches('+').to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(other) => return Err(format!("countryCode {other} is not a country code")),
+        let Some(country) = country_code(item.get("countryCode"), "countryCode")? else {
+            return Err("no countryCode, and the bounds are national numbers".into());
         };
-        if !country.bytes().all(|b| b.is_ascii_digit()) || country.len() > 3 {
-            return Err(format!("countryCode {country:?} is not a country code"));
-        }
-        let (start, plus) = bound(item, "rangeStart")?;
-        let (end, _) = bound(item, "rangeEnd")?;
-        // Prepend the country code unless the digits already carry it (or a `+` says they
-        // are international); decided once for the range so both ends stay comparable.
-        let carries = plus || country.is_empty() || start.starts_with(&country);
-        let full = |digits: &str| match carries {
-            true => digits.to_string(),
-            false => format!("{country}{digits}"),
-        };
-        let (lo_text, hi_text) = (full(&start), full(&end));
+        let start = bound(item, "rangeStart")?;
+        let end = bound(item, "rangeEnd")?;
+        let (lo_text, hi_text) = (format!("+{country}{start}"), format!("+{country}{end}"));
         let lo = Number::parse(&lo_text).map_err(|e| format!("rangeStart {lo_text}: {e}"))?;
         let hi = Number::parse(&hi_text).map_err(|e| format!("rangeEnd {hi_text}: {e}"))?;
         let range = NumberRange::new(lo, hi, self.limits.max_range_size)
@@ -737,23 +920,41 @@ impl Parser {
     }
 }
 
+/// A country code (`32`, `"32"` or `"+32"`) as its digits; absent, null or blank is `None`.
+/// `key` names the field in the reason.
+fn country_code(value: Option<&Value>, key: &str) -> Result<Option<String>, String> {
+    let digits = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim().trim_start_matches('+').to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => return Err(format!("{key} {other} is not a country code")),
+    };
+    let valid = (1..=3).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    match valid {
+        true => Ok(Some(digits)),
+        false => Err(format!("{key} {digits:?} is not a country code")),
+    }
+}
+
 /// A range bound as its digits: a JSON integer (the documented form) or a string of digits
-/// with an optional `+` (whose letters, if any, the number parser then names).
-/// Also says whether a string bound started with `+` (already international).
-fn bound(item: &Value, key: &str) -> Result<(String, bool), String> {
+/// (whose other characters, if any, the number parser then names). A bound written with a
+/// `+` is refused: it claims to be international, and the country code is prepended to every
+/// bound, so taking it as it is would bring the guess back.
+fn bound(item: &Value, key: &str) -> Result<String, String> {
     match item.get(key) {
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) => Err(format!("{key} is 0")),
-            Some(v) => Ok((v.to_string(), false)),
+            Some(v) => Ok(v.to_string()),
             None => Err(format!("{key} {n} is not a positive integer")),
         },
-        Some(Value::String(s)) => {
-            let s = s.trim();
-            match s.strip_prefix('+') {
-                Some(digits) => Ok((digits.to_string(), true)),
-                None => Ok((s.to_string(), false)),
-            }
-        }
+        Some(Value::String(s)) if s.trim().starts_with('+') => Err(format!(
+            "{key} {s:?} is international, but range bounds are national numbers (the \
+             countryCode is prepended)"
+        )),
+        Some(Value::String(s)) => Ok(s.trim().to_string()),
         None | Some(Value::Null) => Err(format!("no {key}")),
         Some(other) => Err(format!("{key} {other} is not a number")),
     }

@@ -5,9 +5,11 @@
 //! `{"currentPage","pageSize","totalPages","totalRecords","data":[...]}`. Every page is read; a
 //! chain that breaks off early, changes its totals on the way, or does not add up to
 //! `totalRecords` fails the whole fetch (the agent then uses the last good snapshot): a
-//! partial list is never used. Only numbers whose `acquiredNumberStatus` is `Active` are
-//! desired. A malformed number rejects that item alone, with a reason naming tenant and
-//! number.
+//! partial list is never used. A number is desired unless its `acquiredNumberStatus` says
+//! otherwise: every example answer the vendor publishes carries `"acquiredNumberStatus": null`
+//! for numbers in service, so a null or absent status counts as assigned, and only an explicit
+//! status other than `Active` ("Release Requested", "Marked For Removal"...) leaves a number
+//! out. A malformed number rejects that item alone, with a reason naming tenant and number.
 //!
 //! The token comes from the shared [`TokenCache`]; on a 401 it is fetched again once, and a
 //! second 401 (or a refused secret) is [`SourceError::Unauthorized`].
@@ -25,7 +27,7 @@ use serde_json::Value;
 use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::oauth::{ClientCredentials, OAuthError, TokenCache};
 use super::secret::Secret;
-use super::tag::{TagRule, TagTemplate, TemplateError};
+use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
@@ -34,7 +36,8 @@ use crate::sink::retry::truncate;
 /// The fields a Live Platform tag template may use.
 pub const TAG_FIELDS: &[&str] = &["tenant_id"];
 
-/// The status of a number that is desired.
+/// The one explicit status of a number that is desired (a null or absent status is desired
+/// too; see [`Decoder::item`]).
 pub const ACTIVE: &str = "Active";
 
 /// Parses a Live Platform tag template (`Trunk={tenant_id}`), accepting only [`TAG_FIELDS`].
@@ -449,6 +452,8 @@ pub struct Decoder {
     /// The source's name, shared by the provenance of every entry.
     name: std::sync::Arc<str>,
     limits: ItemLimits,
+    /// Tags made through `{tenant_id:slug}` in this fetch, and the tenant each came from.
+    slugs: SlugClaims,
     out: SourceEntries,
 }
 
@@ -458,6 +463,7 @@ impl Decoder {
         Decoder {
             name: config.name.as_str().into(),
             limits: config.limits,
+            slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
     }
@@ -468,7 +474,13 @@ impl Decoder {
         self.out
     }
 
-    /// One item of `tenant`'s number list: an entry, a rejection, or nothing (not `Active`).
+    /// One item of `tenant`'s number list: an entry, a rejection, or nothing (an explicit
+    /// status other than `Active`).
+    ///
+    /// A null or absent `acquiredNumberStatus` is taken as assigned: the vendor's own example
+    /// answers carry `null` for numbers in service. Reading null as "not desired" would drop
+    /// the route of a number whose status turns null, and refuse a tenant whose numbers all
+    /// carry it, although nothing about the numbers changed.
     pub fn item(&mut self, tenant: &str, tags: &TagRule, item: &Value) {
         let number = item.get("telephoneNumber").and_then(Value::as_str);
         let label = format!(
@@ -478,17 +490,22 @@ impl Decoder {
                 str::to_string
             )
         );
+        let (limits, slugs) = (self.limits, &mut self.slugs);
         let result = (|| {
             if !item.is_object() {
                 return Err(format!("not an object: {}", preview_json(item)));
             }
-            let status = match item.get("acquiredNumberStatus") {
-                Some(Value::String(s)) => s.trim(),
-                None | Some(Value::Null) => return Err("no acquiredNumberStatus".into()),
-                Some(other) => return Err(format!("acquiredNumberStatus {other} is not text")),
-            };
-            if status != ACTIVE {
-                return Ok(None);
+            match item.get("acquiredNumberStatus") {
+                None | Some(Value::Null) => {}
+                // A blank status states nothing either.
+                Some(Value::String(s)) if s.trim().is_empty() || s.trim() == ACTIVE => {}
+                Some(Value::String(_)) => return Ok(None),
+                Some(other) => {
+                    return Err(format!(
+                        "acquiredNumberStatus {} is not text",
+                        preview_json(other)
+                    ))
+                }
             }
             let text = match item.get("telephoneNumber") {
                 Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
@@ -510,10 +527,10 @@ impl Decoder {
                 }
             }
             let n = Number::parse(text).map_err(|e| format!("telephoneNumber {text:?}: {e}"))?;
-            let range = NumberRange::new(n, n, self.limits.max_range_size)
+            let range = NumberRange::new(n, n, limits.max_range_size)
                 .map_err(|e| format!("telephoneNumber {text:?}: {e}"))?;
             let field = |name: &str| (name == "tenant_id").then_some(tenant);
-            let tag = tags.tag_for(Some(tenant), field, self.limits.max_tag_len)?;
+            let tag = tags.tag_for(Some(tenant), field, limits.max_tag_len, slugs)?;
             Ok(Some((Coverage::Range(range), tag)))
         })();
         match result {
