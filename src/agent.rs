@@ -22,8 +22,8 @@ use crate::error::{Classify, ErrorClass};
 use crate::number::Number;
 use crate::plan::{self, OpCounts, Plan, Policy, Route};
 use crate::resolve::{resolve, Entry};
-use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
 use crate::sink::{ApplyControl, Sink};
+use crate::sink::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
 use crate::source::{Rejected, Source, SourceEntries, SourceError};
 use crate::store::{
     outcome, CycleIssue, CycleRecord, IssueKind, MirrorRule, PhaseTiming, StateLock, Store,
@@ -551,7 +551,7 @@ impl Agent {
         phase.end("compile", report);
 
         let device = match self.sink.read().await {
-            Err(SinkError::DialPlanMissing { name })
+            Err(SinkError::DialPlanMissing { name, .. })
                 if self.config.dialplan.create && mode != &Mode::DryRun =>
             {
                 tracing::warn!(dial_plan = %name, "the dial plan is missing; creating it");

@@ -24,6 +24,7 @@ use crate::plan::{PlanSettings, Policy, Safety};
 use crate::sink::audiocodes::SbcConfig;
 use crate::sink::livecloud::LiveCloudConfig;
 use crate::sink::Sink;
+use crate::sink::WriteSettings;
 use crate::source::apio::{ApioAuth, ApioConfig, ApioGroup};
 use crate::source::fusion::{FusionAuth, FusionConfig, FusionFeed, OcSubscription};
 use crate::source::livecloud::LiveCloudSourceConfig;
@@ -283,11 +284,11 @@ impl Config {
                 let password = self.secret(password_file)?;
                 let mut config = SbcConfig::new(url, username, password.expose());
                 config.dial_plan = self.dialplan.name.clone();
-                config.rule_name = self.dialplan.rule_name.clone();
-                config.adopt_foreign = self.dialplan.adopt_foreign;
-                config.batch_size = *batch_size;
+                config.writes.rule_name = self.dialplan.rule_name.clone();
+                config.writes.adopt_foreign = self.dialplan.adopt_foreign;
+                config.writes.batch_size = *batch_size;
+                config.writes.timeout = *timeout;
                 config.save_config = *save_config;
-                config.timeout = *timeout;
                 config.ca_file = ca_file.clone();
                 config.insecure_skip_verify = *insecure_skip_verify;
                 Sink::audiocodes(config)
@@ -305,6 +306,7 @@ impl Config {
                 timeout,
             } => {
                 let secret = self.secret(client_secret_file)?;
+                let defaults = LiveCloudConfig::default();
                 Sink::livecloud(LiveCloudConfig {
                     url: url.clone(),
                     token_url: token_url.clone(),
@@ -314,11 +316,14 @@ impl Config {
                     customer_id: customer_id.clone(),
                     site_location_id: site_location_id.clone(),
                     dial_plan_id: dial_plan_id.clone(),
-                    rule_name: self.dialplan.rule_name.clone(),
-                    adopt_foreign: self.dialplan.adopt_foreign,
-                    batch_size: *batch_size,
-                    timeout: *timeout,
-                    ..LiveCloudConfig::default()
+                    writes: WriteSettings {
+                        rule_name: self.dialplan.rule_name.clone(),
+                        adopt_foreign: self.dialplan.adopt_foreign,
+                        batch_size: *batch_size,
+                        timeout: *timeout,
+                        ..defaults.writes
+                    },
+                    rate: defaults.rate,
                 })
             }
         };

@@ -109,49 +109,6 @@ impl Classify for crate::store::StoreError {
     }
 }
 
-impl Classify for crate::sink::cli_script::ScriptError {
-    fn class(&self) -> ErrorClass {
-        // A script that breaks the dialect means the device's configuration (or the firmware's
-        // dialect) is not what dialsync understands: any dial plan read from it could be
-        // misread, and planning against a misread plan could delete routes that are in use.
-        // Retrying the read returns the same text, so only a person can resolve it. (For the
-        // emulator, a malformed incremental script is dialsync's own bug: fatal just the same.)
-        ErrorClass::Fatal
-    }
-}
-
-impl Classify for crate::sink::audiocodes::SinkError {
-    fn class(&self) -> ErrorClass {
-        use crate::sink::audiocodes::SinkError;
-        match self {
-            // The device is busy, restarting, upgrading or out of reach: the next cycle may
-            // find it well, and no setting of dialsync's would change that.
-            SinkError::Busy { .. }
-            | SinkError::Server { .. }
-            | SinkError::Http { .. }
-            | SinkError::Upgrading { .. } => ErrorClass::Transient,
-            // One rule the device refuses: quarantine it, apply the rest.
-            SinkError::ScriptFailed { .. } => ErrorClass::Item,
-            // Credentials, role, a missing dial plan, TLS or URL settings, a device script or
-            // answer dialsync cannot read, a request refused outright, a journal left
-            // unsettled, a plan that would write a row dialsync does not own (a bug): someone
-            // must act before a retry can succeed.
-            SinkError::Unauthorized
-            | SinkError::Forbidden { .. }
-            | SinkError::DialPlanMissing { .. }
-            | SinkError::Tls { .. }
-            | SinkError::BadUrl { .. }
-            | SinkError::BadBatchSize
-            | SinkError::Script(_)
-            | SinkError::BadResponse { .. }
-            | SinkError::Refused { .. }
-            | SinkError::Unsettled { .. }
-            | SinkError::Ownership(_) => ErrorClass::Fatal,
-            SinkError::Store(e) => e.class(),
-        }
-    }
-}
-
 impl Classify for crate::sim::sbc::StateFileError {
     fn class(&self) -> ErrorClass {
         // The emulator's own state file: unreadable or not JSON stays so until someone fixes it.

@@ -10,7 +10,7 @@ use dialsync::dialplan::rule::Tag;
 use dialsync::plan::{Op, OpKind, Route};
 use dialsync::sim::sbc::cli::{read_script, render_config, CliStyle, Command};
 use dialsync::sim::sbc::{SimPlan, SimRule};
-use dialsync::sink::cli_script::{parse_dial_plans, render_incremental};
+use dialsync::sink::audiocodes::cli_script::{parse_dial_plans, render_incremental};
 use proptest::prelude::*;
 
 fn arb_route() -> impl Strategy<Value = Route> {
@@ -100,7 +100,8 @@ proptest! {
         rule_name in arb_value(),
         ops in prop::collection::vec(arb_op(), 0..20),
     ) {
-        let script = render_incremental(plan, &rule_name, &ops);
+        let refs: Vec<&Op> = ops.iter().collect();
+        let script = render_incremental(plan, &rule_name, &refs);
         let expected: Vec<Command> =
             ops.iter().filter_map(|op| expected_command(plan, &rule_name, op)).collect();
         prop_assert_eq!(read_script(&script), Ok(expected));

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dialsync::dialplan::rule::Tag;
 use dialsync::resolve::{resolve, Entry};
-use dialsync::sink::cli_script;
+use dialsync::sink::audiocodes::cli_script;
 use dialsync::source::apio::{ApioAuth, ApioConfig, ApioGroup, ApioSource};
 use dialsync::source::fusion::{
     FusionAuth, FusionConfig, FusionFeed, FusionSource, OcSubscription, OC_TAG_FIELDS,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialsync::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
-use dialsync::sink::cli_script;
+use dialsync::sink::audiocodes::cli_script;
 use reqwest::{multipart, Client, StatusCode};
 use serde_json::Value;
 

@@ -14,7 +14,8 @@ use dialsync::error::{Classify, ErrorClass};
 use dialsync::plan::{plan, OpKind, PlanSettings, Policy, Route, Safety};
 use dialsync::sim::sbc::cli::CliStyle;
 use dialsync::sim::sbc::{DroppedConnection, SbcSim, SbcState, SimPlan, SimRule, SimUser};
-use dialsync::sink::audiocodes::{ApplyReport, AudioCodesSink, SbcConfig, SinkError};
+use dialsync::sink::audiocodes::{AudioCodesSink, SbcConfig};
+use dialsync::sink::{ApplyReport, SinkError, Target};
 use dialsync::store::Store;
 
 const ADMIN: (&str, &str) = ("admin", "s3cret");
@@ -106,11 +107,11 @@ fn device() -> SbcState {
 
 fn config(sim_url: &str, user: (&str, &str), batch_size: usize) -> SbcConfig {
     let mut config = SbcConfig::new(sim_url, user.0, user.1);
-    config.batch_size = batch_size;
-    config.timeout = Duration::from_secs(20);
-    config.retry_budget = Duration::from_secs(20);
-    config.backoff_initial = Duration::from_millis(5);
-    config.backoff_max = Duration::from_millis(100);
+    config.writes.batch_size = batch_size;
+    config.writes.timeout = Duration::from_secs(20);
+    config.writes.retry_budget = Duration::from_secs(20);
+    config.writes.backoff_initial = Duration::from_millis(5);
+    config.writes.backoff_max = Duration::from_millis(100);
     config
 }
 
@@ -310,8 +311,8 @@ async fn a_409_storm_still_converges() {
 
     // A storm longer than the retry budget: a transient error, the ops marked failed.
     let mut tight = config(&sim.url(), ADMIN, 100);
-    tight.retry_budget = Duration::from_millis(50);
-    tight.backoff_initial = Duration::from_millis(20);
+    tight.writes.retry_budget = Duration::from_millis(50);
+    tight.writes.backoff_initial = Duration::from_millis(20);
     let sink = AudioCodesSink::new(tight).expect("sink");
     sim.state().faults.busy_writes = 1000;
     sim.state().faults.retry_after_secs = None;
@@ -355,7 +356,7 @@ async fn dropped_connections_mid_batch_converge() {
         sync(&sink, &mut store, &routes(300)).await.expect("load");
 
         let mut faulty = config(&sim.url(), ADMIN, 50);
-        faulty.retry_budget = budget;
+        faulty.writes.retry_budget = budget;
         let faulty = AudioCodesSink::new(faulty).expect("sink");
         {
             let mut state = sim.state();
@@ -891,7 +892,7 @@ fn bad_settings_are_fatal() {
     assert_eq!(err.class(), ErrorClass::Fatal);
 
     let mut zero = SbcConfig::new("https://sbc.example.net", "u", "p");
-    zero.batch_size = 0;
+    zero.writes.batch_size = 0;
     assert!(matches!(
         AudioCodesSink::new(zero),
         Err(SinkError::BadBatchSize)

@@ -11,8 +11,8 @@ use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
 use dialsync::plan::{plan, OpKind, PlanSettings, Policy, Route, Safety};
 use dialsync::sim::livecloud::{LiveCloudSim, LiveRule, LiveSimConfig};
-use dialsync::sink::audiocodes::{ApplyReport, SinkError};
 use dialsync::sink::livecloud::{LiveCloudConfig, LiveCloudSink};
+use dialsync::sink::{ApplyReport, SinkError, Target, WriteSettings};
 use dialsync::store::Store;
 
 /// A dial plan with what Live Platform itself writes there (its Operator Connect rules: one
@@ -61,13 +61,15 @@ fn config(sim: &LiveCloudSim, batch_size: usize) -> LiveCloudConfig {
         customer_id: platform.customer_id.clone(),
         site_location_id: platform.site_location_id.clone(),
         dial_plan_id: platform.dial_plan_id.clone(),
-        batch_size,
-        timeout: Duration::from_secs(20),
         rate: (platform.rate_max, platform.rate_window),
-        retry_budget: Duration::from_secs(20),
-        backoff_initial: Duration::from_millis(5),
-        backoff_max: Duration::from_millis(100),
-        ..LiveCloudConfig::default()
+        writes: WriteSettings {
+            batch_size,
+            timeout: Duration::from_secs(20),
+            retry_budget: Duration::from_secs(20),
+            backoff_initial: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(100),
+            ..LiveCloudConfig::default().writes
+        },
     }
 }
 
@@ -437,7 +439,7 @@ async fn an_unknown_outcome_is_settled_by_reading_the_platform() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let mut store = store_in(scratch.path());
     let mut config = config(&sim, 20);
-    config.retry_budget = Duration::ZERO;
+    config.writes.retry_budget = Duration::ZERO;
     let sink = LiveCloudSink::new(config).expect("sink");
 
     // The first PATCH lands but its answer is lost, and there is no budget to look: the

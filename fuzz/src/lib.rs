@@ -20,7 +20,7 @@ use dialsync::number::{Number, NumberRange, OpenPrefix, MAX_DIGITS};
 use dialsync::resolve::Coverage;
 use dialsync::sim::sbc::cli::{read_script, render_config, CliStyle, Command};
 use dialsync::sim::sbc::{SimPlan, SimRule};
-use dialsync::sink::cli_script::{parse_dial_plans, quote};
+use dialsync::sink::audiocodes::cli_script::{parse_dial_plans, quote};
 use dialsync::source::apio::{self, ApioAuth, ApioConfig, ApioGroup};
 use dialsync::source::fusion::{
     self, FusionAuth, FusionConfig, FusionFeed, FusionSource, OcSubscription,

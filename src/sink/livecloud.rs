@@ -1,9 +1,6 @@
-//! The Live Platform sink: reads one dial plan of AudioCodes Live Platform and applies a
-//! [`Plan`] to it through the dial-plan `PATCH` of DESIGN.md §5.2, with the journal of §6.
-//!
-//! It has the interface of the device sink ([`AudioCodesSink`](super::audiocodes::AudioCodesSink)):
-//! `read` gives the same [`DeviceDialPlan`], `apply` the same [`ApplyReport`], errors are the
-//! same [`SinkError`]. What differs is the platform:
+//! AudioCodes Live Platform as a [`Target`]: one of its dial plans, read and changed through
+//! the dial-plan API of DESIGN.md §5.2. The journaled apply is the shared
+//! [`applier`](super::applier); what is the platform's own lives here:
 //!
 //! - Auth is an OAuth2 client-credentials token (Entra ID), cached until shortly before it
 //!   expires; a 401 from the API drops it and fetches a new one once, a second 401 is fatal.
@@ -18,12 +15,13 @@
 //! - An op becomes entries of a PATCH: an add an `add` entry, a delete a `remove` entry, a
 //!   modify both (the old rule removed and the new one added in the same PATCH, which the
 //!   platform applies atomically, so the number is never unrouted in between). A PATCH is
-//!   all or nothing: a 400 (problem-details) to a batch makes the sink send its ops one by
-//!   one, quarantining each refused op with the platform's `detail`, and holding back (and
-//!   quarantining) every later op that touches numbers of a refused one, as the device sink
-//!   does: the plan is make-before-break, so sending them could leave numbers unrouted.
+//!   all or nothing: a 400 (problem-details) to a batch is a refusal, with the platform's
+//!   `detail` as the reason.
+//! - Whether an op shows: its after-rule present under dialsync's name, and its before-rule
+//!   gone from under the name it had when the plan was made (an adopted foreign rule keeps
+//!   its own name until it is removed).
 //!
-//! [`read`]: LiveCloudSink::read
+//! [`read`]: Target::read
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -34,15 +32,15 @@ use reqwest::{Client, Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::retry::{retry_after, truncate, Backoff};
+use super::dial_plan::DeviceDialPlan;
+use super::error::SinkError;
+use super::retry::{retry_after, truncate};
+use super::target::{Answer, Attempt, Target};
+use super::write_settings::WriteSettings;
 use crate::dialplan::rule::DialPlanRule;
-use crate::plan::{Op, Plan, Route};
-use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
-use crate::sink::withheld::Withheld;
-use crate::sink::ApplyControl;
+use crate::plan::{Op, Route};
 use crate::source::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::source::secret::Secret;
-use crate::store::{OpState, PlanId, Store};
 
 /// The `[sbc]` settings for `sbc.kind = "livecloud"`.
 ///
@@ -60,22 +58,10 @@ pub struct LiveCloudConfig {
     pub customer_id: String,
     pub site_location_id: String,
     pub dial_plan_id: String,
-    /// The Name marking the rules dialsync owns (`dialplan.rule_name`).
-    pub rule_name: String,
-    /// Whether a plan may take over a foreign rule whose prefix it wants
-    /// (`dialplan.adopt_foreign`).
-    pub adopt_foreign: bool,
-    /// Ops per PATCH (a modify counts once though it is two entries).
-    pub batch_size: usize,
-    /// Per HTTP request.
-    pub timeout: Duration,
     /// At most `rate.0` API requests per `rate.1` (the platform's limit: 10 per 10 s).
     pub rate: (usize, Duration),
-    /// The most time spent retrying one request before giving up with a transient error.
-    pub retry_budget: Duration,
-    /// The first backoff delay; it doubles per attempt up to `backoff_max`, with jitter.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
+    /// Rule names, batches of one PATCH each, timeouts and retries.
+    pub writes: WriteSettings,
 }
 
 impl Default for LiveCloudConfig {
@@ -90,14 +76,12 @@ impl Default for LiveCloudConfig {
             customer_id: String::new(),
             site_location_id: String::new(),
             dial_plan_id: String::new(),
-            rule_name: "dialsync".into(),
-            adopt_foreign: false,
-            batch_size: 100,
-            timeout: Duration::from_secs(30),
             rate: (10, Duration::from_secs(10)),
-            retry_budget: Duration::from_secs(120),
-            backoff_initial: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(15),
+            writes: WriteSettings::defaults(
+                100,
+                Duration::from_secs(120),
+                (Duration::from_millis(500), Duration::from_secs(15)),
+            ),
         }
     }
 }
@@ -113,12 +97,8 @@ impl fmt::Debug for LiveCloudConfig {
             .field("customer_id", &self.customer_id)
             .field("site_location_id", &self.site_location_id)
             .field("dial_plan_id", &self.dial_plan_id)
-            .field("rule_name", &self.rule_name)
-            .field("adopt_foreign", &self.adopt_foreign)
-            .field("batch_size", &self.batch_size)
-            .field("timeout", &self.timeout)
             .field("rate", &self.rate)
-            .field("retry_budget", &self.retry_budget)
+            .field("writes", &self.writes)
             .finish()
     }
 }
@@ -157,33 +137,6 @@ struct PatchDto<'a> {
     remove: Vec<RuleDto>,
 }
 
-/// One attempt's failure, by what it says about whether the request landed.
-enum Attempt {
-    /// Certainly not acted on (429, connection never made, a token that could not be had).
-    NotApplied(SinkError, Option<Duration>),
-    /// May or may not have acted (timeout, dropped connection, 5xx to a PATCH): look first.
-    Unknown(SinkError),
-    /// The platform refused the request's content (400 problem-details): its `detail`.
-    Rejected(String),
-    /// Retrying cannot help.
-    Final(SinkError),
-}
-
-/// A batch that did not land, and whether any of its ops might have.
-struct BatchError {
-    error: SinkError,
-    uncertain: bool,
-    unconfirmed: Vec<usize>,
-}
-
-enum BatchOutcome {
-    Applied,
-    Refused {
-        reason: String,
-        unconfirmed: Vec<usize>,
-    },
-}
-
 /// The sink for one Live Platform dial plan.
 pub struct LiveCloudSink {
     config: LiveCloudConfig,
@@ -203,18 +156,118 @@ impl fmt::Debug for LiveCloudSink {
     }
 }
 
-impl LiveCloudSink {
-    /// A fresh retry budget for one request (a batch, a read, the save).
-    fn backoff(&self) -> Backoff {
-        Backoff::new(
-            self.config.backoff_initial,
-            self.config.backoff_max,
-            self.config.retry_budget,
-        )
+impl Target for LiveCloudSink {
+    fn target_name(&self) -> &'static str {
+        "Live Platform"
     }
 
+    fn writes(&self) -> &WriteSettings {
+        &self.config.writes
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Reads the dial plan. Indexes are synthetic: each rule's position in `ruleDTO`.
+    async fn read(&self) -> Result<DeviceDialPlan, SinkError> {
+        const WHAT: &str = "reading the Live Platform dial plan";
+        let mut backoff = self.config.writes.backoff();
+        let body = loop {
+            match self.call(Method::GET, None, WHAT).await {
+                Ok(body) => break body,
+                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Unknown(e)) => match backoff.next(None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Final(e)) => return Err(e),
+            }
+        };
+        let dto: DialPlanDto = serde_json::from_str(&body).map_err(|e| SinkError::BadResponse {
+            what: WHAT.into(),
+            reason: e.to_string(),
+        })?;
+        let id = match &dto.dial_plan_id {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if id != self.config.dial_plan_id {
+            return Err(SinkError::BadResponse {
+                what: WHAT.into(),
+                reason: format!("dialPlanId {id:?}, expected {:?}", self.config.dial_plan_id),
+            });
+        }
+        // Live Platform's own Operator Connect rules come back as it wrote them: one number,
+        // no `#` (an open prefix, as the SBC reads it) and a bare FQDN for a tag. They are
+        // read like any other row and never written.
+        let rows = dto.rule_dto.iter().enumerate().map(|(position, text)| {
+            DialPlanRule::read(position as u32, &text.name, &text.prefix, &text.tag)
+        });
+        Ok(DeviceDialPlan::of_rows(0, rows))
+    }
+
+    /// One PATCH: each op's before-rule removed and its after-rule added, which the platform
+    /// applies atomically, so a modify never leaves its numbers unrouted in between.
+    async fn send(&self, ops: &[&Op], read: &DeviceDialPlan) -> Result<Answer, Attempt> {
+        const WHAT: &str = "patching the Live Platform dial plan";
+        let mut body = PatchDto {
+            dial_plan_id: &self.config.dial_plan_id,
+            add: Vec::new(),
+            remove: Vec::new(),
+        };
+        for op in ops {
+            if let Some(before) = &op.before {
+                body.remove
+                    .push(RuleDto::of(self.removed_name(op, Some(read)), before));
+            }
+            if let Some(after) = &op.after {
+                body.add
+                    .push(RuleDto::of(&self.config.writes.rule_name, after));
+            }
+        }
+        let body = serde_json::to_value(&body).map_err(|e| {
+            Attempt::Final(SinkError::BadResponse {
+                what: WHAT.into(),
+                reason: format!("cannot encode the PATCH: {e}"),
+            })
+        })?;
+        match self.call(Method::PATCH, Some(&body), WHAT).await {
+            Ok(_) => Ok(Answer::Applied),
+            // A 400 (problem-details) to a PATCH: the platform refused its content.
+            Err(Attempt::Final(SinkError::Refused {
+                status: 400, body, ..
+            })) => Ok(Answer::Refused(body)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The op's after-rule present under dialsync's name, and its before-rule gone from under
+    /// the name it had when the plan was made (dialsync's, or an adopted rule's own).
+    fn shows(&self, op: &Op, now: &DeviceDialPlan, planned_from: Option<&DeviceDialPlan>) -> bool {
+        let removed_name = self.removed_name(op, planned_from);
+        let added_name = self.config.writes.rule_name.as_str();
+        let has = |name: &str, route: &Route| {
+            now.rules
+                .iter()
+                .any(|r| r.name == name && r.prefix == route.prefix && r.tag == route.tag)
+        };
+        let added = op.after.as_ref().is_none_or(|after| has(added_name, after));
+        let removed = op.before.as_ref().is_none_or(|before| {
+            // A modify that keeps the route under the same name shows only its after-rule.
+            (op.after.as_ref() == Some(before) && removed_name == added_name)
+                || !has(removed_name, before)
+        });
+        added && removed
+    }
+}
+
+impl LiveCloudSink {
     pub fn new(config: LiveCloudConfig) -> Result<Self, SinkError> {
-        if config.batch_size == 0 {
+        if config.writes.batch_size == 0 {
             return Err(SinkError::BadBatchSize);
         }
         for (url, name) in [(&config.url, "url"), (&config.token_url, "token_url")] {
@@ -243,7 +296,7 @@ impl LiveCloudSink {
             }
         }
         let client = Client::builder()
-            .timeout(config.timeout)
+            .timeout(config.writes.timeout)
             .build()
             .map_err(|e| SinkError::Tls {
                 reason: format!("cannot build the HTTP client: {e}"),
@@ -280,327 +333,18 @@ impl LiveCloudSink {
         self.tokens.fetched()
     }
 
-    /// Reads the dial plan. Indexes are synthetic: each rule's position in `ruleDTO`.
-    pub async fn read(&self) -> Result<DeviceDialPlan, SinkError> {
-        const WHAT: &str = "reading the Live Platform dial plan";
-        let mut backoff = self.backoff();
-        let body = loop {
-            match self.call(Method::GET, None, WHAT).await {
-                Ok(body) => break body,
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Rejected(detail)) => {
-                    return Err(SinkError::Refused {
-                        what: WHAT.into(),
-                        status: 400,
-                        body: detail,
-                    })
-                }
-                Err(Attempt::Final(e)) => return Err(e),
-            }
+    /// The Name of the rule `op` removes: the rule at the op's index in the read the plan was
+    /// made from, when it is the op's before-route (an adopted foreign rule keeps its own
+    /// name), else dialsync's.
+    fn removed_name<'a>(&'a self, op: &Op, planned_from: Option<&'a DeviceDialPlan>) -> &'a str {
+        let (Some(before), Some(read)) = (&op.before, planned_from) else {
+            return &self.config.writes.rule_name;
         };
-        let dto: DialPlanDto = serde_json::from_str(&body).map_err(|e| SinkError::BadResponse {
-            what: WHAT.into(),
-            reason: e.to_string(),
-        })?;
-        let id = match &dto.dial_plan_id {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        if id != self.config.dial_plan_id {
-            return Err(SinkError::BadResponse {
-                what: WHAT.into(),
-                reason: format!("dialPlanId {id:?}, expected {:?}", self.config.dial_plan_id),
-            });
-        }
-        // Live Platform's own Operator Connect rules come back as it wrote them: one number,
-        // no `#` (an open prefix, as the SBC reads it) and a bare FQDN for a tag. They are
-        // read like any other row and never written.
-        let rows = dto.rule_dto.iter().enumerate().map(|(position, text)| {
-            DialPlanRule::read(position as u32, &text.name, &text.prefix, &text.tag)
-        });
-        Ok(DeviceDialPlan::of_rows(0, rows))
-    }
-
-    /// Applies `plan` to the dial plan read as `device` (the read of this cycle: it names the
-    /// rules that deletes and modifies remove).
-    ///
-    /// The plan is journaled before the first write; ops go in order, `batch_size` per PATCH,
-    /// marked in flight before and done after. A PATCH refused with 400 is retried op by op,
-    /// the refused op quarantined with the platform's `detail`; later ops touching its
-    /// numbers are held back and quarantined too (see `Withheld`). When a PATCH's outcome is
-    /// unknown (timeout, dropped connection, 5xx) the dial plan is re-read and only the ops
-    /// whose effect it does not show are sent again. On an error after which some op may
-    /// have landed the journal is left unfinished for [`LiveCloudSink::settle_unfinished`].
-    pub async fn apply(
-        &self,
-        store: &mut Store,
-        plan: &Plan,
-        device: &DeviceDialPlan,
-    ) -> Result<ApplyReport, SinkError> {
-        self.apply_until(store, plan, device, &ApplyControl::default())
-            .await
-    }
-
-    /// [`Self::apply`], stopping between batches once `stop` is requested: the batch in
-    /// flight completes, the journal is finished as `stopped`, and the ops not sent are left
-    /// for the next cycle's fresh plan.
-    pub async fn apply_until(
-        &self,
-        store: &mut Store,
-        plan: &Plan,
-        device: &DeviceDialPlan,
-        stop: &ApplyControl,
-    ) -> Result<ApplyReport, SinkError> {
-        device.guard(plan, &self.config.rule_name, self.config.adopt_foreign)?;
-        if let Some(unfinished) = store.unfinished_journal()? {
-            return Err(SinkError::Unsettled {
-                plan: unfinished.id,
-            });
-        }
-        let first_request = self.requests.load(Ordering::Relaxed);
-        let mut report = ApplyReport::default();
-        if plan.ops.is_empty() {
-            return Ok(report);
-        }
-        let id = store.journal_begin(&plan.checksum, &plan.ops)?;
-        let batch_size = self.config.batch_size;
-        let mut withheld = Withheld::new("Live Platform");
-        for (number, chunk) in plan.ops.chunks(batch_size).enumerate() {
-            stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
-            if stop.requested() {
-                report.stopped = true;
-                break;
-            }
-            report.batches += 1;
-            let first = number * batch_size;
-            let mut seqs: Vec<usize> = Vec::with_capacity(chunk.len());
-            for seq in first..first + chunk.len() {
-                match withheld.blocking(&plan.ops[seq]) {
-                    Some(reason) => quarantine(store, id, plan, seq, reason, &mut report)?,
-                    None => seqs.push(seq),
-                }
-            }
-            if seqs.is_empty() {
-                continue;
-            }
-            match self.send_batch(store, id, plan, device, &seqs).await {
-                Ok(BatchOutcome::Applied) => report.applied += seqs.len(),
-                Ok(BatchOutcome::Refused {
-                    reason,
-                    unconfirmed,
-                }) => {
-                    report.applied += seqs.len() - unconfirmed.len();
-                    if unconfirmed.len() == 1 {
-                        withheld.refused(&plan.ops[unconfirmed[0]]);
-                        quarantine(store, id, plan, unconfirmed[0], reason, &mut report)?;
-                        continue;
-                    }
-                    // A PATCH is all or nothing: find the refused op by sending the ops one
-                    // by one, in plan order, holding back those that depend on a refused one.
-                    for (position, &seq) in unconfirmed.iter().enumerate() {
-                        if let Some(reason) = withheld.blocking(&plan.ops[seq]) {
-                            quarantine(store, id, plan, seq, reason, &mut report)?;
-                            continue;
-                        }
-                        match self.send_batch(store, id, plan, device, &[seq]).await {
-                            Ok(BatchOutcome::Applied) => report.applied += 1,
-                            Ok(BatchOutcome::Refused { reason, .. }) => {
-                                withheld.refused(&plan.ops[seq]);
-                                quarantine(store, id, plan, seq, reason, &mut report)?
-                            }
-                            Err(e) => {
-                                let later = &unconfirmed[position + 1..];
-                                return Err(abandon(store, id, e, later));
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    let later: Vec<usize> = (first + chunk.len()..plan.ops.len()).collect();
-                    return Err(abandon(store, id, e, &later));
-                }
-            }
-        }
-        stop.record_progress(report.applied + report.quarantined.len(), plan.ops.len());
-        let outcome = if report.stopped {
-            "stopped"
-        } else if report.quarantined.is_empty() {
-            "applied"
-        } else {
-            "partial"
-        };
-        store.journal_finish(id, outcome)?;
-        report.requests = self.requests.load(Ordering::Relaxed) - first_request;
-        Ok(report)
-    }
-
-    /// Settles a journal a crash (or an error with an unknown outcome) left unfinished, by
-    /// reading the dial plan: an op not yet confirmed is marked done when the platform shows
-    /// its effect (its after-rule under dialsync's name present, its before-rule under
-    /// dialsync's name absent), and left otherwise for the next cycle's fresh plan. Nothing is
-    /// written to the platform.
-    pub async fn settle_unfinished(
-        &self,
-        store: &mut Store,
-    ) -> Result<Option<SettleReport>, SinkError> {
-        let Some(journal) = store.unfinished_journal()? else {
-            return Ok(None);
-        };
-        let now = self.read().await?;
-        let mut report = SettleReport {
-            plan: journal.id,
-            already_done: 0,
-            confirmed: 0,
-            not_applied: 0,
-            failed: 0,
-        };
-        let name = self.config.rule_name.clone();
-        for entry in &journal.ops {
-            match entry.state {
-                OpState::Done => report.already_done += 1,
-                OpState::Failed => report.failed += 1,
-                OpState::Pending | OpState::InFlight => {
-                    if effect_shown(&entry.op, &now.rules, &name, &name) {
-                        store.journal_mark_done(journal.id, entry.seq)?;
-                        report.confirmed += 1;
-                    } else {
-                        report.not_applied += 1;
-                    }
-                }
-            }
-        }
-        store.journal_finish(journal.id, "settled")?;
-        Ok(Some(report))
-    }
-
-    /// The Name of the rule `op` removes: the device's rule at the op's index when it is the
-    /// op's before-route (an adopted foreign rule keeps its own name), else dialsync's.
-    fn removed_name<'a>(&'a self, op: &Op, device: &'a DeviceDialPlan) -> &'a str {
-        let Some(before) = &op.before else {
-            return &self.config.rule_name;
-        };
-        device
-            .rules
+        read.rules
             .iter()
             .find(|r| r.index == op.index && r.prefix == before.prefix && r.tag == before.tag)
             .map(|r| r.name.as_str())
-            .unwrap_or(&self.config.rule_name)
-    }
-
-    /// Sends ops `seqs` as one PATCH until the platform confirms or refuses it.
-    async fn send_batch(
-        &self,
-        store: &mut Store,
-        id: PlanId,
-        plan: &Plan,
-        device: &DeviceDialPlan,
-        seqs: &[usize],
-    ) -> Result<BatchOutcome, BatchError> {
-        const WHAT: &str = "patching the Live Platform dial plan";
-        let fail = |error: SinkError| BatchError {
-            error,
-            uncertain: true,
-            unconfirmed: Vec::new(),
-        };
-        let mut remaining: Vec<usize> = seqs.to_vec();
-        let mut backoff = self.backoff();
-        let mut verify = false;
-        loop {
-            if verify {
-                match self.read().await {
-                    Ok(now) => {
-                        let mut still = Vec::with_capacity(remaining.len());
-                        for seq in remaining {
-                            let op = &plan.ops[seq];
-                            let removed = self.removed_name(op, device);
-                            if effect_shown(op, &now.rules, removed, &self.config.rule_name) {
-                                store
-                                    .journal_mark_done(id, seq as u32)
-                                    .map_err(|e| fail(e.into()))?;
-                            } else {
-                                still.push(seq);
-                            }
-                        }
-                        remaining = still;
-                        verify = false;
-                        if remaining.is_empty() {
-                            return Ok(BatchOutcome::Applied);
-                        }
-                    }
-                    Err(e) => return Err(fail(e)),
-                }
-            }
-            let marks: Vec<u32> = remaining.iter().map(|&seq| seq as u32).collect();
-            store
-                .journal_mark_batch_in_flight(id, &marks)
-                .map_err(|e| fail(e.into()))?;
-            let mut body = PatchDto {
-                dial_plan_id: &self.config.dial_plan_id,
-                add: Vec::new(),
-                remove: Vec::new(),
-            };
-            for &seq in &remaining {
-                let op = &plan.ops[seq];
-                if let Some(before) = &op.before {
-                    body.remove
-                        .push(RuleDto::of(self.removed_name(op, device), before));
-                }
-                if let Some(after) = &op.after {
-                    body.add.push(RuleDto::of(&self.config.rule_name, after));
-                }
-            }
-            let body = serde_json::to_value(&body).map_err(|e| {
-                fail(SinkError::BadResponse {
-                    what: WHAT.into(),
-                    reason: format!("cannot encode the PATCH: {e}"),
-                })
-            })?;
-            match self.call(Method::PATCH, Some(&body), WHAT).await {
-                Ok(_) => {
-                    store
-                        .journal_mark_batch_done(id, &marks)
-                        .map_err(|e| fail(e.into()))?;
-                    return Ok(BatchOutcome::Applied);
-                }
-                Err(Attempt::Rejected(reason)) => {
-                    return Ok(BatchOutcome::Refused {
-                        reason,
-                        unconfirmed: remaining,
-                    })
-                }
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => {
-                        return Err(BatchError {
-                            error: e,
-                            uncertain: false,
-                            unconfirmed: remaining,
-                        })
-                    }
-                },
-                Err(Attempt::Unknown(e)) => {
-                    verify = true;
-                    match backoff.next(None) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err(fail(e)),
-                    }
-                }
-                Err(Attempt::Final(e)) => {
-                    return Err(BatchError {
-                        error: e,
-                        uncertain: false,
-                        unconfirmed: remaining,
-                    })
-                }
-            }
-        }
+            .unwrap_or(&self.config.writes.rule_name)
     }
 
     /// A valid token from the shared client-credentials cache (renewed early, or `force`).
@@ -746,7 +490,6 @@ impl LiveCloudSink {
                     },
                     retry_after,
                 )),
-                StatusCode::BAD_REQUEST if write => Err(Attempt::Rejected(problem_detail(&text))),
                 s if s.is_server_error() => {
                     let error = SinkError::Server {
                         what: what.to_string(),
@@ -784,52 +527,4 @@ fn problem_detail(body: &str) -> String {
     field("detail")
         .or_else(|| field("title"))
         .unwrap_or_else(|| truncate(body))
-}
-
-fn quarantine(
-    store: &mut Store,
-    id: PlanId,
-    plan: &Plan,
-    seq: usize,
-    reason: String,
-    report: &mut ApplyReport,
-) -> Result<(), SinkError> {
-    store.journal_mark_failed(id, seq as u32, &reason)?;
-    report.quarantined.push((plan.ops[seq].clone(), reason));
-    Ok(())
-}
-
-/// Ends an apply on an error: ops that certainly did not land are marked failed and the
-/// journal finished; when some may have landed the journal stays unfinished to be settled.
-fn abandon(store: &mut Store, id: PlanId, failure: BatchError, not_sent: &[usize]) -> SinkError {
-    if failure.uncertain {
-        return failure.error;
-    }
-    let reason = failure.error.to_string();
-    let recorded = failure
-        .unconfirmed
-        .iter()
-        .chain(not_sent)
-        .try_for_each(|&seq| store.journal_mark_failed(id, seq as u32, &reason))
-        .and_then(|()| store.journal_finish(id, "failed"));
-    // A journal that cannot record the failure stays unfinished and is settled later: safe.
-    let _ = recorded;
-    failure.error
-}
-
-/// Whether `rules` show `op` applied: its after-rule (under `added_name`) present and its
-/// before-rule (under `removed_name`) absent.
-fn effect_shown(op: &Op, rules: &[DialPlanRule], removed_name: &str, added_name: &str) -> bool {
-    let has = |name: &str, route: &Route| {
-        rules
-            .iter()
-            .any(|r| r.name == name && r.prefix == route.prefix && r.tag == route.tag)
-    };
-    let added = op.after.as_ref().is_none_or(|after| has(added_name, after));
-    let removed = op.before.as_ref().is_none_or(|before| {
-        // A modify that keeps the route under the same name shows only its after-rule.
-        (op.after.as_ref() == Some(before) && removed_name == added_name)
-            || !has(removed_name, before)
-    });
-    added && removed
 }

@@ -1,67 +1,34 @@
 //! Where the planned dial-plan operations land: the SBC itself through its device REST API
 //! ([`audiocodes`], the default), or AudioCodes Live Platform, which writes the SBC for us
-//! ([`livecloud`]). Both journal a plan before writing, apply it in batches, quarantine a rule
-//! the other side refuses, and settle a journal left by a crash by reading back, never by
-//! replaying.
+//! ([`livecloud`]).
 //!
-//! The dialect of the device's CLI scripts is kept apart in [`cli_script`], so that the device
-//! sink and the SBC emulator speak exactly the same one and a firmware difference is a one-file
-//! change; [`retry`] holds the backoff both sinks share, and `withheld` the ops both hold
-//! back after a refusal so that make-before-break survives it.
+//! Both are a [`Target`]: the small part that differs (read, send a batch, tell whether a read
+//! shows an op, refuse a state, finish). The part that keeps writes safe — the journal,
+//! batches, retries, verification, quarantine, hold-backs after a refusal, settling after a
+//! crash — is the one [`applier`] both use. The types the agent sees are shared: the dial plan
+//! as read ([`DeviceDialPlan`]), the reports, and [`SinkError`].
 
+pub mod applier;
 pub mod audiocodes;
-pub mod cli_script;
+mod control;
+mod dial_plan;
+mod error;
 pub mod livecloud;
+mod report;
 pub mod retry;
+mod target;
 mod withheld;
+mod write_settings;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+pub use control::ApplyControl;
+pub use dial_plan::DeviceDialPlan;
+pub use error::SinkError;
+pub use report::{ApplyReport, SettleReport};
+pub use target::{Answer, Attempt, Target};
+pub use write_settings::WriteSettings;
 
 use crate::plan::Plan;
 use crate::store::Store;
-use audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
-
-/// What the caller of an apply controls and watches while it runs.
-///
-/// A stopping agent requests a stop: the sink lets the batch in flight finish (its outcome is
-/// then known and journaled) and never starts another, so SIGTERM mid-apply leaves a dial
-/// plan that is some prefix of the plan, never a half-sent script. The sink also records how
-/// many ops are confirmed so far, which `sync` on a terminal shows as progress.
-#[derive(Clone, Debug, Default)]
-pub struct ApplyControl(Arc<ControlState>);
-
-#[derive(Debug, Default)]
-struct ControlState {
-    stop: AtomicBool,
-    done: AtomicUsize,
-    total: AtomicUsize,
-}
-
-impl ApplyControl {
-    /// Asks the apply to stop after the batch in flight.
-    pub fn request(&self) {
-        self.0.stop.store(true, Ordering::SeqCst);
-    }
-
-    pub fn requested(&self) -> bool {
-        self.0.stop.load(Ordering::SeqCst)
-    }
-
-    /// Called by sinks: `done` of `total` ops are settled.
-    pub fn record_progress(&self, done: usize, total: usize) {
-        self.0.total.store(total, Ordering::Relaxed);
-        self.0.done.store(done, Ordering::Relaxed);
-    }
-
-    /// `(done, total)` ops of the apply in progress; `(0, 0)` before one starts.
-    pub fn progress(&self) -> (usize, usize) {
-        (
-            self.0.done.load(Ordering::Relaxed),
-            self.0.total.load(Ordering::Relaxed),
-        )
-    }
-}
 
 /// The configured sink, whatever its kind: what the agent reads and writes each cycle.
 #[derive(Debug)]
@@ -93,6 +60,7 @@ impl Sink {
         match self {
             Sink::AudioCodes(s) => s.create_dial_plan().await.map(|_| ()),
             Sink::LiveCloud(s) => Err(SinkError::DialPlanMissing {
+                target: s.target_name(),
                 name: s.config().dial_plan_id.clone(),
             }),
         }
@@ -116,8 +84,8 @@ impl Sink {
         stop: &ApplyControl,
     ) -> Result<ApplyReport, SinkError> {
         match self {
-            Sink::AudioCodes(s) => s.apply_until(store, plan, device, stop).await,
-            Sink::LiveCloud(s) => s.apply_until(store, plan, device, stop).await,
+            Sink::AudioCodes(s) => applier::apply(s.as_ref(), store, plan, device, stop).await,
+            Sink::LiveCloud(s) => applier::apply(s.as_ref(), store, plan, device, stop).await,
         }
     }
 
@@ -127,8 +95,8 @@ impl Sink {
         store: &mut Store,
     ) -> Result<Option<SettleReport>, SinkError> {
         match self {
-            Sink::AudioCodes(s) => s.settle_unfinished(store).await,
-            Sink::LiveCloud(s) => s.settle_unfinished(store).await,
+            Sink::AudioCodes(s) => applier::settle(s.as_ref(), store).await,
+            Sink::LiveCloud(s) => applier::settle(s.as_ref(), store).await,
         }
     }
 }

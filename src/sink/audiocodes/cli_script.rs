@@ -67,6 +67,16 @@ pub enum ScriptError {
     DuplicateBlock { line: usize, block: String },
 }
 
+impl crate::error::Classify for ScriptError {
+    fn class(&self) -> crate::error::ErrorClass {
+        // A configuration dialsync cannot read as dial plans means the SBC's configuration (or
+        // the firmware's dialect) is not what dialsync understands: any dial plan read from it
+        // could be misread, and planning against a misread plan could delete routes that are
+        // in use. Reading again returns the same text, so only a person can resolve it.
+        crate::error::ErrorClass::Fatal
+    }
+}
+
 impl ScriptError {
     /// The line at fault, when there is one.
     pub fn line(&self) -> Option<usize> {
@@ -169,7 +179,7 @@ fn push_field(out: &mut String, field: &str, value: &str) {
 ///
 /// An op with neither a before nor an after changes nothing (the journal refuses it as empty)
 /// and renders nothing.
-pub fn render_incremental(plan_index: u32, rule_name: &str, ops: &[Op]) -> String {
+pub fn render_incremental(plan_index: u32, rule_name: &str, ops: &[&Op]) -> String {
     let mut out = String::from("configure voip\n");
     for op in ops {
         match (op.kind(), &op.after) {
@@ -544,7 +554,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            render_incremental(0, "dialsync", &ops),
+            render_incremental(0, "dialsync", &[&ops[0], &ops[1]]),
             "configure voip\n \
              sbc dial-plan-rule 0/12\n  \
              name \"dialsync\"\n  \
@@ -569,7 +579,7 @@ mod tests {
             before: Some(route("+3210#", "T=1")),
             after: Some(route("+3210#", "T=2")),
         };
-        assert!(render_incremental(1, "dialsync", &[modify]).contains("  name \"dialsync\"\n"));
+        assert!(render_incremental(1, "dialsync", &[&modify]).contains("  name \"dialsync\"\n"));
         // An empty op renders nothing.
         let empty = Op {
             index: 5,
@@ -577,7 +587,7 @@ mod tests {
             after: None,
         };
         assert_eq!(
-            render_incremental(0, "dialsync", &[empty]),
+            render_incremental(0, "dialsync", &[&empty]),
             "configure voip\nexit\n"
         );
     }

@@ -1,0 +1,545 @@
+//! The AudioCodes SBC as a [`Target`]: its device REST API (DESIGN.md §5.1). What is the
+//! SBC's own lives here: Basic auth, reading the status and the full configuration, writing
+//! incremental scripts (never the full ini file, which resets the device), telling what an
+//! answer says (success, failure, 400, or no status at all), refusing to write during a
+//! firmware upgrade, and saving to flash. The journaled apply itself is the shared
+//! [`applier`](super::applier); the CLI dialect is [`cli_script`].
+
+pub mod cli_script;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::header::CONTENT_LENGTH;
+use reqwest::{Client, RequestBuilder, StatusCode, Url};
+
+use super::applier::given_up;
+use super::dial_plan::DeviceDialPlan;
+use super::error::SinkError;
+use super::retry::{error_chain, is_tls_failure, retry_after, truncate};
+use super::target::{Answer, Attempt, Target};
+use super::write_settings::WriteSettings;
+use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
+use crate::plan::Op;
+
+const STATUS_PATH: &str = "/api/v1/status";
+const SCRIPT_PATH: &str = "/api/v1/files/cliScript";
+const INCREMENTAL_PATH: &str = "/api/v1/files/cliScript/incremental";
+const SAVE_PATH: &str = "/api/v1/actions/saveConfiguration";
+
+/// The `[sbc]` settings of an AudioCodes device (DESIGN.md §9).
+#[derive(Clone)]
+pub struct SbcConfig {
+    /// Base URL, e.g. `https://sbc1.example.net`.
+    pub url: String,
+    pub username: String,
+    /// Read from `sbc.password_file`; never logged (redacted in `Debug`).
+    pub password: String,
+    /// The dial plan dialsync writes to (`OCDialPlan`).
+    pub dial_plan: String,
+    /// Persist to flash after a successful apply.
+    pub save_config: bool,
+    /// An extra root certificate (PEM) for a device with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate. Only when explicitly set, and it warns.
+    pub insecure_skip_verify: bool,
+    /// Rule names, batches of one incremental script each, timeouts and retries.
+    pub writes: WriteSettings,
+}
+
+impl SbcConfig {
+    /// Settings with the defaults of DESIGN.md §9 for everything but the address and account.
+    pub fn new(url: &str, username: &str, password: &str) -> SbcConfig {
+        SbcConfig {
+            url: url.to_string(),
+            username: username.to_string(),
+            password: password.to_string(),
+            dial_plan: "OCDialPlan".into(),
+            save_config: true,
+            ca_file: None,
+            insecure_skip_verify: false,
+            writes: WriteSettings::defaults(
+                200,
+                Duration::from_secs(60),
+                (Duration::from_millis(250), Duration::from_secs(10)),
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for SbcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SbcConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("dial_plan", &self.dial_plan)
+            .field("save_config", &self.save_config)
+            .field("ca_file", &self.ca_file)
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .field("writes", &self.writes)
+            .finish()
+    }
+}
+
+/// The sink for one AudioCodes device.
+pub struct AudioCodesSink {
+    config: SbcConfig,
+    base: String,
+    client: Client,
+    requests: AtomicUsize,
+}
+
+impl fmt::Debug for AudioCodesSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AudioCodesSink")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl AudioCodesSink {
+    /// A sink for `config`'s device. Verifies TLS certificates unless `insecure_skip_verify`
+    /// is set (which warns, as does plain HTTP to a host other than loopback).
+    pub fn new(config: SbcConfig) -> Result<Self, SinkError> {
+        if config.writes.batch_size == 0 {
+            return Err(SinkError::BadBatchSize);
+        }
+        let bad_url = |reason: &str| SinkError::BadUrl {
+            url: config.url.clone(),
+            reason: reason.to_string(),
+        };
+        let url = Url::parse(&config.url).map_err(|e| bad_url(&e.to_string()))?;
+        match url.scheme() {
+            "https" => {}
+            "http" => {
+                let host = url.host_str().unwrap_or("");
+                let loopback = host.eq_ignore_ascii_case("localhost")
+                    || host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if !loopback {
+                    tracing::warn!(
+                        "sbc.url {} is plain http to a host that is not loopback: credentials \
+                         and the dial plan travel unencrypted",
+                        config.url
+                    );
+                }
+            }
+            other => return Err(bad_url(&format!("unsupported scheme {other:?}"))),
+        }
+        let mut builder = Client::builder().timeout(config.writes.timeout);
+        if let Some(ca_file) = &config.ca_file {
+            let pem = std::fs::read(ca_file).map_err(|e| SinkError::Tls {
+                reason: format!("cannot read sbc.ca_file {}: {e}", ca_file.display()),
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| SinkError::Tls {
+                reason: format!(
+                    "sbc.ca_file {} is not a PEM certificate: {e}",
+                    ca_file.display()
+                ),
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if config.insecure_skip_verify {
+            warn_insecure(&config.url);
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| SinkError::Tls {
+            reason: format!("cannot build the HTTP client: {e}"),
+        })?;
+        let base = config.url.trim_end_matches('/').to_string();
+        Ok(AudioCodesSink {
+            config,
+            base,
+            client,
+            requests: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &SbcConfig {
+        &self.config
+    }
+
+    /// Repeats the insecure-TLS warning (DESIGN.md §5.1 wants one every cycle). The sink warns
+    /// when built; `run` repeats it before each cycle from the config (`commands.rs`), so the
+    /// agent need not call this too.
+    pub fn warn_if_insecure(&self) {
+        if self.config.insecure_skip_verify {
+            warn_insecure(&self.config.url);
+        }
+    }
+
+    /// Creates the dial plan `dial_plan` at the lowest free plan index (`dialplan.create`),
+    /// and returns that index. Sending the same script twice only renames the plan to the name
+    /// it already has, so an answer lost in transit is simply retried.
+    pub async fn create_dial_plan(&self) -> Result<u32, SinkError> {
+        const WHAT: &str = "creating the dial plan";
+        let script = self
+            .get_text(SCRIPT_PATH, "reading the configuration script")
+            .await?;
+        let plans = cli_script::parse_dial_plans(&script)?;
+        if let Some(existing) = plans.plans.iter().find(|p| p.name == self.config.dial_plan) {
+            return Ok(existing.index);
+        }
+        let index = (0..)
+            .find(|i| plans.plans.iter().all(|p| p.index != *i))
+            .unwrap_or(0);
+        let mut backoff = self.config.writes.backoff();
+        loop {
+            let script = cli_script::render_create_plan(index, &self.config.dial_plan);
+            match self.put_script(script).await {
+                // An answer without a status is settled by the read the agent makes right
+                // after: a plan that is still missing is reported as missing.
+                Ok(Answer::Applied | Answer::Unstated(_)) => return Ok(index),
+                Ok(Answer::Refused(reason)) => {
+                    return Err(SinkError::BadResponse {
+                        what: WHAT.into(),
+                        reason,
+                    })
+                }
+                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Unknown(e)) => match backoff.next(None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One PUT of an incremental script, and what the device said of it.
+    async fn put_script(&self, script: String) -> Result<Answer, Attempt> {
+        const WHAT: &str = "applying an incremental script";
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::text(script).file_name("incremental.txt"),
+        );
+        let request = self
+            .client
+            .put(format!("{}{INCREMENTAL_PATH}", self.base))
+            .multipart(form);
+        let body = match self.attempt(request, WHAT, true).await {
+            Ok(body) => body,
+            // "400 Bad request – provided CLI script is incorrect": a bad line or a bad value,
+            // refused like a 200 saying `failure`.
+            Err(Attempt::Final(SinkError::Refused {
+                status: 400, body, ..
+            })) => return Ok(Answer::Refused(refusal(&body))),
+            Err(other) => return Err(other),
+        };
+        let answer: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
+            // A 200 we cannot read may well have applied: treat as unknown, re-read.
+            Attempt::Unknown(SinkError::BadResponse {
+                what: WHAT.into(),
+                reason: e.to_string(),
+            })
+        })?;
+        let field = |name: &str| text_field(&answer, name);
+        match answer.get("status") {
+            None | Some(serde_json::Value::Null) => Ok(Answer::Unstated(field("output"))),
+            Some(status) => match status.as_str() {
+                Some("success") => Ok(Answer::Applied),
+                Some("failure") => Ok(Answer::Refused(
+                    SinkError::ScriptFailed {
+                        description: field("description"),
+                        output: field("output"),
+                    }
+                    .to_string(),
+                )),
+                _ => Err(Attempt::Unknown(SinkError::BadResponse {
+                    what: WHAT.into(),
+                    reason: format!("status {status} (expected success or failure)"),
+                })),
+            },
+        }
+    }
+}
+
+impl Target for AudioCodesSink {
+    fn target_name(&self) -> &'static str {
+        "the SBC"
+    }
+
+    fn writes(&self) -> &WriteSettings {
+        &self.config.writes
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Reads the device's status and `OCDialPlan` with all its rules.
+    async fn read(&self) -> Result<DeviceDialPlan, SinkError> {
+        let status = self
+            .get_text(STATUS_PATH, "reading the device status")
+            .await?;
+        let status: serde_json::Value =
+            serde_json::from_str(&status).map_err(|e| SinkError::BadResponse {
+                what: "reading the device status".into(),
+                reason: e.to_string(),
+            })?;
+        let (upgrading, save_needed) = device_state(&status);
+
+        let script = self
+            .get_text(SCRIPT_PATH, "reading the configuration script")
+            .await?;
+        let plans = cli_script::parse_dial_plans(&script)?;
+        let Some((plan_index, texts)) = plans.rules_of(&self.config.dial_plan) else {
+            return Err(SinkError::DialPlanMissing {
+                target: self.target_name(),
+                name: self.config.dial_plan.clone(),
+            });
+        };
+        let rows = texts.into_iter().map(|text| match text.unreadable {
+            Some(why) => Err(UnreadableRow::new(text.index, &text.name, why)),
+            None => DialPlanRule::read(text.index, &text.name, &text.prefix, &text.tag),
+        });
+        Ok(DeviceDialPlan {
+            upgrading,
+            save_needed,
+            ..DeviceDialPlan::of_rows(plan_index, rows)
+        })
+    }
+
+    fn writable(&self, read: &DeviceDialPlan) -> Result<(), SinkError> {
+        match &read.upgrading {
+            Some(status) => Err(SinkError::Upgrading {
+                status: status.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// One incremental script: each add or modify rewrites the rule's name, prefix and tag,
+    /// each delete removes it.
+    async fn send(&self, ops: &[&Op], read: &DeviceDialPlan) -> Result<Answer, Attempt> {
+        let script =
+            cli_script::render_incremental(read.plan_index, &self.config.writes.rule_name, ops);
+        self.put_script(script).await
+    }
+
+    /// The op's after-route under dialsync's name at its index (add, modify), or nothing at
+    /// its index (delete).
+    fn shows(&self, op: &Op, now: &DeviceDialPlan, _planned_from: Option<&DeviceDialPlan>) -> bool {
+        let by_index = now.rules.iter().find(|rule| rule.index == op.index);
+        match (&op.after, by_index) {
+            (Some(route), Some(rule)) => {
+                rule.name == self.config.writes.rule_name
+                    && rule.prefix == route.prefix
+                    && rule.tag == route.tag
+            }
+            (Some(_), None) => false,
+            (None, present) => present.is_none(),
+        }
+    }
+
+    /// Saves to flash (`sbc.save_config`) after a plan with ops, or when the SBC says its
+    /// running configuration is unsaved.
+    async fn finish(&self, read: &DeviceDialPlan, wrote: bool) -> Result<bool, SinkError> {
+        if !self.config.save_config || !(wrote || read.save_needed) {
+            return Ok(false);
+        }
+        self.save().await?;
+        Ok(true)
+    }
+}
+
+impl AudioCodesSink {
+    /// Persists the configuration to flash, retrying while busy.
+    async fn save(&self) -> Result<(), SinkError> {
+        let mut backoff = self.config.writes.backoff();
+        let mut busy = 0u32;
+        loop {
+            let request = self
+                .client
+                .post(format!("{}{SAVE_PATH}", self.base))
+                // The device refuses a save with a body, or without the header.
+                .header(CONTENT_LENGTH, "0")
+                .body(Vec::<u8>::new());
+            match self
+                .attempt(request, "saving the configuration", true)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // Saving twice is harmless, so any transient failure is simply retried.
+                Err(Attempt::NotApplied(e, retry_after)) => {
+                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
+                    match backoff.next(retry_after) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => return Err(given_up(e, busy, &backoff, retry_after)),
+                    }
+                }
+                Err(Attempt::Unknown(e)) => match backoff.next(None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// A GET, retried on transient failures within the budget.
+    async fn get_text(&self, path: &str, what: &str) -> Result<String, SinkError> {
+        let mut backoff = self.config.writes.backoff();
+        let mut busy = 0u32;
+        loop {
+            let request = self.client.get(format!("{}{path}", self.base));
+            match self.attempt(request, what, false).await {
+                Ok(body) => return Ok(body),
+                Err(Attempt::NotApplied(e, retry_after)) => {
+                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
+                    match backoff.next(retry_after) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => return Err(given_up(e, busy, &backoff, retry_after)),
+                    }
+                }
+                Err(Attempt::Unknown(e)) => match backoff.next(None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                Err(Attempt::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One request with the credentials, its answer sorted by what it means.
+    async fn attempt(
+        &self,
+        request: RequestBuilder,
+        what: &str,
+        write: bool,
+    ) -> Result<String, Attempt> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request
+            .basic_auth(&self.config.username, Some(&self.config.password))
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(source) if is_tls_failure(&source) => {
+                // An untrusted certificate, or no TLS on the other end: settings to fix, not
+                // a moment to wait out.
+                return Err(Attempt::Final(SinkError::Tls {
+                    reason: format!("{what}: {}", error_chain(&source)),
+                }));
+            }
+            Err(source) => {
+                let connect = source.is_connect();
+                let error = SinkError::Http {
+                    what: what.to_string(),
+                    source,
+                };
+                // A connection never made carried nothing; anything else may have.
+                return Err(if connect {
+                    Attempt::NotApplied(error, None)
+                } else {
+                    Attempt::Unknown(error)
+                });
+            }
+        };
+        let status = response.status();
+        let retry_after = retry_after(&response);
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(source) => {
+                return Err(Attempt::Unknown(SinkError::Http {
+                    what: what.to_string(),
+                    source,
+                }))
+            }
+        };
+        match status {
+            s if s.is_success() => Ok(body),
+            StatusCode::UNAUTHORIZED => Err(Attempt::Final(SinkError::Unauthorized)),
+            StatusCode::FORBIDDEN => Err(Attempt::Final(SinkError::Forbidden {
+                user: self.config.username.clone(),
+            })),
+            StatusCode::CONFLICT => Err(Attempt::NotApplied(
+                SinkError::Busy {
+                    what: what.to_string(),
+                    attempts: 1,
+                    waited: Duration::ZERO,
+                    asked: None,
+                },
+                retry_after,
+            )),
+            s if s.is_server_error() => {
+                let error = SinkError::Server {
+                    what: what.to_string(),
+                    status: s.as_u16(),
+                    body: truncate(&body),
+                };
+                // A 503 on a read acted on nothing; a 5xx on a write may have half-acted.
+                Err(if write {
+                    Attempt::Unknown(error)
+                } else {
+                    Attempt::NotApplied(error, retry_after)
+                })
+            }
+            s => Err(Attempt::Final(SinkError::Refused {
+                what: what.to_string(),
+                status: s.as_u16(),
+                body: truncate(&body),
+            })),
+        }
+    }
+}
+
+/// What the status answer says about writing: the `upgradeStatus` while an upgrade is under
+/// way, and whether the running configuration still needs saving.
+///
+/// The vendor documents both as strings: `saveNeeded` "true"/"false" (some firmware sends a
+/// JSON boolean, taken too), `upgradeStatus` "None", "In Progress" and three "Hitless-..."
+/// states. Only "None", an empty value or no field at all mean no upgrade: any other value,
+/// known or not, keeps dialsync from writing.
+fn device_state(status: &serde_json::Value) -> (Option<String>, bool) {
+    use serde_json::Value;
+    let upgrading = match status.get("upgradeStatus") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() || s.trim().eq_ignore_ascii_case("none") => {
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let save_needed = match status.get("saveNeeded") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    (upgrading, save_needed)
+}
+
+fn warn_insecure(url: &str) {
+    tracing::warn!("sbc.insecure_skip_verify is set: the certificate of {url} is not verified");
+}
+
+/// A string field of a JSON answer, empty when absent or not a string.
+fn text_field(answer: &serde_json::Value, name: &str) -> String {
+    answer
+        .get(name)
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The device's reason for a 400: its description and output when the body is the JSON of
+/// its other answers, else the body itself.
+fn refusal(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(answer) if answer.is_object() => SinkError::ScriptFailed {
+            description: text_field(&answer, "description"),
+            output: text_field(&answer, "output"),
+        }
+        .to_string(),
+        _ => format!("the device refused the script (400): {}", truncate(body)),
+    }
+}

@@ -1,0 +1,67 @@
+//! The dial plan as a sink reads it from its target: every row, those dialsync can read as
+//! rules (owned and foreign alike) and those it cannot, plus what the target says about
+//! writing to it now. The planner plans from it; the applier guards and verifies against it.
+
+use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
+use crate::ownership::{self, OwnershipBreach};
+use crate::plan::Plan;
+
+/// `OCDialPlan` as read from the SBC, or the Live Platform dial plan that stands for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceDialPlan {
+    /// The dial plan's index on the SBC (0 for Live Platform, which has none).
+    pub plan_index: u32,
+    /// Every row dialsync can read as a rule, owned or foreign, in index order.
+    pub rules: Vec<DialPlanRule>,
+    /// Rows dialsync cannot read, in index order: their indexes are taken all the same.
+    pub unreadable: Vec<UnreadableRow>,
+    /// The SBC's `upgradeStatus` while a firmware upgrade is under way: nothing is written
+    /// then.
+    pub upgrading: Option<String>,
+    /// The running configuration differs from flash.
+    pub save_needed: bool,
+}
+
+impl DeviceDialPlan {
+    /// Plan `plan_index` from its rows, each read as a rule or set aside as unreadable, sorted
+    /// by index.
+    pub fn of_rows(
+        plan_index: u32,
+        rows: impl IntoIterator<Item = Result<DialPlanRule, UnreadableRow>>,
+    ) -> DeviceDialPlan {
+        let mut rules = Vec::new();
+        let mut unreadable = Vec::new();
+        for row in rows {
+            match row {
+                Ok(rule) => rules.push(rule),
+                Err(row) => unreadable.push(row),
+            }
+        }
+        rules.sort_by_key(|r| r.index);
+        unreadable.sort_by_key(|r| r.index);
+        DeviceDialPlan {
+            plan_index,
+            rules,
+            unreadable,
+            upgrading: None,
+            save_needed: false,
+        }
+    }
+
+    /// Refuses `plan` unless every op writes a row dialsync owned in this read, or an index no
+    /// row held ([`ownership::check`]). The applier calls it just before it sends anything.
+    pub fn guard(
+        &self,
+        plan: &Plan,
+        rule_name: &str,
+        adopt_foreign: bool,
+    ) -> Result<(), OwnershipBreach> {
+        ownership::check(
+            &plan.ops,
+            &self.rules,
+            &self.unreadable,
+            rule_name,
+            adopt_foreign,
+        )
+    }
+}

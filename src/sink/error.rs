@@ -1,0 +1,119 @@
+//! Why writing a plan to its target failed, worded for the target in use, and what kind of
+//! failure it is: worth waiting out (transient), one rule refused (item), or someone must act
+//! (fatal).
+
+use std::time::Duration;
+
+use super::audiocodes::cli_script::ScriptError;
+use super::retry::error_chain;
+use crate::error::{Classify, ErrorClass};
+use crate::ownership::OwnershipBreach;
+use crate::store::{PlanId, StoreError};
+
+/// Why talking to the sink's target (the SBC or Live Platform) failed. `what` in a variant
+/// names the request and its target ("reading the Live Platform dial plan", "applying an
+/// incremental script"), so a shared variant reads right for either.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("authentication refused: check sbc.username and sbc.password_file")]
+    Unauthorized,
+    #[error("user {user:?} lacks the Administrator role (the device answered 403 to a write)")]
+    Forbidden { user: String },
+    #[error("{target} has no dial plan named {name:?}; create it there first")]
+    DialPlanMissing { target: &'static str, name: String },
+    #[error("TLS configuration: {reason}")]
+    Tls { reason: String },
+    #[error("bad sbc.url {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("sbc.batch_size must be at least 1")]
+    BadBatchSize,
+    #[error("the device's configuration script cannot be read as dial plans: {0}")]
+    Script(#[from] ScriptError),
+    #[error("{what}: the answer is malformed: {reason}")]
+    BadResponse { what: String, reason: String },
+    #[error("{what}: refused with {status}: {body}")]
+    Refused {
+        what: String,
+        status: u16,
+        body: String,
+    },
+    #[error(
+        "{what}: the device stayed busy (409) for {attempts} {} over {:.1} s{}",
+        if *.attempts == 1 { "attempt" } else { "attempts" },
+        .waited.as_secs_f64(),
+        asked_for(.asked)
+    )]
+    Busy {
+        what: String,
+        attempts: u32,
+        waited: Duration,
+        /// The SBC's last `Retry-After` when giving up: a wait past the retry budget.
+        asked: Option<Duration>,
+    },
+    #[error("{what}: server error {status}: {body}")]
+    Server {
+        what: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{what}: {}", error_chain(.source))]
+    Http {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the device refused the script: {description}: {output}")]
+    ScriptFailed { description: String, output: String },
+    #[error(
+        "a firmware upgrade is in progress on the SBC (upgradeStatus {status:?}): not writing"
+    )]
+    Upgrading { status: String },
+    #[error(transparent)]
+    Ownership(#[from] OwnershipBreach),
+    #[error("journal plan {plan} is unfinished: settle it (settle_unfinished) before applying")]
+    Unsettled { plan: PlanId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Classify for SinkError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // Busy, restarting, upgrading or out of reach: the next cycle may find it well,
+            // and no setting of dialsync's would change that.
+            SinkError::Busy { .. }
+            | SinkError::Server { .. }
+            | SinkError::Http { .. }
+            | SinkError::Upgrading { .. } => ErrorClass::Transient,
+            // One rule refused: quarantine it, apply the rest.
+            SinkError::ScriptFailed { .. } => ErrorClass::Item,
+            // Credentials, role, a missing dial plan, TLS or URL settings, a script or an
+            // answer dialsync cannot read, a request refused outright, a journal left
+            // unsettled, a plan that would write a row dialsync does not own (a bug): someone
+            // must act before a retry can succeed.
+            SinkError::Unauthorized
+            | SinkError::Forbidden { .. }
+            | SinkError::DialPlanMissing { .. }
+            | SinkError::Tls { .. }
+            | SinkError::BadUrl { .. }
+            | SinkError::BadBatchSize
+            | SinkError::Script(_)
+            | SinkError::BadResponse { .. }
+            | SinkError::Refused { .. }
+            | SinkError::Unsettled { .. }
+            | SinkError::Ownership(_) => ErrorClass::Fatal,
+            SinkError::Store(e) => e.class(),
+        }
+    }
+}
+
+/// The end of a busy SBC's message when it asked to be retried later than the budget allows.
+fn asked_for(asked: &Option<Duration>) -> String {
+    match asked {
+        Some(wait) => format!(
+            " and asked to be retried in {} s, past the retry budget; the next cycle tries again",
+            wait.as_secs()
+        ),
+        None => String::new(),
+    }
+}
