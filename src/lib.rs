@@ -1,8 +1,8 @@
 //! dialsync keeps an AudioCodes SBC dial plan equal to the numbers provisioned upstream.
 //!
 //! The library holds all of the product; `main.rs` only parses the command line and wires it.
-//! The domain core — [`number`], [`dialplan`], [`resolve`], [`index`], [`plan`] and
-//! [`ownership`] — is pure: no I/O and no clock, so it can be tested exhaustively and
+//! The domain core — [`number`], [`dialplan`], [`resolve`], [`index`], [`plan`] (with its
+//! ownership invariant) — is pure: no I/O and no clock, so it can be tested exhaustively and
 //! benchmarked in isolation.
 #![forbid(unsafe_code)]
 
@@ -17,7 +17,6 @@ pub mod dialplan;
 pub mod error;
 pub mod index;
 pub mod number;
-pub mod ownership;
 pub mod plan;
 pub mod preview;
 pub mod resolve;

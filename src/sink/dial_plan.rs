@@ -3,7 +3,7 @@
 //! writing to it now. The planner plans from it; the applier guards and verifies against it.
 
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
-use crate::ownership::{self, OwnershipBreach};
+use crate::plan::ownership::{self, OwnershipBreach};
 use crate::plan::Plan;
 
 /// `OCDialPlan` as read from the SBC, or the Live Platform dial plan that stands for it.

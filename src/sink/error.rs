@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::audiocodes::cli_script::ScriptError;
 use super::retry::error_chain;
 use crate::error::{Classify, ErrorClass};
-use crate::ownership::OwnershipBreach;
+use crate::plan::ownership::OwnershipBreach;
 use crate::store::{PlanId, StoreError};
 
 /// Why talking to the sink's target (the SBC or Live Platform) failed. `what` in a variant

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 
+use super::{Op, Route};
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
-use crate::plan::{Op, Route};
 
 /// A plan op that would write a row dialsync does not own.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

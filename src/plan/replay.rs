@@ -1,0 +1,33 @@
+//! The dial plan after a plan's ops: what the agent's mirror follows once the target confirms
+//! them, and what the tests replay step by step.
+
+use std::collections::BTreeMap;
+
+use super::Op;
+use crate::dialplan::rule::DialPlanRule;
+
+/// The dial plan after `ops`: what applying the plan to `actual` yields. Added and modified
+/// rules carry `rule_name`.
+pub fn apply(actual: &[DialPlanRule], ops: &[Op], rule_name: &str) -> Vec<DialPlanRule> {
+    let mut rules: BTreeMap<u32, DialPlanRule> =
+        actual.iter().map(|r| (r.index, r.clone())).collect();
+    for op in ops {
+        match &op.after {
+            Some(route) => {
+                rules.insert(
+                    op.index,
+                    DialPlanRule {
+                        index: op.index,
+                        name: rule_name.to_string(),
+                        prefix: route.prefix.clone(),
+                        tag: route.tag.clone(),
+                    },
+                );
+            }
+            None => {
+                rules.remove(&op.index);
+            }
+        }
+    }
+    rules.into_values().collect()
+}
