@@ -166,7 +166,7 @@ impl Classify for crate::sim::SimDataError {
     }
 }
 
-impl Classify for crate::source::secret::SecretError {
+impl Classify for crate::net::secret::SecretError {
     fn class(&self) -> ErrorClass {
         // A missing, empty or too-open secret file stays so until the operator fixes it.
         ErrorClass::Fatal

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
+use dialsync::net::secret::Secret;
 use dialsync::sim::fusion::{oc_number, usage, Fault, FusionSim, FusionSimConfig, RangesForm};
 use dialsync::sim::{BodyFault, WrongShape};
 use dialsync::source::fusion::{
@@ -14,7 +15,6 @@ use dialsync::source::fusion::{
     OcSubscription, OC_DEFAULT_PAGE_SIZE,
 };
 use dialsync::source::http::HttpConfig;
-use dialsync::source::secret::Secret;
 use dialsync::source::tag::TagRule;
 use dialsync::source::{ItemLimits, SourceEntries, SourceError};
 use serde_json::json;

@@ -18,9 +18,13 @@ use std::time::Duration;
 use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 
-use super::retry::{error_chain, is_tls_failure, retry_after, truncate, Backoff};
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
 use crate::error::{Classify, ErrorClass};
+use crate::net::backoff::Backoff;
+use crate::net::preview::truncate;
+use crate::net::reason::error_chain;
+use crate::net::retry::retry_after;
+use crate::net::tls::is_tls_failure;
 use crate::ownership::{self, OwnershipBreach};
 use crate::plan::{Op, Plan};
 use crate::sink::cli_script::{self, ScriptError};

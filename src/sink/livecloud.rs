@@ -34,14 +34,16 @@ use reqwest::{Client, Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::retry::{retry_after, truncate, Backoff};
 use crate::dialplan::rule::DialPlanRule;
+use crate::net::backoff::Backoff;
+use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
+use crate::net::preview::truncate;
+use crate::net::retry::retry_after;
+use crate::net::secret::Secret;
 use crate::plan::{Op, Plan, Route};
 use crate::sink::audiocodes::{ApplyReport, DeviceDialPlan, SettleReport, SinkError};
 use crate::sink::withheld::Withheld;
 use crate::sink::ApplyControl;
-use crate::source::oauth::{ClientCredentials, OAuthError, TokenCache};
-use crate::source::secret::Secret;
 use crate::store::{OpState, PlanId, Store};
 
 /// The `[sbc]` settings for `sbc.kind = "livecloud"`.

@@ -6,13 +6,12 @@
 //!
 //! The dialect of the device's CLI scripts is kept apart in [`cli_script`], so that the device
 //! sink and the SBC emulator speak exactly the same one and a firmware difference is a one-file
-//! change; [`retry`] holds the backoff both sinks share, and `withheld` the ops both hold
-//! back after a refusal so that make-before-break survives it.
+//! change; `withheld` holds the ops both hold back after a refusal so that make-before-break
+//! survives it. How both wait and retry is [`crate::net`]'s, shared with the sources.
 
 pub mod audiocodes;
 pub mod cli_script;
 pub mod livecloud;
-pub mod retry;
 mod withheld;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -35,10 +35,10 @@ use super::http::{
     check_url, json_failure, preview_bytes, preview_json, within, Auth, HttpAnswer, HttpConfig,
     SourceHttp,
 };
-use super::secret::Secret;
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
+use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange, OpenPrefix};
 use crate::resolve::{Coverage, Entry, Provenance};
 

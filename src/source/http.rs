@@ -12,9 +12,12 @@ use std::time::Duration;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 
-use super::secret::Secret;
 use super::SourceError;
-use crate::sink::retry::{is_tls_failure, retry_after, truncate, Backoff};
+use crate::net::backoff::Backoff;
+use crate::net::preview::truncate;
+use crate::net::retry::retry_after;
+use crate::net::secret::Secret;
+use crate::net::tls::is_tls_failure;
 
 /// The User-Agent of every source request.
 pub const USER_AGENT: &str = concat!("dialsync/", env!("CARGO_PKG_VERSION"));

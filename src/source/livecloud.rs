@@ -25,13 +25,13 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
-use super::oauth::{ClientCredentials, OAuthError, TokenCache};
-use super::secret::Secret;
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
+use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
+use crate::net::preview::truncate;
+use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
-use crate::sink::retry::truncate;
 
 /// The fields a Live Platform tag template may use.
 pub const TAG_FIELDS: &[&str] = &["tenant_id"];

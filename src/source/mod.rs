@@ -6,8 +6,6 @@ pub mod file;
 pub mod fusion;
 pub mod http;
 pub mod livecloud;
-pub mod oauth;
-pub mod secret;
 pub mod tag;
 
 use std::fmt;

@@ -10,8 +10,9 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::preview::truncate;
+use super::retry::retry_after;
 use super::secret::Secret;
-use crate::sink::retry::{retry_after, truncate};
 
 /// Where and as whom to ask for a token.
 #[derive(Clone)]
