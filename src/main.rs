@@ -138,10 +138,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut io::stdout().lock(),
             )?))
         }
-        Command::Config(ConfigCommand::Check) => Ok(code(commands::config_check(
-            &config_path,
-            &mut io::stdout().lock(),
-        )?)),
+        Command::Config(ConfigCommand::Check) => {
+            // Building the sources warns (plain http:// to a remote host) through tracing.
+            init_logging("warn")?;
+            Ok(code(commands::config_check(
+                &config_path,
+                &mut io::stdout().lock(),
+            )?))
+        }
         Command::Reload {
             pid,
             runtime_dir,

@@ -1087,7 +1087,7 @@ async fn the_oc_emulator_is_as_strict_as_fusion_and_no_more() {
     let get = |query: &'static str, token: Option<&'static str>| {
         let mut request = client
             .get(format!("{url}{query}"))
-            .header("User-Agent", dialsync::source::http::USER_AGENT);
+            .header("User-Agent", dialsync::net::client::USER_AGENT);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

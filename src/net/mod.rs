@@ -6,6 +6,8 @@
 //! [`crate::error`], so that both sides can use it without importing each other.
 
 pub mod backoff;
+pub mod client;
+pub mod endpoint;
 pub mod oauth;
 pub mod preview;
 pub mod reason;

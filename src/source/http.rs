@@ -1,11 +1,13 @@
-//! The HTTP client every HTTP source shares (Fusion today; APIO and Live Platform next): rustls
-//! with the system roots, a connect and a per-request timeout, a stable User-Agent, a cap on
-//! the answer's size, and retries with [`Backoff`] for what may pass (connection errors,
-//! timeouts, 429 with its `Retry-After`, 5xx).
+//! A source's HTTP client: every Fusion, APIO and Live Platform request goes through it. It
+//! adds to the network layer's client ([`crate::net::client`]) what every source wants: a cap
+//! on the answer's size, Bearer and cookie credentials sent only in headers marked sensitive,
+//! retries with [`Backoff`] for what may pass (connection errors, timeouts, 429 with its
+//! `Retry-After`, 5xx), the whole fetch bounded by the source's `timeout`, and errors that
+//! name the source.
 //!
 //! What it does not retry (2xx, 3xx, 4xx other than 429) goes back to the caller with its
-//! status, since what a 401 or a 404 means depends on the endpoint. Secrets travel only in
-//! headers marked sensitive, and no message here ever carries a header.
+//! status, since what a 401 or a 404 means depends on the endpoint. No message here ever
+//! carries a header.
 
 use std::time::Duration;
 
@@ -14,13 +16,12 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode};
 
 use super::SourceError;
 use crate::net::backoff::Backoff;
+use crate::net::client::{build_client, ClientSettings};
+use crate::net::endpoint;
 use crate::net::preview::{json_failure, preview_bytes};
 use crate::net::retry::retry_after;
 use crate::net::secret::Secret;
 use crate::net::tls::is_tls_failure;
-
-/// The User-Agent of every source request.
-pub const USER_AGENT: &str = concat!("dialsync/", env!("CARGO_PKG_VERSION"));
 
 /// How a source talks HTTP.
 #[derive(Clone, Debug)]
@@ -64,17 +65,18 @@ pub enum Auth<'a> {
 /// Refuses a URL that is not absolute `http(s)://host...`, naming the source, and warns about
 /// plain HTTP to a remote host: the one check every source makes of its configured URLs.
 pub fn check_url(source_name: &str, url: &str) -> Result<(), SourceError> {
-    let absolute = reqwest::Url::parse(url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-    if !absolute {
-        return Err(SourceError::BadUrl {
+    endpoint::check_url(&owner(source_name), url)
+        .map(drop)
+        .map_err(|e| SourceError::BadUrl {
             source_name: source_name.to_string(),
             url: url.to_string(),
-            reason: "not an absolute http(s) URL".into(),
-        });
-    }
-    warn_if_plain_http(source_name, url);
-    Ok(())
+            reason: e.to_string(),
+        })
+}
+
+/// How a source is named in the network layer's warnings: `source fusion`.
+fn owner(source_name: &str) -> String {
+    format!("source {source_name}")
 }
 
 /// Runs a whole fetch (every page, every login) within the source's `timeout`.
@@ -120,18 +122,14 @@ pub struct SourceHttp {
 impl SourceHttp {
     /// A client for the source named `source_name` (named in every error).
     pub fn new(source_name: &str, config: HttpConfig) -> Result<SourceHttp, SourceError> {
-        let client = Client::builder()
-            .use_rustls_tls()
-            .user_agent(USER_AGENT)
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            // An API that redirects is misconfigured (a missing trailing slash, a moved host):
-            // the 3xx is an answer to report, not a hop to follow silently.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| SourceError::Client {
+        let settings = ClientSettings {
+            connect_timeout: Some(config.connect_timeout),
+            ..ClientSettings::new(config.request_timeout)
+        };
+        let client =
+            build_client(&owner(source_name), &settings).map_err(|error| SourceError::Client {
                 source_name: source_name.to_string(),
-                reason: e.to_string(),
+                error,
             })?;
         Ok(SourceHttp {
             client,
@@ -378,55 +376,4 @@ fn describe(e: &reqwest::Error, request_timeout: Duration) -> String {
         cause = c.source();
     }
     reason
-}
-
-/// Warns (once per call) when `url` is plain `http://` to a host other than loopback: a
-/// password or token would cross the network in clear.
-pub fn warn_if_plain_http(source_name: &str, url: &str) {
-    if let Some(reason) = plain_http_risk(url) {
-        eprintln!("dialsync: WARN source {source_name}: {reason}");
-    }
-}
-
-/// Why `url` is risky, if it is: the text of [`warn_if_plain_http`].
-pub fn plain_http_risk(url: &str) -> Option<String> {
-    let parsed = reqwest::Url::parse(url).ok()?;
-    if parsed.scheme() != "http" {
-        return None;
-    }
-    let host = parsed.host_str()?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
-    };
-    (!loopback).then(|| {
-        format!(
-            "{url} is plain http:// to a host that is not loopback: credentials and numbers \
-             cross the network unencrypted; use https://"
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_http_warns_only_off_loopback() {
-        assert!(plain_http_risk("http://fusion.example.net/api").is_some());
-        assert!(plain_http_risk("http://10.0.0.1:8080").is_some());
-        assert!(plain_http_risk("https://fusion.example.net").is_none());
-        assert!(plain_http_risk("http://127.0.0.1:8080").is_none());
-        assert!(plain_http_risk("http://localhost:8080").is_none());
-        assert!(plain_http_risk("http://[::1]:8080").is_none());
-    }
-
-    #[test]
-    fn user_agent_is_stable() {
-        assert_eq!(
-            USER_AGENT,
-            format!("dialsync/{}", env!("CARGO_PKG_VERSION"))
-        );
-    }
 }

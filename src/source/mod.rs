@@ -92,8 +92,12 @@ pub enum SourceError {
         reason: String,
     },
     /// The HTTP client could not be built (TLS roots, ...).
-    #[error("source {source_name}: cannot build the HTTP client: {reason}")]
-    Client { source_name: String, reason: String },
+    #[error("source {source_name}: {error}")]
+    Client {
+        source_name: String,
+        #[source]
+        error: crate::net::client::ClientError,
+    },
     /// Connection refused or reset, DNS, a request timeout: after the retries.
     #[error("source {source_name}: {method} {url}: {reason}")]
     Http {
