@@ -14,3 +14,4 @@ pub mod reason;
 pub mod retry;
 pub mod secret;
 pub mod tls;
+pub mod verdict;
