@@ -1,13 +1,14 @@
 //! A source's HTTP client: every Fusion, APIO and Live Platform request goes through it. It
 //! adds to the network layer's client ([`crate::net::client`]) what every source wants: a cap
 //! on the answer's size, Bearer and cookie credentials sent only in headers marked sensitive,
-//! retries with [`Backoff`] for what may pass (connection errors, timeouts, 429 with its
-//! `Retry-After`, 5xx), the whole fetch bounded by the source's `timeout`, and errors that
-//! name the source.
+//! the whole fetch bounded by the source's `timeout`, and errors that name the source.
 //!
-//! What it does not retry (2xx, 3xx, 4xx other than 429) goes back to the caller with its
-//! status, since what a 401 or a 404 means depends on the endpoint. No message here ever
-//! carries a header.
+//! Every source request is a read (a GET, or a login), so whatever the network layer's
+//! [`verdict`] calls not applied (connection errors, timeouts, 409 and 429 with their
+//! `Retry-After`, 5xx) is sent again by its [`retry`] loop within the budget. What it calls
+//! done or final (2xx, 3xx, other 4xx) goes back to the caller with its status, since what a
+//! 401 or a 404 means depends on the endpoint. A failed TLS handshake is never retried. No
+//! message here ever carries a header.
 
 use std::time::Duration;
 
@@ -19,9 +20,11 @@ use crate::net::backoff::Backoff;
 use crate::net::client::{build_client, ClientSettings};
 use crate::net::endpoint;
 use crate::net::preview::{json_failure, preview_bytes};
-use crate::net::retry::retry_after;
+use crate::net::reason::describe;
+use crate::net::retry::{retry, Attempt};
 use crate::net::secret::Secret;
 use crate::net::tls::is_tls_failure;
+use crate::net::verdict::{self, Access, Verdict};
 
 /// How a source talks HTTP.
 #[derive(Clone, Debug)]
@@ -207,87 +210,95 @@ impl SourceHttp {
         auth: Auth<'_>,
         body: Option<&serde_json::Value>,
     ) -> Result<HttpAnswer, SourceError> {
-        let method_name = method_name(&method);
         let mut backoff = Backoff::new(
             self.config.retry_initial,
             self.config.retry_max,
             self.config.retry_budget,
         );
-        loop {
-            let mut request = self.client.request(method.clone(), url);
-            request = with_auth(request, auth);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            // A failure that may pass: (reason, Retry-After, status if any, body if any).
-            let failure = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    let wait = retry_after(&response);
-                    let transient =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    match self.read_body(response).await {
-                        Ok(body) if !transient => {
-                            return Ok(HttpAnswer {
-                                status,
-                                headers,
-                                body,
-                            })
-                        }
-                        Ok(body) => {
-                            let answer = HttpAnswer {
-                                status,
-                                headers,
-                                body,
-                            };
-                            (String::new(), wait, Some(answer))
-                        }
-                        Err(BodyError::TooLarge) => {
-                            return Err(SourceError::TooLarge {
-                                source_name: self.source_name.clone(),
-                                url: url.to_string(),
-                                max: self.config.max_body,
-                            })
-                        }
-                        Err(BodyError::Read(reason)) => (reason, None, None),
-                    }
-                }
-                // An untrusted certificate, or no TLS on the other end: settings to fix,
-                // which no retry can; and never a reason to try plain HTTP instead.
-                Err(e) if is_tls_failure(&e) => {
-                    return Err(SourceError::Http {
-                        source_name: self.source_name.clone(),
-                        method: method_name,
-                        url: url.to_string(),
-                        reason: format!(
-                            "TLS handshake failed: {}",
-                            describe(&e, self.config.request_timeout)
-                        ),
-                    })
-                }
-                Err(e) => (describe(&e, self.config.request_timeout), None, None),
-            };
-            let (reason, wait, answer) = failure;
-            if let Some(wait) = backoff.next(wait) {
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            return Err(match answer {
-                Some(answer) => SourceError::Server {
-                    source_name: self.source_name.clone(),
-                    method: method_name,
-                    url: url.to_string(),
+        let sent = retry(&mut backoff, || self.attempt(&method, url, auth, body)).await;
+        sent.map_err(|gave_up| {
+            let (source_name, method, url) = (
+                self.source_name.clone(),
+                method_name(&method),
+                url.to_string(),
+            );
+            match gave_up.into_error() {
+                Failure::Status(answer) => SourceError::Server {
+                    source_name,
+                    method,
+                    url,
                     status: answer.status.as_u16(),
                     body: answer.text(),
                 },
-                None => SourceError::Http {
-                    source_name: self.source_name.clone(),
-                    method: method_name,
-                    url: url.to_string(),
+                Failure::Transport(reason) => SourceError::Http {
+                    source_name,
+                    method,
+                    url,
                     reason,
                 },
-            });
+                Failure::TooLarge => SourceError::TooLarge {
+                    source_name,
+                    url,
+                    max: self.config.max_body,
+                },
+            }
+        })
+    }
+
+    /// One request and its whole answer. Every request of a source reads ([`Access::Read`]:
+    /// a GET, or a login), so whatever may pass is sent again; a status the network layer
+    /// calls final goes back to the caller, to whom a 401 or a 404 means something.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        auth: Auth<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<HttpAnswer, Attempt<Failure>> {
+        let again = |error| Attempt::Again {
+            error,
+            retry_after: None,
+        };
+        let mut request = with_auth(self.client.request(method.clone(), url), auth);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let reason = describe(&e, self.config.request_timeout);
+                return Err(match verdict::of_error(&e, Access::Read) {
+                    // An untrusted certificate, or no TLS on the other end: settings to fix,
+                    // which no retry can; and never a reason to try plain HTTP instead.
+                    Verdict::Final if is_tls_failure(&e) => Attempt::Stop(Failure::Transport(
+                        format!("TLS handshake failed: {reason}"),
+                    )),
+                    Verdict::Final => Attempt::Stop(Failure::Transport(reason)),
+                    _ => again(Failure::Transport(reason)),
+                });
+            }
+        };
+        let verdict = verdict::of_response(&response, Access::Read);
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match self.read_body(response).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => return Err(Attempt::Stop(Failure::TooLarge)),
+            Err(BodyError::Read(reason)) => return Err(again(Failure::Transport(reason))),
+        };
+        let answer = HttpAnswer {
+            status,
+            headers,
+            body,
+        };
+        match verdict {
+            Verdict::NotApplied { retry_after } => Err(Attempt::Again {
+                error: Failure::Status(answer),
+                retry_after,
+            }),
+            // Not said of a read; were it, sending the read again is what it would call for.
+            Verdict::Unknown => Err(again(Failure::Status(answer))),
+            Verdict::Done | Verdict::Final | Verdict::RefusedContent => Ok(answer),
         }
     }
 
@@ -317,6 +328,16 @@ impl SourceHttp {
 enum BodyError {
     TooLarge,
     Read(String),
+}
+
+/// Why an attempt brought back no answer for the caller.
+enum Failure {
+    /// An answer that may change on a later attempt (429, 5xx...).
+    Status(HttpAnswer),
+    /// No whole answer: the connection, the TLS handshake or the body failed; the reason.
+    Transport(String),
+    /// An answer larger than `max_body`.
+    TooLarge,
 }
 
 fn with_auth(request: RequestBuilder, auth: Auth<'_>) -> RequestBuilder {
@@ -351,29 +372,4 @@ fn method_name(method: &Method) -> &'static str {
         Method::PATCH => "PATCH",
         _ => "GET",
     }
-}
-
-/// A reqwest error as a short reason, with its causes (reqwest's own text is terse). A
-/// timeout says which one: `request_timeout` bounds each request, its whole answer included.
-fn describe(e: &reqwest::Error, request_timeout: Duration) -> String {
-    use std::error::Error as _;
-    let timed_out;
-    let kind = if e.is_timeout() {
-        timed_out = format!("timed out after {request_timeout:?} (no complete answer in time)");
-        timed_out.as_str()
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "answer broken off"
-    } else {
-        "request failed"
-    };
-    let mut reason = kind.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        reason.push_str(": ");
-        reason.push_str(&c.to_string());
-        cause = c.source();
-    }
-    reason
 }
