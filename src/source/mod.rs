@@ -11,6 +11,7 @@ pub mod tag;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Classify, ErrorClass};
 use crate::resolve::Entry;
 
 /// The limits every source applies to the items it accepts (`[dialplan]` in the config).
@@ -186,6 +187,29 @@ pub enum SourceError {
         #[source]
         error: file::FileError,
     },
+}
+
+impl Classify for SourceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // The upstream is down, slow, overloaded or answered something half-sent: the next
+            // cycle may fare better, and meanwhile the last good snapshot stands in.
+            SourceError::Http { .. }
+            | SourceError::Timeout { .. }
+            | SourceError::Server { .. }
+            | SourceError::BadBody { .. }
+            | SourceError::Pagination { .. }
+            | SourceError::EveryItemRejected { .. } => ErrorClass::Transient,
+            // Settings, credentials, rights or the body cap: someone must act first.
+            SourceError::BadUrl { .. }
+            | SourceError::Client { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::Refused { .. }
+            | SourceError::Unauthorized { .. }
+            | SourceError::Config { .. }
+            | SourceError::File { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 impl SourceEntries {
