@@ -45,5 +45,7 @@ pub mod preview;
 pub mod reason;
 pub mod retry;
 pub mod secret;
+#[cfg(test)]
+mod test_servers;
 pub mod tls;
 pub mod verdict;

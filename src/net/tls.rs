@@ -32,20 +32,12 @@ pub fn is_tls_failure(error: &reqwest::Error) -> bool {
 mod tests {
     use super::*;
     use crate::net::reason::error_chain;
+    use crate::net::test_servers;
 
     #[tokio::test]
     async fn a_failed_tls_handshake_is_told_from_a_refused_connection() {
         // A plain-HTTP server, asked for https://: the handshake fails, nothing falls back.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let plain = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt as _;
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                    .await;
-            }
-        });
+        let plain = test_servers::plain_http().await;
         let client = reqwest::Client::builder().use_rustls_tls().build().unwrap();
         let tls = client
             .get(format!("https://{plain}/"))
@@ -59,9 +51,7 @@ mod tests {
             error_chain(&tls)
         );
 
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let gone = closed.local_addr().unwrap();
-        drop(closed);
+        let gone = test_servers::closed_port();
         let refused = client
             .get(format!("https://{gone}/"))
             .send()

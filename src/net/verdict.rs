@@ -106,6 +106,7 @@ pub fn of_error(error: &reqwest::Error, access: Access) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::test_servers;
     use Access::{Read, Write};
 
     const WAIT: Option<Duration> = Some(Duration::from_secs(7));
@@ -152,19 +153,6 @@ mod tests {
         }
     }
 
-    /// A server that accepts connections and never answers.
-    async fn silent_server() -> std::net::SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                held.push(stream);
-            }
-        });
-        addr
-    }
-
     #[tokio::test]
     async fn requests_without_an_answer() {
         let client = reqwest::Client::builder()
@@ -174,9 +162,7 @@ mod tests {
             .unwrap();
 
         // Nobody listens: the connection was never made, whatever the request.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let gone = closed.local_addr().unwrap();
-        drop(closed);
+        let gone = test_servers::closed_port();
         let refused = client
             .get(format!("http://{gone}/"))
             .send()
@@ -186,7 +172,7 @@ mod tests {
         assert_eq!(of_error(&refused, Write), not_applied(None));
 
         // Connected, sent, never answered: a write may have acted.
-        let silent = silent_server().await;
+        let silent = test_servers::silent().await;
         let timed_out = client
             .put(format!("http://{silent}/"))
             .body("x")
@@ -198,16 +184,7 @@ mod tests {
         assert_eq!(of_error(&timed_out, Write), Verdict::Unknown);
 
         // A plain-HTTP server asked for https://: settings, never a retry.
-        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let plain_addr = plain.local_addr().unwrap();
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt as _;
-            while let Ok((mut stream, _)) = plain.accept().await {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                    .await;
-            }
-        });
+        let plain_addr = test_servers::plain_http().await;
         let tls = client
             .get(format!("https://{plain_addr}/"))
             .send()
