@@ -15,8 +15,9 @@
 //! second 401 (or a refused secret) is [`SourceError::Unauthorized`].
 //!
 //! API requests go through [`SourceHttp`]. The token POST is form-encoded, which
-//! [`SourceHttp`] does not send, so the token endpoint gets a small client of its own with the
-//! same timeouts, rustls and User-Agent.
+//! [`SourceHttp`] does not send, so [`TokenCache`] sends it itself on [`SourceHttp::client`]:
+//! the same client, timeouts and User-Agent, without the retries (a token endpoint that
+//! fails fails this fetch, and the next cycle asks again).
 
 use std::fmt;
 use std::time::Duration;
