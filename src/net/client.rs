@@ -66,8 +66,8 @@ impl Classify for ClientError {
     }
 }
 
-/// A client as `settings` say. `owner` names who talks through it in the warning owed when
-/// `insecure_skip_verify` is set: `sbc`, `source fusion`.
+/// A client as `settings` say. `owner` is the configuration table the settings come from
+/// (`sbc`), which the warning owed for `insecure_skip_verify` names.
 pub fn build_client(owner: &str, settings: &ClientSettings) -> Result<Client, ClientError> {
     let mut builder = Client::builder()
         .use_rustls_tls()
@@ -107,11 +107,12 @@ pub fn build_client(owner: &str, settings: &ClientSettings) -> Result<Client, Cl
     })
 }
 
-/// The warning owed while certificates go unverified. [`build_client`] gives it once; a
-/// long-running owner repeats it every cycle (DESIGN.md §5.1), so that it never goes quiet.
+/// The warning owed while certificates go unverified: `{owner}.insecure_skip_verify is set:
+/// ...`. [`build_client`] gives it once; a long-running owner repeats it every cycle
+/// (DESIGN.md §5.1), so that it never goes quiet.
 pub fn warn_insecure(owner: &str) {
     tracing::warn!(
-        "{owner}: insecure_skip_verify is set: TLS certificates are not verified, so anyone \
+        "{owner}.insecure_skip_verify is set: TLS certificates are not verified, so anyone \
          on the path can pose as the other end"
     );
 }
