@@ -20,6 +20,8 @@ use toml::Spanned;
 
 use crate::dialplan::compile::Encoding;
 use crate::dialplan::rule::{validate_name, Tag, MAX_NAME_LEN};
+use crate::net::oauth::ClientCredentials;
+use crate::net::secret::{Secret, SecretError};
 use crate::plan::{PlanSettings, Policy, Safety};
 use crate::sink::audiocodes::SbcConfig;
 use crate::sink::livecloud::LiveCloudConfig;
@@ -28,8 +30,6 @@ use crate::sink::WriteSettings;
 use crate::source::apio::{ApioAuth, ApioConfig, ApioGroup};
 use crate::source::fusion::{FusionAuth, FusionConfig, FusionFeed, OcSubscription};
 use crate::source::livecloud::LiveCloudSourceConfig;
-use crate::source::oauth::ClientCredentials;
-use crate::source::secret::{Secret, SecretError};
 use crate::source::tag::{TagRule, TagTemplate};
 use crate::source::{apio, fusion, livecloud, ItemLimits, Source};
 

@@ -45,18 +45,6 @@ impl Classify for crate::dialplan::rule::RuleError {
     }
 }
 
-impl Classify for crate::source::file::FileError {
-    fn class(&self) -> ErrorClass {
-        use crate::source::file::FileError;
-        match self {
-            // The file may be mid-rewrite or on a slow mount: the next cycle tries again, and
-            // meanwhile the source's last good snapshot stands in.
-            FileError::Read { .. } => ErrorClass::Transient,
-            FileError::Header { .. } => ErrorClass::Fatal,
-        }
-    }
-}
-
 impl Classify for crate::preview::PreviewError {
     fn class(&self) -> ErrorClass {
         use crate::preview::PreviewError;
@@ -120,43 +108,6 @@ impl Classify for crate::sim::SimDataError {
     fn class(&self) -> ErrorClass {
         // An emulator's data file stays unreadable or malformed until someone edits it.
         ErrorClass::Fatal
-    }
-}
-
-impl Classify for crate::source::secret::SecretError {
-    fn class(&self) -> ErrorClass {
-        // A missing, empty or too-open secret file stays so until the operator fixes it.
-        ErrorClass::Fatal
-    }
-}
-
-impl Classify for crate::source::tag::TemplateError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Fatal
-    }
-}
-
-impl Classify for crate::source::SourceError {
-    fn class(&self) -> ErrorClass {
-        use crate::source::SourceError;
-        match self {
-            // The upstream is down, slow, overloaded or answered something half-sent: the next
-            // cycle may fare better, and meanwhile the last good snapshot stands in.
-            SourceError::Http { .. }
-            | SourceError::Timeout { .. }
-            | SourceError::Server { .. }
-            | SourceError::BadBody { .. }
-            | SourceError::Pagination { .. }
-            | SourceError::EveryItemRejected { .. } => ErrorClass::Transient,
-            // Settings, credentials, rights or the body cap: someone must act first.
-            SourceError::BadUrl { .. }
-            | SourceError::Client { .. }
-            | SourceError::TooLarge { .. }
-            | SourceError::Refused { .. }
-            | SourceError::Unauthorized { .. }
-            | SourceError::Config { .. }
-            | SourceError::File { .. } => ErrorClass::Fatal,
-        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dialplan;
 pub mod error;
 pub mod index;
+pub mod net;
 pub mod number;
 pub mod plan;
 pub mod preview;

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use dialsync::dialplan::rule::Tag;
+use dialsync::net::oauth::ClientCredentials;
+use dialsync::net::secret::Secret;
 use dialsync::resolve::{resolve, Entry};
 use dialsync::sink::audiocodes::cli_script;
 use dialsync::source::apio::{ApioAuth, ApioConfig, ApioGroup, ApioSource};
@@ -17,8 +19,6 @@ use dialsync::source::fusion::{
 };
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{LiveCloudSource, LiveCloudSourceConfig};
-use dialsync::source::oauth::ClientCredentials;
-use dialsync::source::secret::Secret;
 use dialsync::source::tag::{TagRule, TagTemplate};
 use dialsync::source::SourceEntries;
 use reqwest::multipart;

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dialsync::dialplan::rule::Tag;
+use dialsync::net::secret::Secret;
 use dialsync::sim::apio::{number, prefix, ApioSim, ApioSimConfig, Fault};
 use dialsync::source::apio::{parse_template, ApioAuth, ApioConfig, ApioGroup, ApioSource};
 use dialsync::source::http::HttpConfig;
-use dialsync::source::secret::Secret;
 use dialsync::source::tag::TagRule;
 use dialsync::source::{SourceEntries, SourceError};
 use serde_json::json;

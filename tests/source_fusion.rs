@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
+use dialsync::net::secret::Secret;
 use dialsync::sim::fusion::{oc_number, usage, Fault, FusionSim, FusionSimConfig, RangesForm};
 use dialsync::sim::{BodyFault, WrongShape};
 use dialsync::source::fusion::{
@@ -14,7 +15,6 @@ use dialsync::source::fusion::{
     OcSubscription, OC_DEFAULT_PAGE_SIZE,
 };
 use dialsync::source::http::HttpConfig;
-use dialsync::source::secret::Secret;
 use dialsync::source::tag::TagRule;
 use dialsync::source::{ItemLimits, SourceEntries, SourceError};
 use serde_json::json;
@@ -1087,7 +1087,7 @@ async fn the_oc_emulator_is_as_strict_as_fusion_and_no_more() {
     let get = |query: &'static str, token: Option<&'static str>| {
         let mut request = client
             .get(format!("{url}{query}"))
-            .header("User-Agent", dialsync::source::http::USER_AGENT);
+            .header("User-Agent", dialsync::net::client::USER_AGENT);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

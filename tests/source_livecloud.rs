@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
+use dialsync::net::oauth::ClientCredentials;
+use dialsync::net::secret::Secret;
 use dialsync::sim::livecloud::{live_number, vendor_number, Fault, LiveCloudSim, LiveSimConfig};
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{parse_template, LiveCloudSource, LiveCloudSourceConfig};
-use dialsync::source::oauth::ClientCredentials;
-use dialsync::source::secret::Secret;
 use dialsync::source::tag::TagRule;
 use dialsync::source::{SourceEntries, SourceError};
 use serde_json::json;

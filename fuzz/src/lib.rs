@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use dialsync::dialplan::pattern::{best_match, Element, Pattern, Span};
 use dialsync::dialplan::rule::{DialPlanRule, Tag};
+use dialsync::net::oauth::ClientCredentials;
+use dialsync::net::secret::Secret;
 use dialsync::number::{Number, NumberRange, OpenPrefix, MAX_DIGITS};
 use dialsync::resolve::Coverage;
 use dialsync::sim::sbc::cli::{read_script, render_config, CliStyle, Command};
@@ -27,8 +29,6 @@ use dialsync::source::fusion::{
 };
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{self, LiveCloudSourceConfig, PageChain, PageError};
-use dialsync::source::oauth::ClientCredentials;
-use dialsync::source::secret::Secret;
 use dialsync::source::tag::{TagRule, TagTemplate, TemplateError};
 use dialsync::source::{file, ItemLimits, SourceEntries, SourceError};
 use serde_json::Value;

@@ -19,10 +19,10 @@ use super::control::ApplyControl;
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
 use super::report::{ApplyReport, SettleReport};
-use super::retry::Backoff;
 use super::target::{Answer, Attempt, Target};
 use super::withheld::Withheld;
 use crate::error::{Classify, ErrorClass};
+use crate::net::backoff::Backoff;
 use crate::plan::{Op, Plan};
 use crate::store::{OpState, PlanId, Store};
 
@@ -285,7 +285,7 @@ impl<T: Target> Run<'_, T> {
                             "{} answered without a status and does not show the change; its \
                              output: {}",
                             self.target.target_name(),
-                            super::retry::truncate(&output)
+                            crate::net::preview::truncate(&output)
                         ),
                         unconfirmed,
                     });

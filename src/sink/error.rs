@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::audiocodes::cli_script::ScriptError;
-use super::retry::error_chain;
 use crate::error::{Classify, ErrorClass};
+use crate::net::reason::error_chain;
 use crate::plan::ownership::OwnershipBreach;
 use crate::store::{PlanId, StoreError};
 

@@ -34,13 +34,14 @@ use tokio::sync::Mutex;
 
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
-use super::retry::{retry_after, truncate};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::DialPlanRule;
+use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
+use crate::net::preview::truncate;
+use crate::net::retry::retry_after;
+use crate::net::secret::Secret;
 use crate::plan::{Op, Route};
-use crate::source::oauth::{ClientCredentials, OAuthError, TokenCache};
-use crate::source::secret::Secret;
 
 /// The `[sbc]` settings for `sbc.kind = "livecloud"`.
 ///

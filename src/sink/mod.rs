@@ -7,6 +7,7 @@
 //! batches, retries, verification, quarantine, hold-backs after a refusal, settling after a
 //! crash — is the one [`applier`] both use. The types the agent sees are shared: the dial plan
 //! as read ([`DeviceDialPlan`]), the reports, and [`SinkError`].
+//! How both wait and retry is [`crate::net`]'s, shared with the sources.
 
 pub mod applier;
 pub mod audiocodes;
@@ -15,7 +16,6 @@ mod dial_plan;
 mod error;
 pub mod livecloud;
 mod report;
-pub mod retry;
 mod target;
 mod withheld;
 mod write_settings;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::retry::Backoff;
+use crate::net::backoff::Backoff;
 
 /// How a sink writes.
 #[derive(Clone, Debug, PartialEq, Eq)]

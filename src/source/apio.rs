@@ -31,14 +31,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::http::{
-    check_url, json_failure, preview_bytes, preview_json, within, Auth, HttpAnswer, HttpConfig,
-    SourceHttp,
-};
-use super::secret::Secret;
+use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
+use crate::net::preview::{json_failure, preview_bytes, preview_json};
+use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange, OpenPrefix};
 use crate::resolve::{Coverage, Entry, Provenance};
 

@@ -8,6 +8,7 @@ use std::io::Read;
 
 use super::{ItemLimits, Rejected, SourceEntries};
 use crate::dialplan::rule::Tag;
+use crate::error::{Classify, ErrorClass};
 use crate::number::{NumberRange, OpenPrefix};
 use crate::resolve::{Coverage, Entry, Provenance};
 
@@ -22,6 +23,17 @@ pub enum FileError {
     },
     #[error("{path}: the first line must be the header start,end,tag (found {found:?})")]
     Header { path: String, found: String },
+}
+
+impl Classify for FileError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // The file may be mid-rewrite or on a slow mount: the next cycle tries again, and
+            // meanwhile the source's last good snapshot stands in.
+            FileError::Read { .. } => ErrorClass::Transient,
+            FileError::Header { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// Parses a static CSV. `source` names the source in provenance; `path` names the file in errors.

@@ -24,14 +24,14 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
-use super::secret::Secret;
+use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
+use crate::net::preview::{preview_json, truncate};
+use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
-use crate::sink::retry::truncate;
 
 mod oc_numbers;
 

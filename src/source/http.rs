@@ -1,23 +1,30 @@
-//! The HTTP client every HTTP source shares (Fusion today; APIO and Live Platform next): rustls
-//! with the system roots, a connect and a per-request timeout, a stable User-Agent, a cap on
-//! the answer's size, and retries with [`Backoff`] for what may pass (connection errors,
-//! timeouts, 429 with its `Retry-After`, 5xx).
+//! A source's HTTP client: every Fusion, APIO and Live Platform request goes through it. It
+//! adds to the network layer's client ([`crate::net::client`]) what every source wants: a cap
+//! on the answer's size, Bearer and cookie credentials sent only in headers marked sensitive,
+//! the whole fetch bounded by the source's `timeout`, and errors that name the source.
 //!
-//! What it does not retry (2xx, 3xx, 4xx other than 429) goes back to the caller with its
-//! status, since what a 401 or a 404 means depends on the endpoint. Secrets travel only in
-//! headers marked sensitive, and no message here ever carries a header.
+//! Every source request is a read (a GET, or a login), so whatever the network layer's
+//! [`verdict`] calls not applied (connection errors, timeouts, 409 and 429 with their
+//! `Retry-After`, 5xx) is sent again by its [`retry`] loop within the budget. What it calls
+//! done or final (2xx, 3xx, other 4xx) goes back to the caller with its status, since what a
+//! 401 or a 404 means depends on the endpoint. A failed TLS handshake is never retried. No
+//! message here ever carries a header.
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 
-use super::secret::Secret;
 use super::SourceError;
-use crate::sink::retry::{is_tls_failure, retry_after, truncate, Backoff};
-
-/// The User-Agent of every source request.
-pub const USER_AGENT: &str = concat!("dialsync/", env!("CARGO_PKG_VERSION"));
+use crate::net::backoff::Backoff;
+use crate::net::client::{build_client, ClientSettings};
+use crate::net::endpoint;
+use crate::net::preview::{json_failure, preview_bytes};
+use crate::net::reason::describe;
+use crate::net::retry::{retry, Attempt};
+use crate::net::secret::Secret;
+use crate::net::tls::is_tls_failure;
+use crate::net::verdict::{self, Access, Verdict};
 
 /// How a source talks HTTP.
 #[derive(Clone, Debug)]
@@ -61,17 +68,18 @@ pub enum Auth<'a> {
 /// Refuses a URL that is not absolute `http(s)://host...`, naming the source, and warns about
 /// plain HTTP to a remote host: the one check every source makes of its configured URLs.
 pub fn check_url(source_name: &str, url: &str) -> Result<(), SourceError> {
-    let absolute = reqwest::Url::parse(url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-    if !absolute {
-        return Err(SourceError::BadUrl {
+    endpoint::check_url(&owner(source_name), url)
+        .map(drop)
+        .map_err(|e| SourceError::BadUrl {
             source_name: source_name.to_string(),
             url: url.to_string(),
-            reason: "not an absolute http(s) URL".into(),
-        });
-    }
-    warn_if_plain_http(source_name, url);
-    Ok(())
+            reason: e.to_string(),
+        })
+}
+
+/// How a source is named in the network layer's warnings: `source fusion`.
+fn owner(source_name: &str) -> String {
+    format!("source {source_name}")
 }
 
 /// Runs a whole fetch (every page, every login) within the source's `timeout`.
@@ -106,79 +114,6 @@ impl HttpAnswer {
     }
 }
 
-/// Bytes an error message shows at most of an answer (before cutting to log size).
-const PREVIEW_BYTES: usize = 2048;
-
-/// The start of `bytes` as text for a message, cut to log size; bytes that are not UTF-8
-/// show as U+FFFD.
-pub fn preview_bytes(bytes: &[u8]) -> String {
-    let head = &bytes[..bytes.len().min(PREVIEW_BYTES)];
-    // One log line per event: an answer's line breaks (or terminal escapes) must not start
-    // lines of their own in the log, where they could pass for dialsync's.
-    let mut shown = String::with_capacity(head.len());
-    for c in String::from_utf8_lossy(head).chars() {
-        match c {
-            '\n' => shown.push_str("\\n"),
-            '\r' => shown.push_str("\\r"),
-            '\t' => shown.push_str("\\t"),
-            c if c.is_control() => shown.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => shown.push(c),
-        }
-    }
-    let text = truncate(&shown);
-    if head.len() < bytes.len() && !text.ends_with("...") {
-        format!("{text}...")
-    } else {
-        text
-    }
-}
-
-/// A JSON value as text for a message, cut to log size, without serialising all of it
-/// (an item may hold a string of megabytes).
-pub fn preview_json(value: &serde_json::Value) -> String {
-    /// A writer that takes [`PREVIEW_BYTES`] and then refuses, which stops serde_json.
-    struct Head(Vec<u8>);
-    impl std::io::Write for Head {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let room = PREVIEW_BYTES + 1 - self.0.len();
-            if room == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            let take = buf.len().min(room);
-            self.0.extend_from_slice(&buf[..take]);
-            Ok(take)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut head = Head(Vec::new());
-    // Err only when the value is longer than the preview: what was written is what is shown.
-    let _ = serde_json::to_writer(&mut head, value);
-    preview_bytes(&head.0)
-}
-
-/// Why `body` is not a `T`: not UTF-8, not JSON at all, or JSON of another shape, with
-/// serde_json's reason (line and column).
-pub fn json_failure(body: &[u8], error: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    if let Err(bad) = std::str::from_utf8(body) {
-        return format!(
-            "the answer is not valid UTF-8 (a byte that is not UTF-8 at offset {}): {error}",
-            bad.valid_up_to()
-        );
-    }
-    match error.classify() {
-        Category::Data => format!("the answer is not of the documented shape: {error}"),
-        Category::Eof if body.iter().all(u8::is_ascii_whitespace) => {
-            "the answer is empty, not JSON".to_string()
-        }
-        Category::Syntax | Category::Eof | Category::Io => {
-            format!("the answer is not valid JSON: {error}")
-        }
-    }
-}
-
 /// One source's HTTP client. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct SourceHttp {
@@ -190,18 +125,14 @@ pub struct SourceHttp {
 impl SourceHttp {
     /// A client for the source named `source_name` (named in every error).
     pub fn new(source_name: &str, config: HttpConfig) -> Result<SourceHttp, SourceError> {
-        let client = Client::builder()
-            .use_rustls_tls()
-            .user_agent(USER_AGENT)
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            // An API that redirects is misconfigured (a missing trailing slash, a moved host):
-            // the 3xx is an answer to report, not a hop to follow silently.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| SourceError::Client {
+        let settings = ClientSettings {
+            connect_timeout: Some(config.connect_timeout),
+            ..ClientSettings::new(config.request_timeout)
+        };
+        let client =
+            build_client(&owner(source_name), &settings).map_err(|error| SourceError::Client {
                 source_name: source_name.to_string(),
-                reason: e.to_string(),
+                error,
             })?;
         Ok(SourceHttp {
             client,
@@ -279,87 +210,95 @@ impl SourceHttp {
         auth: Auth<'_>,
         body: Option<&serde_json::Value>,
     ) -> Result<HttpAnswer, SourceError> {
-        let method_name = method_name(&method);
         let mut backoff = Backoff::new(
             self.config.retry_initial,
             self.config.retry_max,
             self.config.retry_budget,
         );
-        loop {
-            let mut request = self.client.request(method.clone(), url);
-            request = with_auth(request, auth);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            // A failure that may pass: (reason, Retry-After, status if any, body if any).
-            let failure = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    let wait = retry_after(&response);
-                    let transient =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    match self.read_body(response).await {
-                        Ok(body) if !transient => {
-                            return Ok(HttpAnswer {
-                                status,
-                                headers,
-                                body,
-                            })
-                        }
-                        Ok(body) => {
-                            let answer = HttpAnswer {
-                                status,
-                                headers,
-                                body,
-                            };
-                            (String::new(), wait, Some(answer))
-                        }
-                        Err(BodyError::TooLarge) => {
-                            return Err(SourceError::TooLarge {
-                                source_name: self.source_name.clone(),
-                                url: url.to_string(),
-                                max: self.config.max_body,
-                            })
-                        }
-                        Err(BodyError::Read(reason)) => (reason, None, None),
-                    }
-                }
-                // An untrusted certificate, or no TLS on the other end: settings to fix,
-                // which no retry can; and never a reason to try plain HTTP instead.
-                Err(e) if is_tls_failure(&e) => {
-                    return Err(SourceError::Http {
-                        source_name: self.source_name.clone(),
-                        method: method_name,
-                        url: url.to_string(),
-                        reason: format!(
-                            "TLS handshake failed: {}",
-                            describe(&e, self.config.request_timeout)
-                        ),
-                    })
-                }
-                Err(e) => (describe(&e, self.config.request_timeout), None, None),
-            };
-            let (reason, wait, answer) = failure;
-            if let Some(wait) = backoff.next(wait) {
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            return Err(match answer {
-                Some(answer) => SourceError::Server {
-                    source_name: self.source_name.clone(),
-                    method: method_name,
-                    url: url.to_string(),
+        let sent = retry(&mut backoff, || self.attempt(&method, url, auth, body)).await;
+        sent.map_err(|gave_up| {
+            let (source_name, method, url) = (
+                self.source_name.clone(),
+                method_name(&method),
+                url.to_string(),
+            );
+            match gave_up.into_error() {
+                Failure::Status(answer) => SourceError::Server {
+                    source_name,
+                    method,
+                    url,
                     status: answer.status.as_u16(),
                     body: answer.text(),
                 },
-                None => SourceError::Http {
-                    source_name: self.source_name.clone(),
-                    method: method_name,
-                    url: url.to_string(),
+                Failure::Transport(reason) => SourceError::Http {
+                    source_name,
+                    method,
+                    url,
                     reason,
                 },
-            });
+                Failure::TooLarge => SourceError::TooLarge {
+                    source_name,
+                    url,
+                    max: self.config.max_body,
+                },
+            }
+        })
+    }
+
+    /// One request and its whole answer. Every request of a source reads ([`Access::Read`]:
+    /// a GET, or a login), so whatever may pass is sent again; a status the network layer
+    /// calls final goes back to the caller, to whom a 401 or a 404 means something.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        auth: Auth<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<HttpAnswer, Attempt<Failure>> {
+        let again = |error| Attempt::Again {
+            error,
+            retry_after: None,
+        };
+        let mut request = with_auth(self.client.request(method.clone(), url), auth);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let reason = describe(&e, self.config.request_timeout);
+                return Err(match verdict::of_error(&e, Access::Read) {
+                    // An untrusted certificate, or no TLS on the other end: settings to fix,
+                    // which no retry can; and never a reason to try plain HTTP instead.
+                    Verdict::Final if is_tls_failure(&e) => Attempt::Stop(Failure::Transport(
+                        format!("TLS handshake failed: {reason}"),
+                    )),
+                    Verdict::Final => Attempt::Stop(Failure::Transport(reason)),
+                    _ => again(Failure::Transport(reason)),
+                });
+            }
+        };
+        let verdict = verdict::of_response(&response, Access::Read);
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match self.read_body(response).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => return Err(Attempt::Stop(Failure::TooLarge)),
+            Err(BodyError::Read(reason)) => return Err(again(Failure::Transport(reason))),
+        };
+        let answer = HttpAnswer {
+            status,
+            headers,
+            body,
+        };
+        match verdict {
+            Verdict::NotApplied { retry_after } => Err(Attempt::Again {
+                error: Failure::Status(answer),
+                retry_after,
+            }),
+            // Not said of a read; were it, sending the read again is what it would call for.
+            Verdict::Unknown => Err(again(Failure::Status(answer))),
+            Verdict::Done | Verdict::Final | Verdict::RefusedContent => Ok(answer),
         }
     }
 
@@ -389,6 +328,16 @@ impl SourceHttp {
 enum BodyError {
     TooLarge,
     Read(String),
+}
+
+/// Why an attempt brought back no answer for the caller.
+enum Failure {
+    /// An answer that may change on a later attempt (429, 5xx...).
+    Status(HttpAnswer),
+    /// No whole answer: the connection, the TLS handshake or the body failed; the reason.
+    Transport(String),
+    /// An answer larger than `max_body`.
+    TooLarge,
 }
 
 fn with_auth(request: RequestBuilder, auth: Auth<'_>) -> RequestBuilder {
@@ -422,113 +371,5 @@ fn method_name(method: &Method) -> &'static str {
         Method::DELETE => "DELETE",
         Method::PATCH => "PATCH",
         _ => "GET",
-    }
-}
-
-/// A reqwest error as a short reason, with its causes (reqwest's own text is terse). A
-/// timeout says which one: `request_timeout` bounds each request, its whole answer included.
-fn describe(e: &reqwest::Error, request_timeout: Duration) -> String {
-    use std::error::Error as _;
-    let timed_out;
-    let kind = if e.is_timeout() {
-        timed_out = format!("timed out after {request_timeout:?} (no complete answer in time)");
-        timed_out.as_str()
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "answer broken off"
-    } else {
-        "request failed"
-    };
-    let mut reason = kind.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        reason.push_str(": ");
-        reason.push_str(&c.to_string());
-        cause = c.source();
-    }
-    reason
-}
-
-/// Warns (once per call) when `url` is plain `http://` to a host other than loopback: a
-/// password or token would cross the network in clear.
-pub fn warn_if_plain_http(source_name: &str, url: &str) {
-    if let Some(reason) = plain_http_risk(url) {
-        eprintln!("dialsync: WARN source {source_name}: {reason}");
-    }
-}
-
-/// Why `url` is risky, if it is: the text of [`warn_if_plain_http`].
-pub fn plain_http_risk(url: &str) -> Option<String> {
-    let parsed = reqwest::Url::parse(url).ok()?;
-    if parsed.scheme() != "http" {
-        return None;
-    }
-    let host = parsed.host_str()?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
-    };
-    (!loopback).then(|| {
-        format!(
-            "{url} is plain http:// to a host that is not loopback: credentials and numbers \
-             cross the network unencrypted; use https://"
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_http_warns_only_off_loopback() {
-        assert!(plain_http_risk("http://fusion.example.net/api").is_some());
-        assert!(plain_http_risk("http://10.0.0.1:8080").is_some());
-        assert!(plain_http_risk("https://fusion.example.net").is_none());
-        assert!(plain_http_risk("http://127.0.0.1:8080").is_none());
-        assert!(plain_http_risk("http://localhost:8080").is_none());
-        assert!(plain_http_risk("http://[::1]:8080").is_none());
-    }
-
-    #[test]
-    fn previews_look_at_the_start_only() {
-        let huge = format!("[\"{}\"]", "x".repeat(1_000_000));
-        let text = preview_bytes(huge.as_bytes());
-        assert!(text.len() < 600, "{}", text.len());
-        assert!(text.ends_with("..."));
-        let value: serde_json::Value = serde_json::from_str(&huge).expect("json");
-        let text = preview_json(&value);
-        assert!(text.starts_with("[\"xxx") && text.len() < 600, "{text}");
-        assert_eq!(preview_json(&serde_json::json!({"a": 1})), r#"{"a":1}"#);
-        assert_eq!(preview_bytes(b"ab\xFFcd"), "ab\u{FFFD}cd");
-        assert_eq!(preview_bytes(b"a\nb\r\x1b[1m"), r"a\nb\r\u{1b}[1m");
-    }
-
-    #[test]
-    fn json_failures_say_what_is_wrong() {
-        let why = |body: &[u8]| {
-            let e = serde_json::from_slice::<serde_json::Value>(body).unwrap_err();
-            json_failure(body, &e)
-        };
-        assert!(
-            why(b"<html>").contains("not valid JSON"),
-            "{}",
-            why(b"<html>")
-        );
-        assert!(why(b"").contains("empty"));
-        assert!(why(b"{\"a\":\"\xFF\"}")
-            .contains("not valid UTF-8 (a byte that is not UTF-8 at offset 6)"));
-        let e = serde_json::from_slice::<Vec<u32>>(b"{}").unwrap_err();
-        assert!(json_failure(b"{}", &e).contains("not of the documented shape"));
-    }
-
-    #[test]
-    fn user_agent_is_stable() {
-        assert_eq!(
-            USER_AGENT,
-            format!("dialsync/{}", env!("CARGO_PKG_VERSION"))
-        );
     }
 }

@@ -15,8 +15,9 @@
 //! second 401 (or a refused secret) is [`SourceError::Unauthorized`].
 //!
 //! API requests go through [`SourceHttp`]. The token POST is form-encoded, which
-//! [`SourceHttp`] does not send, so the token endpoint gets a small client of its own with the
-//! same timeouts, rustls and User-Agent.
+//! [`SourceHttp`] does not send, so [`TokenCache`] sends it itself on [`SourceHttp::client`]:
+//! the same client, timeouts and User-Agent, without the retries (a token endpoint that
+//! fails fails this fetch, and the next cycle asks again).
 
 use std::fmt;
 use std::time::Duration;
@@ -24,14 +25,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::http::{check_url, preview_json, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
-use super::oauth::{ClientCredentials, OAuthError, TokenCache};
-use super::secret::Secret;
+use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
+use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
+use crate::net::preview::{preview_json, truncate};
+use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
-use crate::sink::retry::truncate;
 
 /// The fields a Live Platform tag template may use.
 pub const TAG_FIELDS: &[&str] = &["tenant_id"];

@@ -6,13 +6,12 @@ pub mod file;
 pub mod fusion;
 pub mod http;
 pub mod livecloud;
-pub mod oauth;
-pub mod secret;
 pub mod tag;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Classify, ErrorClass};
 use crate::resolve::Entry;
 
 /// The limits every source applies to the items it accepts (`[dialplan]` in the config).
@@ -94,8 +93,12 @@ pub enum SourceError {
         reason: String,
     },
     /// The HTTP client could not be built (TLS roots, ...).
-    #[error("source {source_name}: cannot build the HTTP client: {reason}")]
-    Client { source_name: String, reason: String },
+    #[error("source {source_name}: {error}")]
+    Client {
+        source_name: String,
+        #[source]
+        error: crate::net::client::ClientError,
+    },
     /// Connection refused or reset, DNS, a request timeout: after the retries.
     #[error("source {source_name}: {method} {url}: {reason}")]
     Http {
@@ -184,6 +187,29 @@ pub enum SourceError {
         #[source]
         error: file::FileError,
     },
+}
+
+impl Classify for SourceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // The upstream is down, slow, overloaded or answered something half-sent: the next
+            // cycle may fare better, and meanwhile the last good snapshot stands in.
+            SourceError::Http { .. }
+            | SourceError::Timeout { .. }
+            | SourceError::Server { .. }
+            | SourceError::BadBody { .. }
+            | SourceError::Pagination { .. }
+            | SourceError::EveryItemRejected { .. } => ErrorClass::Transient,
+            // Settings, credentials, rights or the body cap: someone must act first.
+            SourceError::BadUrl { .. }
+            | SourceError::Client { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::Refused { .. }
+            | SourceError::Unauthorized { .. }
+            | SourceError::Config { .. }
+            | SourceError::File { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 impl SourceEntries {

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::dialplan::rule::Tag;
+use crate::error::{Classify, ErrorClass};
 
 /// Why a template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +43,13 @@ pub enum TemplateError {
         field: String,
         filter: String,
     },
+}
+
+impl Classify for TemplateError {
+    fn class(&self) -> ErrorClass {
+        // A template is configuration: it stays wrong until someone edits it.
+        ErrorClass::Fatal
+    }
 }
 
 /// What a template does to a field's value before it goes into the tag.

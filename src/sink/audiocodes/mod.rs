@@ -18,10 +18,13 @@ use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use super::applier::given_up;
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
-use super::retry::{error_chain, is_tls_failure, retry_after, truncate};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
+use crate::net::preview::truncate;
+use crate::net::reason::error_chain;
+use crate::net::retry::retry_after;
+use crate::net::tls::is_tls_failure;
 use crate::plan::Op;
 
 const STATUS_PATH: &str = "/api/v1/status";

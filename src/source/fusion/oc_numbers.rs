@@ -10,8 +10,8 @@
 use serde_json::Value;
 
 use super::country_code;
+use crate::net::preview::preview_json;
 use crate::number::Number;
-use crate::source::http::preview_json;
 use crate::source::tag::{TagRule, TagTemplate, TemplateError};
 
 /// The fields a tag template of this feed may use: the configured tenant and subscription,

@@ -6,12 +6,15 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, StatusCode};
+use reqwest::Client;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::preview::truncate;
+use super::reason::error_chain;
 use super::secret::Secret;
-use crate::sink::retry::{retry_after, truncate};
+use super::verdict::{self, Access, Verdict};
+use crate::error::{Classify, ErrorClass};
 
 /// Where and as whom to ask for a token.
 #[derive(Clone)]
@@ -34,11 +37,13 @@ impl fmt::Debug for ClientCredentials {
 }
 
 /// Why no token could be had. Never carries the secret.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     /// The request did not get an answer (connection, timeout, body broken off).
-    Transport(reqwest::Error),
-    /// 5xx or 429: may pass.
+    #[error("no answer from the token endpoint: {}", error_chain(.0))]
+    Transport(#[source] reqwest::Error),
+    /// An answer that may change on a later request (5xx, 429, 409): may pass.
+    #[error("the token endpoint answered HTTP {status}: {body}")]
     Server {
         status: u16,
         body: String,
@@ -46,9 +51,25 @@ pub enum OAuthError {
     },
     /// The token endpoint refused the client (bad id, secret or scope): the OAuth
     /// `error: error_description`.
+    #[error("the token endpoint refused the client with HTTP {status}: {reason}")]
     Refused { status: u16, reason: String },
     /// An answer that is not a Bearer token.
+    #[error("the token endpoint's answer is not a Bearer token: {0}")]
     BadBody(String),
+}
+
+impl Classify for OAuthError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            OAuthError::Transport(e) if verdict::of_error(e, Access::Read) == Verdict::Final => {
+                ErrorClass::Fatal
+            }
+            // The endpoint is down, slow or busy: the next request may get a token.
+            OAuthError::Transport(_) | OAuthError::Server { .. } => ErrorClass::Transient,
+            // A wrong client id, secret, scope or token_url: an operator must fix it.
+            OAuthError::Refused { .. } | OAuthError::BadBody(_) => ErrorClass::Fatal,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -124,29 +145,26 @@ impl TokenCache {
             .send()
             .await
             .map_err(OAuthError::Transport)?;
+        // A token request changes nothing on the endpoint: a read, whatever its method.
+        let verdict = verdict::of_response(&response, Access::Read);
         let status = response.status();
-        let wait = retry_after(&response);
         let body = response.text().await.map_err(OAuthError::Transport)?;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(OAuthError::Server {
-                status: status.as_u16(),
-                body: truncate(&body),
-                retry_after: wait,
-            });
-        }
-        if !status.is_success() {
-            // An OAuth error: {"error", "error_description"}; show both, never the secret.
-            let reason = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .map(|v| {
-                    let field = |n: &str| v.get(n).and_then(|x| x.as_str()).unwrap_or("");
-                    format!("{}: {}", field("error"), field("error_description"))
+        let server = |retry_after| OAuthError::Server {
+            status: status.as_u16(),
+            body: truncate(&body),
+            retry_after,
+        };
+        match verdict {
+            Verdict::Done => {}
+            Verdict::NotApplied { retry_after } => return Err(server(retry_after)),
+            // Not said of a read; were it, asking again is what it would call for.
+            Verdict::Unknown => return Err(server(None)),
+            Verdict::Final | Verdict::RefusedContent => {
+                return Err(OAuthError::Refused {
+                    status: status.as_u16(),
+                    reason: refusal(&body),
                 })
-                .unwrap_or_else(|| truncate(&body));
-            return Err(OAuthError::Refused {
-                status: status.as_u16(),
-                reason,
-            });
+            }
         }
         let token: TokenDto =
             serde_json::from_str(&body).map_err(|e| OAuthError::BadBody(e.to_string()))?;
@@ -165,4 +183,16 @@ impl TokenCache {
         });
         Ok(value)
     }
+}
+
+/// The reason in a refusal: the OAuth `error: error_description` (never the secret), or the
+/// body, cut to log size.
+fn refusal(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .map(|v| {
+            let field = |n: &str| v.get(n).and_then(|x| x.as_str()).unwrap_or("");
+            format!("{}: {}", field("error"), field("error_description"))
+        })
+        .unwrap_or_else(|| truncate(body))
 }

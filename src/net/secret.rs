@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Classify, ErrorClass};
+
 /// Why a secret file could not be used. Never carries the secret itself.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -28,6 +30,13 @@ pub enum SecretError {
     },
     #[error("secret file {path} is empty")]
     Empty { path: PathBuf },
+}
+
+impl Classify for SecretError {
+    fn class(&self) -> ErrorClass {
+        // A missing, empty or too-open secret file stays so until the operator fixes it.
+        ErrorClass::Fatal
+    }
 }
 
 /// A secret value. `Debug` and `Display` print `<redacted>`; [`Secret::expose`] is the one way
