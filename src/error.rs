@@ -57,9 +57,9 @@ impl Classify for crate::source::file::FileError {
     }
 }
 
-impl Classify for crate::preview::PreviewError {
+impl Classify for crate::app::preview::PreviewError {
     fn class(&self) -> ErrorClass {
-        use crate::preview::PreviewError;
+        use crate::app::preview::PreviewError;
         match self {
             PreviewError::File(e) => e.class(),
             PreviewError::Write(_) | PreviewError::Csv(_) => ErrorClass::Fatal,

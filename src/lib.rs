@@ -6,20 +6,14 @@
 //! benchmarked in isolation.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod agent;
-pub mod check;
-pub mod commands;
+pub mod app;
 pub mod config;
-pub mod daemon;
-pub mod demo;
 pub mod dialplan;
 pub mod error;
 pub mod index;
 pub mod number;
 pub mod ownership;
 pub mod plan;
-pub mod preview;
 pub mod resolve;
 pub mod sim;
 pub mod sink;

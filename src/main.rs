@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use dialsync::commands;
+use dialsync::app::commands;
+use dialsync::app::daemon::{self, init_logging};
+use dialsync::app::preview::{compile_csv, PreviewOptions};
 use dialsync::config::{Config, DEFAULT_PATH};
-use dialsync::daemon::{self, init_logging};
 use dialsync::dialplan::compile::Encoding;
-use dialsync::preview::{compile_csv, PreviewOptions};
 use dialsync::sim::apio::ApioSim;
 use dialsync::sim::fusion::FusionSim;
 use dialsync::sim::livecloud::LiveCloudSim;
@@ -155,7 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo => {
             let mut out = io::stdout().lock();
-            runtime()?.block_on(dialsync::demo::run(&mut out))?;
+            runtime()?.block_on(dialsync::app::demo::run(&mut out))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::app::daemon::Watchdog;
 use crate::config::{Config, ConfigError};
-use crate::daemon::Watchdog;
 use crate::dialplan::compile::compile;
 use crate::dialplan::pattern::best_match;
 use crate::dialplan::rule::{DialPlanRule, Tag, UnreadableRow};

@@ -10,10 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{admin, daemon};
+use crate::app::{admin, daemon};
 
-use crate::agent::{lookup, Agent, AgentError, CycleReport, LookupError, Mode, Outcome};
-use crate::check::{self, Thresholds, Verdict};
+use crate::app::agent::{lookup, Agent, AgentError, CycleReport, LookupError, Mode, Outcome};
+use crate::app::check::{self, Thresholds, Verdict};
 use crate::config::{Config, ConfigError, SbcSettings};
 use crate::plan::PlanReport;
 use crate::sink::ApplyControl;
@@ -696,7 +696,7 @@ fn fresh_status(config: &Config) -> admin::Status {
 
 /// Folds one cycle into the published status.
 fn publish(status: &mut admin::Status, report: &CycleReport, interval: Duration) {
-    use crate::agent::SourceState;
+    use crate::app::agent::SourceState;
     status.cycle_running = false;
     status.next_cycle_unix_ms =
         Some(report.finished_unix_ms + i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
