@@ -57,16 +57,6 @@ impl Classify for crate::source::file::FileError {
     }
 }
 
-impl Classify for crate::app::preview::PreviewError {
-    fn class(&self) -> ErrorClass {
-        use crate::app::preview::PreviewError;
-        match self {
-            PreviewError::File(e) => e.class(),
-            PreviewError::Write(_) | PreviewError::Csv(_) => ErrorClass::Fatal,
-        }
-    }
-}
-
 impl Classify for crate::store::StoreError {
     fn class(&self) -> ErrorClass {
         use crate::store::StoreError;
