@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use dialsync::app::commands;
 use dialsync::app::daemon::{self, init_logging};
 use dialsync::app::preview::{compile_csv, PreviewOptions};
+use dialsync::app::{clock, commands};
 use dialsync::config::{Config, DEFAULT_PATH};
 use dialsync::dialplan::compile::Encoding;
 use dialsync::sim::apio::ApioSim;
@@ -121,7 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Config::load(&config_path),
                 warning,
                 critical,
-                commands::now_unix_ms(),
+                clock::now_unix_ms(),
             );
             println!("{}", verdict.line);
             Ok(code(verdict.status.code()))

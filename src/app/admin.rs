@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -34,6 +34,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::clock::{now_unix_ms, unix_ms};
 use crate::store;
 
 /// How many rejected items, conflicts or foreign collisions `/status` lists. The totals
@@ -760,17 +761,6 @@ fn escape_label(value: &str) -> String {
 /// Escapes HELP text: backslash and newline (a quote needs no escape there).
 fn escape_help(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-fn now_unix_ms() -> i64 {
-    unix_ms(SystemTime::now())
-}
-
-/// Milliseconds since the Unix epoch; a time before it (a badly set clock) counts as 0.
-fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@
 //! database for `check`, `status` and `history`, because an operator must be able to read why
 //! a cycle failed without the logs.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::app::clock::now_unix_ms;
 use crate::app::daemon::Watchdog;
 use crate::config::{Config, ConfigError};
 use crate::dialplan::compile::compile;
@@ -924,12 +925,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 fn owned(rules: &[DialPlanRule], rule_name: &str) -> usize {
     rules.iter().filter(|r| r.name == rule_name).count()
-}
-
-fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
+use crate::app::clock::now_unix_ms;
 use crate::app::{admin, daemon};
 
 use crate::app::agent::{lookup, Agent, AgentError, CycleReport, LookupError, Mode, Outcome};
@@ -578,13 +579,6 @@ fn sbc_url(config: &Config) -> &str {
     match &config.sbc {
         SbcSettings::AudioCodes { url, .. } | SbcSettings::LiveCloud { url, .. } => url,
     }
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn ago(unix_ms: i64) -> String {

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod agent;
 pub mod check;
+pub mod clock;
 pub mod commands;
 pub mod daemon;
 pub mod demo;
