@@ -7,7 +7,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use dialsync::app::agent::{lookup, Agent, Mode, Outcome, SourceState};
+use dialsync::app::agent::{Agent, Mode, Outcome, SourceState};
+use dialsync::app::lookup::lookup;
 use dialsync::config::Config;
 use dialsync::plan::{OpKind, Policy};
 use dialsync::sim::fusion::{usage, Fault, FusionSim, FusionSimConfig};

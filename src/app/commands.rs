@@ -13,8 +13,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::app::clock::now_unix_ms;
 use crate::app::{admin, daemon};
 
-use crate::app::agent::{lookup, Agent, AgentError, CycleReport, LookupError, Mode, Outcome};
+use crate::app::agent::{Agent, AgentError, CycleReport, Mode, Outcome};
 use crate::app::check::{self, Thresholds, Verdict};
+use crate::app::lookup::{lookup, LookupError};
 use crate::config::{Config, ConfigError, SbcSettings};
 use crate::plan::PlanReport;
 use crate::sink::ApplyControl;

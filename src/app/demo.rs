@@ -46,7 +46,7 @@ pub enum DemoError {
     #[error("cannot read the demo's state: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot read the demo's lookups: {0}")]
-    Lookup(#[from] crate::app::agent::LookupError),
+    Lookup(#[from] crate::app::lookup::LookupError),
     #[error("a demo cycle did not converge: {0}")]
     Cycle(String),
 }
@@ -209,7 +209,7 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
         "+97239753000",
     ]
     .map(String::from);
-    for answer in crate::app::agent::lookup(&config, &store, &numbers)? {
+    for answer in crate::app::lookup::lookup(&config, &store, &numbers)? {
         let mut line = format!("   {}: ", answer.number);
         match &answer.sbc_rule {
             Some(rule) if rule.owned => {

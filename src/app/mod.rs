@@ -15,4 +15,5 @@ pub mod clock;
 pub mod commands;
 pub mod daemon;
 pub mod demo;
+pub mod lookup;
 pub mod preview;
