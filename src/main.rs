@@ -9,7 +9,7 @@ use clap::Parser;
 
 use dialsync::app::daemon::{self, init_logging};
 use dialsync::app::preview::{compile_csv, PreviewOptions};
-use dialsync::app::{clock, commands};
+use dialsync::app::{clock, commands, service};
 use dialsync::config::{Config, DEFAULT_PATH};
 use dialsync::dialplan::compile::Encoding;
 use dialsync::sim::apio::ApioSim;
@@ -83,7 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => {
             init_logging("info")?;
             let config = load(&config_path)?;
-            Ok(code(runtime()?.block_on(commands::run(config))?))
+            Ok(code(runtime()?.block_on(service::run(config))?))
         }
         Command::Sync { dry_run } => {
             init_logging("warn")?;

@@ -17,3 +17,4 @@ pub mod daemon;
 pub mod demo;
 pub mod lookup;
 pub mod preview;
+pub mod service;
