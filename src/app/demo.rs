@@ -16,6 +16,7 @@ use std::path::Path;
 
 use crate::app::agent::{Agent, CycleReport, Mode};
 use crate::config::Config;
+use crate::error::{Classify, ErrorClass};
 use crate::plan::OpKind;
 use crate::sim::apio::{self, ApioSim};
 use crate::sim::fusion::{self, FusionSim};
@@ -49,6 +50,22 @@ pub enum DemoError {
     Lookup(#[from] crate::app::lookup::LookupError),
     #[error("a demo cycle did not converge: {0}")]
     Cycle(String),
+}
+
+impl Classify for DemoError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DemoError::Data(e) => e.class(),
+            DemoError::Config(e) => e.class(),
+            DemoError::Agent(e) => e.class(),
+            DemoError::Store(e) => e.class(),
+            DemoError::Lookup(e) => e.class(),
+            // The demo runs once on loopback with bundled data: a temporary directory that
+            // cannot be written or a cycle that does not converge is a broken install or a
+            // bug, not something a second run would fix.
+            DemoError::Io(_) | DemoError::Cycle(_) => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// Runs the demo, writing its story to `out`.

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::dialplan::pattern::best_match;
 use crate::dialplan::rule::Tag;
+use crate::error::{Classify, ErrorClass};
 use crate::number::Number;
 use crate::resolve::{resolve, Entry};
 use crate::store::{Store, StoreError};
@@ -53,6 +54,16 @@ pub enum LookupError {
     Number { number: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl Classify for LookupError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // One number of the command line is bad; the operator retypes it.
+            LookupError::Number { .. } => ErrorClass::Item,
+            LookupError::Store(e) => e.class(),
+        }
+    }
 }
 
 /// Answers `lookup` for each of `numbers` from the state database.

@@ -6,6 +6,7 @@ use crate::app::agent::AgentError;
 use crate::app::daemon;
 use crate::app::lookup::LookupError;
 use crate::config::ConfigError;
+use crate::error::{Classify, ErrorClass};
 use crate::store::StoreError;
 
 /// Why a command could not do its job (exit code 1).
@@ -31,4 +32,21 @@ pub enum CommandError {
     },
     #[error(transparent)]
     Daemon(#[from] daemon::DaemonError),
+}
+
+impl Classify for CommandError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CommandError::Agent(e) => e.class(),
+            CommandError::Store(e) => e.class(),
+            CommandError::Lookup(e) => e.class(),
+            CommandError::Daemon(e) => e.class(),
+            // A bad config, no state yet, a closed stdout, an admin port taken: an operator
+            // acts before running the command again.
+            CommandError::Config(_)
+            | CommandError::NoState { .. }
+            | CommandError::Output(_)
+            | CommandError::Listen { .. } => ErrorClass::Fatal,
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::reload_ack::{monotonic_usec, ReloadAck};
+use crate::error::{Classify, ErrorClass};
 
 /// How often `dialsync reload` looks for the record.
 const RELOAD_POLL: Duration = Duration::from_millis(50);
@@ -27,6 +28,21 @@ pub enum ReloadError {
         humantime::format_duration(*waited)
     )]
     TimedOut { pid: u32, waited: Duration },
+}
+
+impl Classify for ReloadError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // The reload was deferred by a cycle in progress, not refused: it may still come.
+            ReloadError::TimedOut { .. } => ErrorClass::Transient,
+            // A wrong pid, a process gone or not ours, a configuration refused: asking again
+            // changes nothing until someone acts.
+            ReloadError::BadPid(_)
+            | ReloadError::Signal { .. }
+            | ReloadError::Refused(_)
+            | ReloadError::Exited { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// Sends SIGHUP to `pid` (a `dialsync run`) and waits, up to `timeout`, until it records in
