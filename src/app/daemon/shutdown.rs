@@ -27,8 +27,8 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    /// A linked pair, for callers that run a cycle outside [`run_loop`](super::run_loop()) (e.g. `dialsync sync`
-    /// stopping on Ctrl-C).
+    /// A linked pair, for callers that run a cycle outside [`run_loop`](super::run_loop())
+    /// (e.g. `dialsync sync` stopping on Ctrl-C).
     pub fn new() -> (ShutdownTrigger, Shutdown) {
         let (tx, rx) = watch::channel(false);
         (ShutdownTrigger { tx }, Shutdown { rx })

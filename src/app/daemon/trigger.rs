@@ -41,7 +41,8 @@ pub enum Trigger {
     Stop(&'static str),
 }
 
-/// Feeds [`Triggers`] from anywhere: a signal task, a watcher thread, an HTTP handler.
+/// Feeds [`Triggers`](super::Triggers) from anywhere: a signal task, a watcher thread, an HTTP
+/// handler.
 #[derive(Clone, Debug)]
 pub struct TriggerSender {
     pub(super) tx: mpsc::UnboundedSender<Trigger>,
