@@ -45,16 +45,6 @@ impl Classify for crate::dialplan::rule::RuleError {
     }
 }
 
-impl Classify for crate::preview::PreviewError {
-    fn class(&self) -> ErrorClass {
-        use crate::preview::PreviewError;
-        match self {
-            PreviewError::File(e) => e.class(),
-            PreviewError::Write(_) | PreviewError::Csv(_) => ErrorClass::Fatal,
-        }
-    }
-}
-
 impl Classify for crate::store::StoreError {
     fn class(&self) -> ErrorClass {
         use crate::store::StoreError;

@@ -4,22 +4,22 @@
 //! The domain core — [`number`], [`dialplan`], [`resolve`], [`index`], [`plan`] (with its
 //! ownership invariant) — is pure: no I/O and no clock, so it can be tested exhaustively and
 //! benchmarked in isolation.
+//!
+//! A number travels [`source`] -> [`resolve`] -> [`dialplan`] (compile) -> [`plan`] ->
+//! [`sink`], with [`store`] as memory and [`config`] saying how. Everything that makes that
+//! path a product an operator runs (the cycle, the systemd service, the commands, the admin
+//! port, the monitoring plugin, the demo) is the application shell, [`app`], which uses the
+//! path and is never used by it.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod agent;
-pub mod check;
-pub mod commands;
+pub mod app;
 pub mod config;
-pub mod daemon;
-pub mod demo;
 pub mod dialplan;
 pub mod error;
 pub mod index;
 pub mod net;
 pub mod number;
 pub mod plan;
-pub mod preview;
 pub mod resolve;
 pub mod sim;
 pub mod sink;

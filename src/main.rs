@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use dialsync::commands;
+use dialsync::app::daemon::{self, init_logging};
+use dialsync::app::preview::{compile_csv, PreviewOptions};
+use dialsync::app::{clock, commands, service};
 use dialsync::config::{Config, DEFAULT_PATH};
-use dialsync::daemon::{self, init_logging};
 use dialsync::dialplan::compile::Encoding;
-use dialsync::preview::{compile_csv, PreviewOptions};
 use dialsync::sim::apio::ApioSim;
 use dialsync::sim::fusion::FusionSim;
 use dialsync::sim::livecloud::LiveCloudSim;
@@ -83,7 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => {
             init_logging("info")?;
             let config = load(&config_path)?;
-            Ok(code(runtime()?.block_on(commands::run(config))?))
+            Ok(code(runtime()?.block_on(service::run(config))?))
         }
         Command::Sync { dry_run } => {
             init_logging("warn")?;
@@ -121,7 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Config::load(&config_path),
                 warning,
                 critical,
-                commands::now_unix_ms(),
+                clock::now_unix_ms(),
             );
             println!("{}", verdict.line);
             Ok(code(verdict.status.code()))
@@ -159,7 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo => {
             let mut out = io::stdout().lock();
-            runtime()?.block_on(dialsync::demo::run(&mut out))?;
+            runtime()?.block_on(dialsync::app::demo::run(&mut out))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile {

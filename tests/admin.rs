@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dialsync::admin::{
+use dialsync::app::admin::{
     self, AdminState, BlockedPlan, CycleOutcome, CycleStatus, ItemIssue, OpCounts, ReadyProbe,
     RuleCounts, SourceState, SourceStatus, Status, SyncTrigger, Totals,
 };

@@ -7,7 +7,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use dialsync::agent::{lookup, Agent, Mode, Outcome, SourceState};
+use dialsync::app::agent::{Agent, Mode, Outcome, SourceState};
+use dialsync::app::lookup::lookup;
 use dialsync::config::Config;
 use dialsync::plan::{OpKind, Policy};
 use dialsync::sim::fusion::{usage, Fault, FusionSim, FusionSimConfig};
@@ -154,7 +155,7 @@ path = "static.csv"
     }
 }
 
-async fn sync(agent: &mut Agent) -> dialsync::agent::CycleReport {
+async fn sync(agent: &mut Agent) -> dialsync::app::agent::CycleReport {
     agent.cycle(&Mode::Sync, &ApplyControl::default()).await
 }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dialsync::daemon::{
+use dialsync::app::daemon::{
     run_loop, CycleContext, CycleReason, CycleSummary, LoopOptions, Notifier, ReloadCause, Service,
     Stopped, Trigger, Triggers,
 };

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dialsync::daemon::{
+use dialsync::app::daemon::{
     run_loop, CycleContext, CycleSummary, LoopOptions, Notifier, ReloadCause, Service, Stopped,
     Trigger, Triggers,
 };

@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use dialsync::app::daemon::STOP_GRACE;
 use dialsync::config::{Config, DEFAULT_PATH};
-use dialsync::daemon::STOP_GRACE;
 
 const UNIT: &str = include_str!("../packaging/dialsync.service");
 const MANIFEST: &str = include_str!("../Cargo.toml");

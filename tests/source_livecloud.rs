@@ -422,7 +422,7 @@ async fn released_and_pending_numbers_are_left_out_and_odd_statuses_rejected() {
 /// route (no operation at all), and one that turns "Release Requested" loses it.
 #[tokio::test]
 async fn a_status_that_turns_null_keeps_its_route_across_two_syncs() {
-    use dialsync::agent::{Agent, Mode, Outcome};
+    use dialsync::app::agent::{Agent, Mode, Outcome};
     use dialsync::config::Config;
     use dialsync::sim::sbc::{SbcSim, SbcState, SimUser};
     use dialsync::sink::ApplyControl;

@@ -169,7 +169,7 @@ impl AudioCodesSink {
     }
 
     /// Repeats the insecure-TLS warning (DESIGN.md §5.1 wants one every cycle). The sink warns
-    /// when built; `run` repeats it before each cycle from the config (`commands.rs`), so the
+    /// when built; `run` repeats it before each cycle (`app/service/agent_service.rs`), so the
     /// agent need not call this too.
     pub fn warn_if_insecure(&self) {
         if self.config.insecure_skip_verify {

@@ -14,8 +14,9 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::agent::{Agent, CycleReport, Mode};
+use crate::app::agent::{Agent, CycleReport, Mode};
 use crate::config::Config;
+use crate::error::{Classify, ErrorClass};
 use crate::plan::OpKind;
 use crate::sim::apio::{self, ApioSim};
 use crate::sim::fusion::{self, FusionSim};
@@ -24,10 +25,10 @@ use crate::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
 use crate::sink::ApplyControl;
 use crate::store::Store;
 
-const FUSION_DATA: &str = include_str!("../config/demo/fusion.json");
-const APIO_DATA: &str = include_str!("../config/demo/apio.json");
-const LIVE_DATA: &str = include_str!("../config/demo/livecloud.json");
-const STATIC_CSV: &str = include_str!("../config/demo/static.csv");
+const FUSION_DATA: &str = include_str!("../../config/demo/fusion.json");
+const APIO_DATA: &str = include_str!("../../config/demo/apio.json");
+const LIVE_DATA: &str = include_str!("../../config/demo/livecloud.json");
+const STATIC_CSV: &str = include_str!("../../config/demo/static.csv");
 
 const SBC_USER: &str = "dialsync";
 const SBC_PASSWORD: &str = "demo-sbc-pw";
@@ -42,13 +43,29 @@ pub enum DemoError {
     #[error("the demo's configuration is refused: {0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("the agent cannot start: {0}")]
-    Agent(#[from] crate::agent::AgentError),
+    Agent(#[from] crate::app::agent::AgentError),
     #[error("cannot read the demo's state: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot read the demo's lookups: {0}")]
-    Lookup(#[from] crate::agent::LookupError),
+    Lookup(#[from] crate::app::lookup::LookupError),
     #[error("a demo cycle did not converge: {0}")]
     Cycle(String),
+}
+
+impl Classify for DemoError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DemoError::Data(e) => e.class(),
+            DemoError::Config(e) => e.class(),
+            DemoError::Agent(e) => e.class(),
+            DemoError::Store(e) => e.class(),
+            DemoError::Lookup(e) => e.class(),
+            // The demo runs once on loopback with bundled data: a temporary directory that
+            // cannot be written or a cycle that does not converge is a broken install or a
+            // bug, not something a second run would fix.
+            DemoError::Io(_) | DemoError::Cycle(_) => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// Runs the demo, writing its story to `out`.
@@ -209,7 +226,7 @@ pub async fn run(out: &mut dyn Write) -> Result<(), DemoError> {
         "+97239753000",
     ]
     .map(String::from);
-    for answer in crate::agent::lookup(&config, &store, &numbers)? {
+    for answer in crate::app::lookup::lookup(&config, &store, &numbers)? {
         let mut line = format!("   {}: ", answer.number);
         match &answer.sbc_rule {
             Some(rule) if rule.owned => {

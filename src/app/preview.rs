@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 
 use crate::dialplan::compile::{compile, Encoding};
+use crate::error::{Classify, ErrorClass};
 use crate::resolve::resolve;
 use crate::source::file::{parse_csv, FileError};
 use crate::source::ItemLimits;
@@ -35,6 +36,15 @@ pub enum PreviewError {
     Write(#[from] std::io::Error),
     #[error("cannot write the rules: {0}")]
     Csv(#[from] csv::Error),
+}
+
+impl Classify for PreviewError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PreviewError::File(e) => e.class(),
+            PreviewError::Write(_) | PreviewError::Csv(_) => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// Reads the CSV from `input` (named `name` in messages), writes `prefix,tag` rows to `out` in

@@ -1,0 +1,358 @@
+//! One cycle, phase by phase: settle what a crash left, fetch, resolve, compile, read the SBC
+//! and refresh the mirror, plan, gate, apply, record. Each phase is timed, and the watchdog is
+//! fed between phases and apply batches.
+
+use std::time::{Duration, Instant};
+
+use super::mode::Mode;
+use super::report::{confirmed_ops, CycleError, CycleReport, Outcome, SourceState};
+use super::setup::Agent;
+use crate::app::clock::now_unix_ms;
+use crate::app::daemon::Watchdog;
+use crate::dialplan::compile::compile;
+use crate::dialplan::rule::DialPlanRule;
+use crate::error::{Classify, ErrorClass};
+use crate::plan::{self, Plan, Policy, Route};
+use crate::resolve::resolve;
+use crate::sink::ApplyControl;
+use crate::sink::SinkError;
+use crate::store::{MirrorRule, PhaseTiming, StoreError};
+
+/// How many cycles the history keeps.
+const HISTORY_KEEP: usize = 10_000;
+/// How many finished journals are kept for forensics.
+const JOURNAL_KEEP: usize = 100;
+
+impl Agent {
+    /// Runs one cycle and records it. `stop` is checked between apply batches.
+    pub async fn cycle(&mut self, mode: &Mode, stop: &ApplyControl) -> CycleReport {
+        let mut report = CycleReport {
+            started_unix_ms: now_unix_ms(),
+            finished_unix_ms: 0,
+            outcome: Outcome::Failed,
+            sources: Vec::new(),
+            conflicts: Vec::new(),
+            desired_rules: 0,
+            owned_rules: 0,
+            foreign_rules: 0,
+            unreadable_rows: Vec::new(),
+            sbc_read: false,
+            policy: self.config.agent.policy,
+            plan: None,
+            applied: None,
+            settled: None,
+            error: None,
+            phases: Vec::new(),
+        };
+        if let Err(error) = self.reopen_if_replaced() {
+            // Nowhere to record the cycle: the report (logs, /status, exit code) says why.
+            tracing::error!(%error, "cannot reopen the state database");
+            report.error = Some(CycleError {
+                message: error.to_string(),
+                class: error.class(),
+            });
+            report.finished_unix_ms = now_unix_ms();
+            return report;
+        }
+        if let Err(error) = self.run(mode, stop, &mut report).await {
+            // A mistyped checksum leaves the plan as blocked as it was: say so, so that
+            // `check` keeps warning about the block rather than reading a passing failure.
+            let still_blocked = matches!(error, CycleFailure::ChecksumMismatch { .. })
+                && report.plan.as_ref().is_some_and(Plan::is_blocked);
+            report.outcome = if still_blocked {
+                Outcome::Blocked
+            } else {
+                Outcome::Failed
+            };
+            report.error = Some(CycleError {
+                message: error.to_string(),
+                class: error.class(),
+            });
+            if !report.sbc_read {
+                // The SBC was not read: report the last known counts, not zeros.
+                if let Ok((all, owned)) = self.store.mirror_counts() {
+                    report.owned_rules = owned as usize;
+                    report.foreign_rules = (all - owned) as usize;
+                }
+            }
+        }
+        report.finished_unix_ms = now_unix_ms();
+        let recorded = self
+            .store
+            .record_cycle(&report.to_record())
+            .and_then(|_| self.store.prune_history(HISTORY_KEEP))
+            .and_then(|_| self.store.prune_journal(JOURNAL_KEEP));
+        if let Err(error) = recorded {
+            tracing::error!(%error, "cannot record the cycle");
+            if report.error.is_none() {
+                report.outcome = Outcome::Failed;
+                report.error = Some(CycleError {
+                    message: format!("cannot record the cycle: {error}"),
+                    class: error.class(),
+                });
+            }
+        }
+        report
+    }
+
+    async fn run(
+        &mut self,
+        mode: &Mode,
+        stop: &ApplyControl,
+        report: &mut CycleReport,
+    ) -> Result<(), CycleFailure> {
+        let mut phase = Phases::new(self.watchdog.clone());
+
+        // A crash (or an apply whose outcome was unknown) left a journal: settle it against
+        // the device before anything else, so this cycle plans from what is really there.
+        if mode != &Mode::DryRun {
+            report.settled = self.sink.settle_unfinished(&mut self.store).await?;
+            phase.end("settle", report);
+        }
+
+        let fetched = self.fetch_all().await;
+        phase.end("fetch", report);
+        let (entries, emptied) = self.stand_in(fetched, mode, report)?;
+        phase.end("snapshots", report);
+
+        let resolution = resolve(&entries);
+        report.conflicts = resolution
+            .conflicts
+            .iter()
+            .map(|c| {
+                (
+                    entries[c.winner].provenance.source.to_string(),
+                    c.describe(&entries),
+                )
+            })
+            .collect();
+        phase.end("resolve", report);
+        let mapping = &resolution.mapping;
+        let desired: Vec<Route> = compile(
+            mapping,
+            self.config.dialplan.encoding,
+            self.config.dialplan.max_bracket_digits,
+        )
+        .into_iter()
+        .map(|rule| Route {
+            prefix: rule.prefix,
+            tag: mapping.tag(rule.tag).clone(),
+        })
+        .collect();
+        report.desired_rules = desired.len();
+        drop(resolution);
+        drop(entries);
+        phase.end("compile", report);
+
+        let device = match self.sink.read().await {
+            Err(SinkError::DialPlanMissing { name, .. })
+                if self.config.dialplan.create && mode != &Mode::DryRun =>
+            {
+                tracing::warn!(dial_plan = %name, "the dial plan is missing; creating it");
+                self.sink.create_dial_plan().await?;
+                self.sink.read().await?
+            }
+            read => read?,
+        };
+        report.unreadable_rows = device.unreadable.clone();
+        for row in &device.unreadable {
+            tracing::warn!(index = row.index, reason = %row.reason, "unreadable dial-plan row left alone");
+        }
+        report.sbc_read = true;
+        self.mirror(&device.rules)?;
+        phase.end("read", report);
+
+        let mut settings = self.config.plan_settings();
+        if report
+            .sources
+            .iter()
+            .any(|s| s.state == SourceState::Failed)
+            && settings.policy == Policy::Sync
+        {
+            // A failed source without a snapshot is missing from the desired state: deleting
+            // what it no longer "wants" would delete live routes (§6).
+            settings.policy = Policy::UpsertOnly;
+        }
+        report.policy = settings.policy;
+        let plan = plan::plan(
+            &desired,
+            &device.rules,
+            &device.unreadable,
+            &emptied,
+            &settings,
+        );
+        drop(desired);
+        phase.end("plan", report);
+
+        let apply = match mode {
+            Mode::DryRun => false,
+            Mode::Sync => !plan.is_blocked(),
+            Mode::Force { checksum } if *checksum == plan.checksum => true,
+            Mode::Force { checksum } => {
+                // The SBC was read: the refusal must not report (and record) its rules as 0.
+                report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
+                report.foreign_rules = device.rules.len() - report.owned_rules;
+                report.plan = Some(plan);
+                return Err(CycleFailure::ChecksumMismatch {
+                    expected: checksum.clone(),
+                    found: report
+                        .plan
+                        .as_ref()
+                        .map_or(String::new(), |p| p.checksum.clone()),
+                });
+            }
+        };
+        if !apply {
+            report.outcome = if plan.is_blocked() {
+                Outcome::Blocked
+            } else if plan.ops.is_empty() {
+                Outcome::Converged
+            } else {
+                Outcome::Planned
+            };
+            report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
+            report.foreign_rules = device.rules.len() - report.owned_rules;
+            report.plan = Some(plan);
+            return Ok(());
+        }
+
+        let watchdog = self.watchdog.clone();
+        let applied = tokio::select! {
+            applied = self.sink.apply(&mut self.store, &plan, &device, stop) => applied,
+            never = pet_on_progress(stop, &watchdog) => match never {},
+        };
+        phase.end("apply", report);
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(error) => {
+                report.plan = Some(plan);
+                report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
+                report.foreign_rules = device.rules.len() - report.owned_rules;
+                return Err(error.into());
+            }
+        };
+        // The mirror follows what was written, so `lookup` is right before the next read: the
+        // ops the SBC confirmed, which leaves out those it refused and, after a stop, those
+        // never sent. (Keeping the rules as read instead made a sync that added 240 rules and
+        // had one refused report "0 rules owned", and `lookup` miss all 240 until the next
+        // cycle.)
+        let rule_name = self.config.dialplan.rule_name.clone();
+        let confirmed: Vec<plan::Op> = confirmed_ops(&plan, &applied)
+            .into_iter()
+            .cloned()
+            .collect();
+        let after = plan::apply(&device.rules, &confirmed, &rule_name);
+        self.mirror(&after)?;
+        report.owned_rules = owned(&after, &rule_name);
+        report.foreign_rules = after.len() - report.owned_rules;
+        if let Mode::Force { .. } = mode {
+            // The operator accepted the emptied sources: their empty answers become the
+            // snapshots, so the next cycle does not block on them again.
+            for name in &emptied {
+                self.store
+                    .save_snapshot(name, now_unix_ms() / 1000, &[])
+                    .map_err(CycleFailure::Store)?;
+            }
+        }
+        report.outcome = if applied.stopped {
+            Outcome::Failed
+        } else {
+            Outcome::Converged
+        };
+        if applied.stopped {
+            report.error = Some(CycleError {
+                message: "stopped between batches; the rest is left for the next cycle".into(),
+                class: ErrorClass::Transient,
+            });
+        }
+        report.plan = Some(plan);
+        report.applied = Some(applied);
+        phase.end("record", report);
+        Ok(())
+    }
+
+    fn mirror(&mut self, rules: &[DialPlanRule]) -> Result<(), StoreError> {
+        let rule_name = &self.config.dialplan.rule_name;
+        let mirror: Vec<MirrorRule> = rules
+            .iter()
+            .map(|rule| MirrorRule {
+                owned: &rule.name == rule_name,
+                rule: rule.clone(),
+            })
+            .collect();
+        self.store.replace_mirror(&mirror)
+    }
+}
+
+/// What stopped a cycle.
+#[derive(Debug, thiserror::Error)]
+enum CycleFailure {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the plan changed since it was shown: its checksum is now {found}, not {expected}; \
+         review it again with `dialsync plan`"
+    )]
+    ChecksumMismatch { expected: String, found: String },
+}
+
+impl Classify for CycleFailure {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CycleFailure::Sink(e) => e.class(),
+            CycleFailure::Store(e) => e.class(),
+            CycleFailure::ChecksumMismatch { .. } => ErrorClass::Item,
+        }
+    }
+}
+
+/// Times the phases of a cycle.
+struct Phases {
+    since: Instant,
+    watchdog: Watchdog,
+}
+
+impl Phases {
+    fn new(watchdog: Watchdog) -> Phases {
+        Phases {
+            since: Instant::now(),
+            watchdog,
+        }
+    }
+
+    fn end(&mut self, phase: &str, report: &mut CycleReport) {
+        self.watchdog.pet();
+        report.phases.push(PhaseTiming {
+            phase: phase.to_string(),
+            duration_ms: self.since.elapsed().as_millis() as u64,
+        });
+        self.since = Instant::now();
+    }
+}
+
+/// How often [`pet_on_progress`] looks at the apply's progress.
+const PROGRESS_POLL: Duration = Duration::from_millis(50);
+
+/// Pets `watchdog` each time the apply `control` watches confirms more ops, so an apply of
+/// many batches, which may outlast the watchdog timeout, keeps systemd's watchdog fed batch
+/// by batch, while one stuck in a batch goes quiet and lets it fire. Never returns.
+async fn pet_on_progress(control: &ApplyControl, watchdog: &Watchdog) -> std::convert::Infallible {
+    if !watchdog.is_enabled() {
+        return std::future::pending().await;
+    }
+    let mut seen = control.progress();
+    loop {
+        tokio::time::sleep(PROGRESS_POLL).await;
+        let now = control.progress();
+        if now != seen {
+            seen = now;
+            watchdog.pet();
+        }
+    }
+}
+
+fn owned(rules: &[DialPlanRule], rule_name: &str) -> usize {
+    rules.iter().filter(|r| r.name == rule_name).count()
+}

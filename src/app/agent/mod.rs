@@ -1,0 +1,25 @@
+//! One sync cycle, exactly as DESIGN.md §1 lists it: fetch every source in parallel, stand in
+//! the last good snapshot for a source that failed, resolve, compile, read the SBC (refreshing
+//! the mirror), plan, gate, apply, record.
+//!
+//! Every cycle recomputes from scratch (level-triggered), so whatever a crash, a hand edit on
+//! the SBC or a failed apply left behind is simply the next cycle's starting point. The cycle
+//! never returns an error: whatever happened is a [`CycleReport`], recorded in the state
+//! database for `check`, `status` and `history`, because an operator must be able to read why
+//! a cycle failed without the logs.
+//!
+//! - `setup`: the [`Agent`], what it is built from and how it is rebuilt on a reload;
+//! - `mode`: what a cycle may write;
+//! - `cycle`: the cycle itself, phase by phase;
+//! - `fetch`: its first phase, every source at once with last good snapshots standing in;
+//! - `report`: what a cycle did, as a person, `/status` and the state database read it.
+
+mod cycle;
+mod fetch;
+mod mode;
+mod report;
+mod setup;
+
+pub use mode::Mode;
+pub use report::{CycleError, CycleReport, Outcome, SourceReport, SourceState};
+pub use setup::{Agent, AgentError};
