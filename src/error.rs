@@ -152,20 +152,6 @@ impl Classify for crate::sink::audiocodes::SinkError {
     }
 }
 
-impl Classify for crate::sim::sbc::StateFileError {
-    fn class(&self) -> ErrorClass {
-        // The emulator's own state file: unreadable or not JSON stays so until someone fixes it.
-        ErrorClass::Fatal
-    }
-}
-
-impl Classify for crate::sim::SimDataError {
-    fn class(&self) -> ErrorClass {
-        // An emulator's data file stays unreadable or malformed until someone edits it.
-        ErrorClass::Fatal
-    }
-}
-
 impl Classify for crate::source::secret::SecretError {
     fn class(&self) -> ErrorClass {
         // A missing, empty or too-open secret file stays so until the operator fixes it.

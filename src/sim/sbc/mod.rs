@@ -18,7 +18,6 @@ pub mod cli;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -29,11 +28,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use super::{device_rule, lock};
+use super::{device_rule, lock, Emulator, Running, Serve};
 use crate::dialplan::pattern::{best_match, Pattern};
+use crate::error::{Classify, ErrorClass};
 use cli::{CliStyle, Command};
 
 /// A user of the emulated device and what it may do.
@@ -43,6 +41,20 @@ pub struct SimUser {
     pub password: String,
     /// Administrators write; Monitor users only read (the device answers 403).
     pub administrator: bool,
+}
+
+/// A running SBC emulator. Dropping it stops the server.
+pub type SbcSim = Running<SbcState>;
+
+impl SbcSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port) with `state` and `users`.
+    pub async fn start(
+        listen: SocketAddr,
+        state: SbcState,
+        users: Vec<SimUser>,
+    ) -> std::io::Result<SbcSim> {
+        Running::bind(listen, users, state).await
+    }
 }
 
 /// One rule as the device holds it.
@@ -233,6 +245,13 @@ pub enum StateFileError {
     },
 }
 
+impl Classify for StateFileError {
+    fn class(&self) -> ErrorClass {
+        // The emulator's own state file: unreadable or not JSON stays so until someone fixes it.
+        ErrorClass::Fatal
+    }
+}
+
 impl SbcState {
     /// The device kept in `path`: its dial plans if the file exists, else an empty
     /// `OCDialPlan`; either way later changes are written back to it.
@@ -369,65 +388,21 @@ impl SbcState {
     }
 }
 
-/// A running emulator. Dropping it stops the server.
-pub struct SbcSim {
-    addr: SocketAddr,
-    state: Arc<Mutex<SbcState>>,
-    /// Dropping it (with the emulator) stops the server.
-    _stop: oneshot::Sender<()>,
-}
+type Shared = super::Shared<SbcState>;
 
-#[derive(Clone)]
-struct Shared {
-    state: Arc<Mutex<SbcState>>,
-    users: Arc<Vec<SimUser>>,
-}
+impl Emulator for SbcState {
+    /// The device's users: all of its configuration the emulator is started with.
+    type Config = Vec<SimUser>;
+    const SERVE: Serve = super::serve;
 
-impl SbcSim {
-    /// Starts the emulator on `listen` (port 0 picks a free port) with `state` and `users`.
-    pub async fn start(
-        listen: SocketAddr,
-        state: SbcState,
-        users: Vec<SimUser>,
-    ) -> std::io::Result<SbcSim> {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(state));
-        let shared = Shared {
-            state: state.clone(),
-            users: Arc::new(users),
-        };
-        let app = Router::new()
+    /// The four endpoints of the device's REST API that dialsync uses.
+    fn routes(_: &Vec<SimUser>) -> Router<Shared> {
+        Router::new()
             .route("/api/v1/status", get(status))
             .route("/api/v1/files/cliScript", get(full_script))
             .route("/api/v1/files/cliScript/incremental", put(incremental))
             .route("/api/v1/actions/saveConfiguration", post(save))
             .fallback(unexpected)
-            .with_state(shared);
-        let stop = super::serve(listener, app);
-        Ok(SbcSim {
-            addr,
-            state,
-            _stop: stop,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The base URL, `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The device's state, for assertions and out-of-band edits.
-    pub fn state(&self) -> MutexGuard<'_, SbcState> {
-        // A panic while holding the lock only happens in a failing test; the state is still
-        // the best evidence of what went wrong, so read through the poison.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -473,8 +448,9 @@ fn authenticate(shared: &Shared, headers: &HeaderMap, write: bool) -> Result<(),
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .ok_or(Refusal::Unauthorized)?;
     let (username, password) = credentials.split_once(':').ok_or(Refusal::Unauthorized)?;
+    // The device's users are what its emulator is started with.
     let user = shared
-        .users
+        .config
         .iter()
         .find(|u| u.username == username && u.password == password)
         .ok_or(Refusal::Unauthorized)?;
