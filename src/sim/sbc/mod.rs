@@ -354,15 +354,7 @@ impl SbcState {
     /// The tag the device would route `number` (e.g. `+3226127001`) with, by best match over
     /// the rules of dial plan `plan_name`.
     pub fn lookup(&self, plan_name: &str, number: &str) -> Option<String> {
-        let (_, plan) = self.plan(plan_name)?;
-        let parsed: Vec<(u32, Pattern, &String)> = plan
-            .rules
-            .iter()
-            .filter_map(|(&index, rule)| {
-                Some((index, Pattern::parse(&rule.prefix).ok()?, &rule.tag))
-            })
-            .collect();
-        best_match(parsed.iter().map(|(i, p, t)| (*i, p, *t)), number).map(|(_, tag)| tag.clone())
+        self.lookup_many(plan_name, &[number]).pop().flatten()
     }
 
     /// [`SbcState::lookup`] of many numbers, parsing the rules once: checking that no route
@@ -473,6 +465,20 @@ fn record(shared: &Shared, method: &str, path: &str) {
         .push(format!("{method} {path}"));
 }
 
+/// What a read meets before the device answers it, in this order: it is recorded, counted and
+/// met by the fault scheduled for it, waits out the latency, and is authenticated. `Some` is the
+/// answer to give instead of the device's.
+async fn admit_read(shared: &Shared, headers: &HeaderMap, path: &str) -> Option<Response> {
+    record(shared, "GET", path);
+    if let Some(answer) = scheduled_read_fault(shared).await {
+        return Some(answer);
+    }
+    delay(shared).await;
+    authenticate(shared, headers, false)
+        .err()
+        .map(IntoResponse::into_response)
+}
+
 /// Counts a read and acts out the fault scheduled for it, if any: `Some` is the answer to
 /// give instead of the device's; `None` lets the read go on (after a stall, to a client that
 /// has gone).
@@ -510,13 +516,8 @@ fn internal_error() -> Response {
 }
 
 async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    record(&shared, "GET", "/api/v1/status");
-    if let Some(answer) = scheduled_read_fault(&shared).await {
+    if let Some(answer) = admit_read(&shared, &headers, "/api/v1/status").await {
         return answer;
-    }
-    delay(&shared).await;
-    if let Err(refused) = authenticate(&shared, &headers, false) {
-        return refused.into_response();
     }
     let state = lock(&shared.state);
     let save_needed = if state.firmware.status_strings {
@@ -548,13 +549,8 @@ async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn full_script(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    record(&shared, "GET", "/api/v1/files/cliScript");
-    if let Some(answer) = scheduled_read_fault(&shared).await {
+    if let Some(answer) = admit_read(&shared, &headers, "/api/v1/files/cliScript").await {
         return answer;
-    }
-    delay(&shared).await;
-    if let Err(refused) = authenticate(&shared, &headers, false) {
-        return refused.into_response();
     }
     let state = lock(&shared.state);
     let script = cli::render_config(&state.plans, &state.other_sections, &state.firmware.style);
