@@ -87,20 +87,6 @@ impl Classify for crate::store::StoreError {
     }
 }
 
-impl Classify for crate::sim::sbc::StateFileError {
-    fn class(&self) -> ErrorClass {
-        // The emulator's own state file: unreadable or not JSON stays so until someone fixes it.
-        ErrorClass::Fatal
-    }
-}
-
-impl Classify for crate::sim::SimDataError {
-    fn class(&self) -> ErrorClass {
-        // An emulator's data file stays unreadable or malformed until someone edits it.
-        ErrorClass::Fatal
-    }
-}
-
 impl Classify for crate::config::ConfigError {
     /// A configuration that cannot work needs an operator, whatever the detail.
     fn class(&self) -> ErrorClass {

@@ -1,12 +1,15 @@
 //! The admin HTTP port against a real client: status codes, content types, readiness
 //! reasons, the metrics text checked line by line, `POST /sync`, and shutdown.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::loopback::{client, ANY_PORT};
 use dialsync::app::admin::{
     self, AdminState, BlockedPlan, CycleOutcome, CycleStatus, ItemIssue, OpCounts, ReadyProbe,
     RuleCounts, SourceState, SourceStatus, Status, SyncTrigger, Totals,
@@ -37,7 +40,7 @@ impl Harness {
     ) -> Harness {
         let (publish, watch) = watch::channel(status);
         let state = adjust(AdminState::new(watch, probe, trigger));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(ANY_PORT)
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("bound address");
@@ -45,15 +48,10 @@ impl Harness {
         let server = tokio::spawn(admin::serve(listener, state, async {
             let _ = stopped.await;
         }));
-        // A proxy from the environment must not stand between the test and loopback.
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
         Harness {
             base: format!("http://{addr}"),
             addr,
-            client,
+            client: client(),
             publish,
             stop: Some(stop),
             server,

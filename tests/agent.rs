@@ -3,156 +3,22 @@
 //! failing source that deletes nothing, an emptied source that blocks until an operator forces
 //! exactly the plan they read, hand edits on the SBC repaired, and `lookup` from the state.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+mod common;
 
+use std::fs;
+
+use common::sbc::{oc_dial_plan, sim_rule};
+use common::{Rig, Settings};
 use dialsync::app::agent::{Agent, Mode, Outcome, SourceState};
 use dialsync::app::lookup::lookup;
-use dialsync::config::Config;
 use dialsync::plan::{OpKind, Policy};
-use dialsync::sim::fusion::{usage, Fault, FusionSim, FusionSimConfig};
-use dialsync::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
+use dialsync::sim::fusion::{usage, Fault};
 use dialsync::sink::ApplyControl;
 use dialsync::store::{IssueKind, Store};
 
-const PUT: &str = "PUT /api/v1/files/cliScript/incremental";
-
-/// An SBC with one foreign rule, a Fusion group, a static file, and a config tying them up.
-struct Rig {
-    dir: tempfile::TempDir,
-    sbc: SbcSim,
-    fusion: FusionSim,
-}
-
-impl Rig {
-    async fn start() -> Rig {
-        let mut device = SbcState::with_oc_dial_plan();
-        device.plans.get_mut(&0).expect("OCDialPlan").rules.insert(
-            0,
-            SimRule {
-                name: "pbx".into(),
-                prefix: "+3222".into(),
-                tag: "Trunk=pbx".into(),
-            },
-        );
-        let users = vec![SimUser {
-            username: "dialsync".into(),
-            password: "sbc-s3cret".into(),
-            administrator: true,
-        }];
-        let sbc = SbcSim::start("127.0.0.1:0".parse().expect("addr"), device, users)
-            .await
-            .expect("sbc starts");
-        let fusion = FusionSim::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            FusionSimConfig::default(),
-        )
-        .await
-        .expect("fusion starts");
-        {
-            let mut state = fusion.state();
-            state.add_numbers(3226120000, 100, "acme");
-            state.add_numbers(3226130000, 50, "globex");
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rig = Rig { dir, sbc, fusion };
-        rig.secret("sbc-password", "sbc-s3cret");
-        rig.secret("fusion-password", &rig.fusion.config().password.clone());
-        rig.write_static("start,end,tag\n+3225000000,+3225000009,Trunk=static\n");
-        rig.write_config("sync", "");
-        rig
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn secret(&self, name: &str, value: &str) {
-        let path = self.path(name);
-        fs::write(&path, value).expect("write secret");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-
-    fn write_static(&self, csv: &str) {
-        fs::write(self.path("static.csv"), csv).expect("write static.csv");
-    }
-
-    fn write_config(&self, policy: &str, extra_fusion: &str) {
-        let fusion = self.fusion.config();
-        let text = format!(
-            r#"
-[agent]
-policy = "{policy}"
-state_db = "state.db"
-
-[sbc]
-url = "{sbc}"
-username = "dialsync"
-password_file = "sbc-password"
-timeout = "5s"
-
-[[sources]]
-name = "fusion"
-kind = "fusion"
-url = "{fusion_url}"
-draas_instance = "{draas}"
-group_uuid = "{group}"
-username = "{user}"
-password_file = "fusion-password"
-tag = "Trunk={{tenant}}"
-timeout = "2s"
-{extra_fusion}
-
-[[sources]]
-name = "static"
-kind = "file"
-path = "static.csv"
-"#,
-            sbc = self.sbc.url(),
-            fusion_url = self.fusion.url(),
-            draas = fusion.draas_instance,
-            group = fusion.group_uuid,
-            user = fusion.username,
-        );
-        fs::write(self.path("dialsync.toml"), text).expect("write config");
-    }
-
-    fn config(&self) -> Config {
-        Config::load(&self.path("dialsync.toml")).expect("config loads")
-    }
-
-    fn agent(&self) -> Agent {
-        Agent::new(self.config()).expect("agent starts")
-    }
-
-    fn sbc_tag(&self, number: &str) -> Option<String> {
-        self.sbc.state().lookup("OCDialPlan", number)
-    }
-
-    fn owned_rules(&self) -> Vec<(u32, String, String)> {
-        let state = self.sbc.state();
-        let (_, plan) = state.plan("OCDialPlan").expect("OCDialPlan");
-        plan.rules
-            .iter()
-            .filter(|(_, r)| r.name == "dialsync")
-            .map(|(i, r)| (*i, r.prefix.clone(), r.tag.clone()))
-            .collect()
-    }
-
-    fn writes(&self) -> usize {
-        self.sbc
-            .state()
-            .requests
-            .iter()
-            .filter(|r| *r == PUT)
-            .count()
-    }
-
-    fn assert_no_unexpected(&self) {
-        assert_eq!(self.sbc.state().unexpected, Vec::<String>::new());
-        assert_eq!(self.fusion.state().unexpected, Vec::<String>::new());
-    }
+/// The rig on the test's runtime, its SBC holding one foreign rule (a PBX's, at index 0).
+async fn start() -> Rig {
+    Rig::serve(oc_dial_plan(&[(0, "pbx", "+3222", "Trunk=pbx")])).await
 }
 
 async fn sync(agent: &mut Agent) -> dialsync::app::agent::CycleReport {
@@ -161,7 +27,7 @@ async fn sync(agent: &mut Agent) -> dialsync::app::agent::CycleReport {
 
 #[tokio::test]
 async fn first_sync_then_nothing_then_the_minimal_churn() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     let mut agent = rig.agent();
 
     let first = sync(&mut agent).await;
@@ -207,7 +73,7 @@ async fn first_sync_then_nothing_then_the_minimal_churn() {
 
 #[tokio::test]
 async fn a_failing_source_deletes_nothing() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     let mut agent = rig.agent();
     assert_eq!(sync(&mut agent).await.outcome, Outcome::Converged);
     let before = rig.owned_rules();
@@ -243,7 +109,7 @@ async fn a_failing_source_deletes_nothing() {
 
 #[tokio::test]
 async fn a_source_failing_with_no_snapshot_holds_back_deletes() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     let mut agent = rig.agent();
     assert_eq!(sync(&mut agent).await.outcome, Outcome::Converged);
     let before = rig.owned_rules();
@@ -265,7 +131,7 @@ async fn a_source_failing_with_no_snapshot_holds_back_deletes() {
 
 #[tokio::test]
 async fn an_emptied_source_blocks_until_its_plan_is_forced() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     let mut agent = rig.agent();
     assert_eq!(sync(&mut agent).await.outcome, Outcome::Converged);
     let writes = rig.writes();
@@ -321,7 +187,7 @@ async fn an_emptied_source_blocks_until_its_plan_is_forced() {
 
 #[tokio::test]
 async fn hand_edits_on_the_sbc_are_repaired_and_foreign_rules_left_alone() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     let mut agent = rig.agent();
     assert_eq!(sync(&mut agent).await.outcome, Outcome::Converged);
     let before = rig.owned_rules();
@@ -331,14 +197,8 @@ async fn hand_edits_on_the_sbc_are_repaired_and_foreign_rules_left_alone() {
         let (first, second) = (before[0].0, before[1].0);
         plan.rules.get_mut(&first).expect("rule").tag = "Trunk=oops".into();
         plan.rules.remove(&second);
-        plan.rules.insert(
-            40,
-            SimRule {
-                name: "engineer".into(),
-                prefix: "+3229".into(),
-                tag: "Trunk=lab".into(),
-            },
-        );
+        plan.rules
+            .insert(40, sim_rule("engineer", "+3229", "Trunk=lab"));
     }
     let repair = sync(&mut agent).await;
     assert_eq!(repair.outcome, Outcome::Converged, "{}", repair.summary());
@@ -358,7 +218,7 @@ async fn hand_edits_on_the_sbc_are_repaired_and_foreign_rules_left_alone() {
 
 #[tokio::test]
 async fn rejected_items_and_conflicts_are_recorded_and_lookup_explains_a_number() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     {
         let mut state = rig.fusion.state();
         state.phone_usages.push(usage("+32abc", "acme"));
@@ -366,7 +226,8 @@ async fn rejected_items_and_conflicts_are_recorded_and_lookup_explains_a_number(
     }
     // The static file holds two ranges that partly overlap (a conflict the earlier line
     // wins) and one around the end of acme's run (acme's numbers are more specific, so win).
-    rig.write_static(
+    rig.write(
+        "static.csv",
         "start,end,tag\n+3225000000,+3225000009,Trunk=static\n+3225000005,+3225000014,Trunk=lab2\n\
          +3226120090,+3226120109,Trunk=lab\n",
     );
@@ -442,7 +303,7 @@ async fn rejected_items_and_conflicts_are_recorded_and_lookup_explains_a_number(
 
 #[tokio::test]
 async fn a_stop_between_batches_leaves_a_prefix_of_the_plan_and_the_next_cycle_finishes() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     // 40 separate numbers at batch_size 5 (set below): 8 batches.
     {
         let mut state = rig.fusion.state();
@@ -453,12 +314,10 @@ async fn a_stop_between_batches_leaves_a_prefix_of_the_plan_and_the_next_cycle_f
                 .push(usage(&format!("+32261{:05}", i * 2), &format!("t{i}")));
         }
     }
-    let text = fs::read_to_string(rig.path("dialsync.toml")).expect("read");
-    fs::write(
-        rig.path("dialsync.toml"),
-        text.replace("timeout = \"5s\"", "timeout = \"5s\"\nbatch_size = 5"),
-    )
-    .expect("write");
+    rig.write_config(&Settings {
+        batch_size: 5,
+        ..Settings::default()
+    });
     let mut agent = rig.agent();
     let stop = ApplyControl::default();
     stop.request();
@@ -483,7 +342,7 @@ async fn a_stop_between_batches_leaves_a_prefix_of_the_plan_and_the_next_cycle_f
 
 #[tokio::test]
 async fn a_missing_dial_plan_is_fatal_unless_create_is_set() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     rig.sbc.state().plans.clear();
     let mut agent = rig.agent();
     let refused = sync(&mut agent).await;
@@ -505,12 +364,11 @@ async fn a_missing_dial_plan_is_fatal_unless_create_is_set() {
     assert_eq!(rig.writes(), 0);
 
     drop(agent);
-    let text = fs::read_to_string(rig.path("dialsync.toml")).expect("read");
-    fs::write(
-        rig.path("dialsync.toml"),
-        text.replace("[sbc]", "[dialplan]\ncreate = true\n\n[sbc]"),
-    )
-    .expect("write");
+    let text = rig.config_text(&Settings::default());
+    rig.write(
+        "dialsync.toml",
+        &text.replace("[sbc]", "[dialplan]\ncreate = true\n\n[sbc]"),
+    );
     let mut agent = rig.agent();
     let created = sync(&mut agent).await;
     assert_eq!(created.outcome, Outcome::Converged, "{}", created.summary());
@@ -520,7 +378,7 @@ async fn a_missing_dial_plan_is_fatal_unless_create_is_set() {
 
 #[tokio::test]
 async fn a_second_agent_on_the_same_database_refuses_naming_the_lock() {
-    let rig = Rig::start().await;
+    let rig = start().await;
     let mut first = rig.agent();
     let refused = match Agent::new(rig.config()) {
         Ok(_) => panic!("a second agent started on the same database"),

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-
-use common::{command, line_of, run, Rig, Settings};
+use common::binary::line_of;
+use common::dir::chmod;
+use common::sbc::{sim_rule, CHECK_ONLY_UNREADABLE, SBC_PASSWORD};
+use common::{command, run, Rig, Settings};
 use dialsync::sim::fusion::Fault;
-use dialsync::sim::sbc::SimRule;
+
 use serde_json::Value;
 
 /// The checksum `sync` prints in its `apply --force --checksum` hint.
@@ -254,10 +254,7 @@ fn an_emptied_source_blocks_until_exactly_its_plan_is_forced() {
     // The block is gone; what is left to say is the row dialsync cannot read.
     let check = rig.dialsync(&["check"]);
     assert_eq!(check.code, Some(1), "{check}");
-    assert!(
-        check.stdout.starts_with(common::CHECK_ONLY_UNREADABLE),
-        "{check}"
-    );
+    assert!(check.stdout.starts_with(CHECK_ONLY_UNREADABLE), "{check}");
     rig.assert_no_unexpected();
 }
 
@@ -271,14 +268,8 @@ fn hand_edits_on_the_sbc_are_repaired_and_foreign_rules_left_alone() {
         let plan = state.plans.get_mut(&0).expect("OCDialPlan");
         plan.rules.get_mut(&before[0].0).expect("rule").tag = "Trunk=oops".into();
         plan.rules.remove(&before[1].0);
-        plan.rules.insert(
-            40,
-            SimRule {
-                name: "engineer".into(),
-                prefix: "+3229".into(),
-                tag: "Trunk=lab".into(),
-            },
-        );
+        plan.rules
+            .insert(40, sim_rule("engineer", "+3229", "Trunk=lab"));
     }
     let foreign = rig.foreign_rules();
     assert_eq!(foreign.len(), 5);
@@ -328,11 +319,7 @@ fn lookup_explains_a_number_from_the_state_database() {
         .rules
         .insert(
             9,
-            SimRule {
-                name: "LivePlatform".into(),
-                prefix: "+3226120007".into(),
-                tag: "sbc01.teams.contoso.com".into(),
-            },
+            sim_rule("LivePlatform", "+3226120007", "sbc01.teams.contoso.com"),
         );
     assert_eq!(rig.dialsync(&["sync"]).code, Some(0));
     let requests = rig.sbc.state().requests.len();
@@ -457,7 +444,7 @@ fn check_says_unknown_ok_warning_and_critical() {
     let unreadable = rig.dialsync(&["check"]);
     assert_eq!(unreadable.code, Some(1), "{unreadable}");
     assert!(
-        unreadable.stdout.starts_with(common::CHECK_ONLY_UNREADABLE),
+        unreadable.stdout.starts_with(CHECK_ONLY_UNREADABLE),
         "{unreadable}"
     );
     rig.sbc
@@ -564,8 +551,7 @@ fn config_check_accepts_a_good_config_and_names_what_is_wrong() {
     assert!(!rig.path("state.db").exists());
 
     rig.write_config(&Settings::default());
-    fs::set_permissions(rig.path("sbc-password"), fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    chmod(&rig.path("sbc-password"), 0o644);
     let line = line_of(&rig.config_text(&Settings::default()), "password_file");
     let open = rig.dialsync(&["config", "check"]);
     assert_eq!(open.code, Some(1), "{open}");
@@ -580,7 +566,7 @@ fn config_check_accepts_a_good_config_and_names_what_is_wrong() {
         1,
         "said once: {open}"
     );
-    assert!(!open.stderr.contains(common::SBC_PASSWORD), "{open}");
+    assert!(!open.stderr.contains(SBC_PASSWORD), "{open}");
 
     let missing = run(command()
         .args(["sync", "--config"])

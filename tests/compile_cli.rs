@@ -1,13 +1,17 @@
 //! `dialsync compile` as an operator runs it: the real binary, a CSV in, rules out.
 
+mod common;
+
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
+
+use common::command;
 
 use dialsync::dialplan::pattern::{best_match, Pattern};
 use proptest::prelude::*;
 
 fn run(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dialsync"))
+    let mut child = command()
         .arg("compile")
         .args(args)
         .stdin(Stdio::piped())
@@ -101,7 +105,7 @@ fn refused_lines_and_conflicts_go_to_stderr_with_line_numbers() {
 
 #[test]
 fn a_missing_file_or_header_is_an_error_naming_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_dialsync"))
+    let out = command()
         .args(["compile", "/nonexistent/numbers.csv"])
         .output()
         .expect("run");

@@ -4,10 +4,14 @@
 //! Real signals are in `daemon_signals.rs`, a binary of their own, because they reach every test
 //! in the process.
 
+mod common;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::dir::Dir;
+use common::triggers::{next_trigger, no_trigger_for};
 use dialsync::app::daemon::{
     run_loop, CycleContext, CycleReason, CycleSummary, LoopOptions, Notifier, ReloadCause, Service,
     Stopped, Trigger, Triggers,
@@ -161,37 +165,27 @@ impl Service for Fake {
     }
 }
 
-struct ConfigFile {
-    dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl ConfigFile {
-    fn new(text: &str) -> ConfigFile {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("dialsync.toml");
-        std::fs::write(&path, text).expect("write config");
-        ConfigFile { dir, path }
-    }
-
-    fn write(&self, text: &str) {
-        std::fs::write(&self.path, text).expect("write config");
-    }
+/// A config file in a directory of its own.
+fn config_file(text: &str) -> Dir {
+    let dir = Dir::new();
+    dir.write_config(text);
+    dir
 }
 
 /// Runs the loop and `script` side by side; the script must end by stopping the loop.
 async fn drive<T>(
     fake: &mut Fake,
-    config: &ConfigFile,
+    config: &Dir,
     triggers: &mut Triggers,
     notifier: &Notifier,
     options: &LoopOptions,
     script: impl Future<Output = T>,
 ) -> (Stopped, T) {
-    let initial = fake.load_config(&config.path).expect("initial config");
+    let path = config.config_path();
+    let initial = fake.load_config(&path).expect("initial config");
     timeout(PATIENCE * 3, async {
         tokio::join!(
-            run_loop(fake, initial, &config.path, triggers, notifier, options),
+            run_loop(fake, initial, &path, triggers, notifier, options),
             script
         )
     })
@@ -222,7 +216,7 @@ fn stop(by: &'static str) -> Trigger {
 async fn ready_first_then_a_status_after_each_cycle_then_stopping() {
     let systemd = FakeSystemd::new();
     let notifier = systemd.notifier();
-    let config = ConfigFile::new("a 150");
+    let config = config_file("a 150");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Quick);
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -261,7 +255,7 @@ async fn ready_first_then_a_status_after_each_cycle_then_stopping() {
 
 #[tokio::test]
 async fn scheduled_cycles_wait_the_interval_give_or_take_ten_percent() {
-    let config = ConfigFile::new("a 300");
+    let config = config_file("a 300");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Quick);
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -296,7 +290,7 @@ async fn scheduled_cycles_wait_the_interval_give_or_take_ten_percent() {
 
 #[tokio::test]
 async fn requests_during_a_cycle_add_exactly_one_more_cycle() {
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Hold(Duration::from_millis(300)));
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -331,7 +325,7 @@ async fn requests_during_a_cycle_add_exactly_one_more_cycle() {
 #[tokio::test]
 async fn an_idle_request_runs_a_cycle_now() {
     let systemd = FakeSystemd::new();
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Quick);
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -359,7 +353,7 @@ async fn an_idle_request_runs_a_cycle_now() {
 #[tokio::test]
 async fn a_stop_lets_the_in_flight_batch_finish() {
     let systemd = FakeSystemd::new();
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Hold(Duration::from_secs(3600)));
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -402,7 +396,7 @@ async fn a_stop_lets_the_in_flight_batch_finish() {
 
 #[tokio::test]
 async fn a_stop_abandons_a_cycle_that_overruns_the_grace_period() {
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Stubborn(Duration::from_secs(3600)));
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -438,7 +432,7 @@ async fn a_stop_abandons_a_cycle_that_overruns_the_grace_period() {
 
 #[tokio::test]
 async fn a_second_stop_abandons_the_cycle_at_once() {
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Stubborn(Duration::from_secs(3600)));
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -472,7 +466,7 @@ async fn a_second_stop_abandons_the_cycle_at_once() {
 #[tokio::test]
 async fn a_reload_swaps_a_valid_config_and_keeps_the_old_one_on_error() {
     let systemd = FakeSystemd::new();
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Quick);
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -488,7 +482,7 @@ async fn a_reload_swaps_a_valid_config_and_keeps_the_old_one_on_error() {
             next_cycle(&mut cycles).await;
             systemd.until(|m| m.starts_with("STATUS=")).await;
 
-            config.write("b 3600000");
+            config.write_config("b 3600000");
             sender.send(reload);
             let seen = systemd.until(|m| m == "READY=1").await;
             assert!(
@@ -502,7 +496,7 @@ async fn a_reload_swaps_a_valid_config_and_keeps_the_old_one_on_error() {
             );
             systemd.until(|m| m.starts_with("STATUS=")).await;
 
-            config.write("not a config at all");
+            config.write_config("not a config at all");
             sender.send(reload);
             let seen = systemd.until(|m| m == "READY=1").await;
             assert!(seen[0].starts_with("RELOADING=1\n"), "{seen:?}");
@@ -523,7 +517,7 @@ async fn a_reload_swaps_a_valid_config_and_keeps_the_old_one_on_error() {
 #[tokio::test]
 async fn a_reload_during_a_cycle_waits_for_the_cycle_to_end() {
     let systemd = FakeSystemd::new();
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Hold(Duration::from_millis(300)));
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -535,7 +529,7 @@ async fn a_reload_during_a_cycle_waits_for_the_cycle_to_end() {
         &LoopOptions::default(),
         async {
             next_cycle(&mut cycles).await;
-            config.write("b 3600000");
+            config.write_config("b 3600000");
             sender.send(Trigger::Reload(ReloadCause::Signal));
             let seen = systemd.until(|m| m.starts_with("RELOADING=1")).await;
             assert!(
@@ -551,7 +545,7 @@ async fn a_reload_during_a_cycle_waits_for_the_cycle_to_end() {
 
 #[tokio::test]
 async fn without_sync_after_reload_the_new_interval_reschedules() {
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Quick);
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -567,7 +561,7 @@ async fn without_sync_after_reload_the_new_interval_reschedules() {
         &options,
         async {
             next_cycle(&mut cycles).await;
-            config.write("b 200");
+            config.write_config("b 200");
             sender.send(Trigger::Reload(ReloadCause::Signal));
             assert_eq!(
                 next_cycle(&mut cycles).await,
@@ -589,7 +583,7 @@ async fn the_loop_feeds_the_watchdog_while_idle() {
     let notifier = systemd
         .notifier()
         .with_watchdog(Some(Duration::from_millis(200)));
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Quick);
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -618,7 +612,7 @@ async fn a_wedged_cycle_starves_the_watchdog() {
     let notifier = systemd
         .notifier()
         .with_watchdog(Some(Duration::from_millis(200)));
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Stubborn(Duration::from_secs(3600)));
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -651,7 +645,7 @@ async fn a_cycle_that_pets_keeps_the_watchdog_fed() {
     let notifier = systemd
         .notifier()
         .with_watchdog(Some(Duration::from_millis(200)));
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Petting(Duration::from_millis(900)));
     let mut triggers = Triggers::new();
     let sender = triggers.sender();
@@ -679,25 +673,21 @@ async fn a_cycle_that_pets_keeps_the_watchdog_fed() {
 const QUIET: Duration = Duration::from_millis(300);
 
 async fn expect_reload(triggers: &mut Triggers) {
-    let got = timeout(PATIENCE, triggers.recv())
-        .await
-        .expect("a reload in time");
-    assert_eq!(got, Trigger::Reload(ReloadCause::FileChanged));
-}
-
-async fn expect_nothing(triggers: &mut Triggers, quiet: Duration) {
-    if let Ok(got) = timeout(quiet, triggers.recv()).await {
-        panic!("unexpected trigger {got:?}");
-    }
+    assert_eq!(
+        next_trigger(triggers).await,
+        Trigger::Reload(ReloadCause::FileChanged)
+    );
 }
 
 #[tokio::test]
 async fn three_quick_writes_make_one_reload() {
-    let config = ConfigFile::new("a 1000");
+    let config = config_file("a 1000");
     let mut triggers = Triggers::new();
-    triggers.watch_config(&config.path, QUIET).expect("watch");
+    triggers
+        .watch_config(&config.config_path(), QUIET)
+        .expect("watch");
     for text in ["b 1000", "c 1000", "d 1000"] {
-        config.write(text);
+        config.write_config(text);
         sleep(Duration::from_millis(30)).await;
     }
     let written = Instant::now();
@@ -706,22 +696,24 @@ async fn three_quick_writes_make_one_reload() {
         written.elapsed() >= QUIET - Duration::from_millis(60),
         "reloaded before the file was quiet"
     );
-    expect_nothing(&mut triggers, QUIET * 3).await;
+    no_trigger_for(&mut triggers, QUIET * 3).await;
 }
 
 #[tokio::test]
 async fn a_rename_over_the_file_is_noticed() {
-    let config = ConfigFile::new("a 1000");
+    let config = config_file("a 1000");
     let mut triggers = Triggers::new();
-    triggers.watch_config(&config.path, QUIET).expect("watch");
+    triggers
+        .watch_config(&config.config_path(), QUIET)
+        .expect("watch");
     // As editors and `install`/Ansible do: write a new file beside it, rename it over.
-    let tmp = config.dir.path().join(".dialsync.toml.swp");
+    let tmp = config.path(".dialsync.toml.swp");
     std::fs::write(&tmp, "b 1000").expect("write");
-    std::fs::rename(&tmp, &config.path).expect("rename");
+    std::fs::rename(&tmp, config.config_path()).expect("rename");
     expect_reload(&mut triggers).await;
-    expect_nothing(&mut triggers, QUIET * 2).await;
+    no_trigger_for(&mut triggers, QUIET * 2).await;
     // The watch survives the inode it started with.
-    config.write("c 1000");
+    config.write_config("c 1000");
     expect_reload(&mut triggers).await;
 }
 
@@ -745,7 +737,7 @@ async fn a_swapped_symlink_is_noticed() {
     std::fs::create_dir(&v2).expect("mkdir");
     std::fs::write(v2.join("dialsync.toml"), "b 1000").expect("write");
     // Preparing the new version is not yet a change.
-    expect_nothing(&mut triggers, QUIET * 2).await;
+    no_trigger_for(&mut triggers, QUIET * 2).await;
     std::os::unix::fs::symlink("..v2", root.join("..data_tmp")).expect("link");
     std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
     expect_reload(&mut triggers).await;
@@ -753,21 +745,25 @@ async fn a_swapped_symlink_is_noticed() {
 
 #[tokio::test]
 async fn other_files_and_reading_the_config_are_ignored() {
-    let config = ConfigFile::new("a 1000");
+    let config = config_file("a 1000");
     let mut triggers = Triggers::new();
-    triggers.watch_config(&config.path, QUIET).expect("watch");
-    std::fs::write(config.dir.path().join("static.csv"), "start,end,tag\n").expect("write");
-    std::fs::read_to_string(&config.path).expect("read");
-    expect_nothing(&mut triggers, QUIET * 3).await;
+    triggers
+        .watch_config(&config.config_path(), QUIET)
+        .expect("watch");
+    std::fs::write(config.path("static.csv"), "start,end,tag\n").expect("write");
+    std::fs::read_to_string(config.config_path()).expect("read");
+    no_trigger_for(&mut triggers, QUIET * 3).await;
 }
 
 #[tokio::test]
 async fn an_edit_of_the_file_reloads_the_running_loop() {
     let systemd = FakeSystemd::new();
-    let config = ConfigFile::new("a 3600000");
+    let config = config_file("a 3600000");
     let (mut fake, mut cycles) = Fake::new(Behaviour::Quick);
     let mut triggers = Triggers::new();
-    triggers.watch_config(&config.path, QUIET).expect("watch");
+    triggers
+        .watch_config(&config.config_path(), QUIET)
+        .expect("watch");
     let sender = triggers.sender();
     drive(
         &mut fake,
@@ -777,7 +773,7 @@ async fn an_edit_of_the_file_reloads_the_running_loop() {
         &LoopOptions::default(),
         async {
             next_cycle(&mut cycles).await;
-            config.write("b 3600000");
+            config.write_config("b 3600000");
             assert_eq!(
                 next_cycle(&mut cycles).await,
                 (CycleReason::Requested("config reload"), "b".to_string())

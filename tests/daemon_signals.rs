@@ -5,9 +5,12 @@
 //! must not share one with tests that would see it, and the handlers replace the default
 //! action (which would kill the test process) only once they are installed.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
+use common::triggers::next_trigger;
 use dialsync::app::daemon::{
     run_loop, CycleContext, CycleSummary, LoopOptions, Notifier, ReloadCause, Service, Stopped,
     Trigger, Triggers,
@@ -16,12 +19,6 @@ use rustix::process::{getpid, kill_process, Signal};
 use tokio::time::timeout;
 
 const PATIENCE: Duration = Duration::from_secs(10);
-
-async fn next(triggers: &mut Triggers) -> Trigger {
-    timeout(PATIENCE, triggers.recv())
-        .await
-        .expect("the signal arrived as a trigger")
-}
 
 struct Idle;
 
@@ -49,14 +46,17 @@ async fn signals_become_triggers_and_sigterm_stops_the_loop() {
     let me = getpid();
 
     kill_process(me, Signal::USR1).expect("kill -USR1");
-    assert_eq!(next(&mut triggers).await, Trigger::SyncNow("SIGUSR1"));
+    assert_eq!(
+        next_trigger(&mut triggers).await,
+        Trigger::SyncNow("SIGUSR1")
+    );
     kill_process(me, Signal::HUP).expect("kill -HUP");
     assert_eq!(
-        next(&mut triggers).await,
+        next_trigger(&mut triggers).await,
         Trigger::Reload(ReloadCause::Signal)
     );
     kill_process(me, Signal::INT).expect("kill -INT");
-    assert_eq!(next(&mut triggers).await, Trigger::Stop("SIGINT"));
+    assert_eq!(next_trigger(&mut triggers).await, Trigger::Stop("SIGINT"));
 
     let (mut idle, notifier, options) = (Idle, Notifier::disabled(), LoopOptions::default());
     let stopped = timeout(PATIENCE, async {

@@ -20,8 +20,9 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::sbc::{owned_routes, quiet_dropped_connections};
 use common::{command, wait_for, Out, Rig, Settings};
-use dialsync::sim::sbc::{DroppedConnection, ReadFault, ScriptFault, SimPlan};
+use dialsync::sim::sbc::{ReadFault, ScriptFault, SimPlan};
 
 /// Rule operations per incremental script: small, so that a few hundred rules make a dozen
 /// batches and a fault can hit the first, a middle or the last one.
@@ -34,21 +35,6 @@ const STALL: Duration = Duration::from_millis(1200);
 /// A `Retry-After` longer than the sink's whole retry budget for one request (60 s): the
 /// device asks for more patience than the agent has.
 const RETRY_AFTER_BEYOND_BUDGET: u32 = 3600;
-
-/// The emulator drops a connection by panicking in its handler; those panics are the fault
-/// being injected, not failures, so they are kept out of the test output. Any other panic
-/// still reaches the default hook.
-fn quiet_dropped_connections() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<DroppedConnection>().is_none() {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// Numbers a tenant has in Fusion: `count` consecutive numbers from `first`.
 struct Block {
@@ -203,7 +189,7 @@ fn control(situation: Situation) -> &'static Control {
         let (ops, batches) = applied(&clean).expect("the control applies");
         assert_eq!(rig.writes() - writes, batches, "{clean}");
         assert!(batches >= 5, "{situation:?}: {batches} batches are too few");
-        let routes = owned_routes(&rig);
+        let routes = owned_routes(&rig.sbc);
         assert_routes_exactly(&rig, &routing(&situation.layout()), "control");
         rig.assert_no_unexpected();
         println!(
@@ -251,16 +237,6 @@ fn applied(out: &Out) -> Option<(usize, usize)> {
         .find_map(|l| l.trim().strip_prefix("applied "))?;
     let words: Vec<&str> = line.split_whitespace().collect();
     Some((words.first()?.parse().ok()?, words.get(3)?.parse().ok()?))
-}
-
-fn owned_routes(rig: &Rig) -> Vec<(String, String)> {
-    let mut routes: Vec<(String, String)> = rig
-        .owned_rules()
-        .into_iter()
-        .map(|(_, prefix, tag)| (prefix, tag))
-        .collect();
-    routes.sort();
-    routes
 }
 
 /// The safety invariant, at whatever point a fault or a kill left the dial plan: a number
@@ -324,7 +300,7 @@ fn assert_converges(rig: &Rig, situation: Situation, context: &str) -> (usize, O
     );
     let converge_writes = rig.writes() - writes;
     assert_eq!(
-        owned_routes(rig),
+        owned_routes(&rig.sbc),
         control(situation).routes,
         "{context}: the SBC's rules differ from a clean sync's"
     );

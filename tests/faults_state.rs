@@ -19,15 +19,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{collect_lines, command, wait_for, Out, Rig, Settings, BIN};
+use common::binary::scrub;
+use common::daemon::Daemon;
+use common::sbc::{owned_routes, CHECK_ONLY_UNREADABLE};
+use common::{command, run, Out, Rig, Settings, BIN};
 use dialsync::sim::sbc::SimPlan;
-use rustix::process::{kill_process, Pid, Signal};
-
-/// How long anything the daemon does on its own may take on a slow, shared machine.
-const PATIENCE: Duration = Duration::from_secs(40);
+use rustix::process::Signal;
 
 // ---------------------------------------------------------------------------------------------
 // What every case checks.
@@ -82,19 +81,7 @@ impl Baseline {
 
 fn tags_of(rig: &Rig, numbers: &[String]) -> Vec<Option<String>> {
     let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
-    rig.sbc.state().lookup_many("OCDialPlan", &refs)
-}
-
-/// dialsync's rules as (prefix, tag), sorted: what two runs that allocate indexes differently
-/// must agree on.
-fn owned_routes(rig: &Rig) -> Vec<(String, String)> {
-    let mut routes: Vec<(String, String)> = rig
-        .owned_rules()
-        .into_iter()
-        .map(|(_, p, t)| (p, t))
-        .collect();
-    routes.sort();
-    routes
+    rig.sbc_tags(&refs)
 }
 
 /// A normal exit: no panic, no signal, one of the documented codes.
@@ -192,9 +179,9 @@ fn reference(rig: &Rig) -> Vec<(String, String)> {
         &scratch.path().join("state.db").display().to_string(),
     );
     fs::write(&config, text).expect("write the scratch config");
-    let out = common::run(command().arg("sync").arg("--config").arg(&config));
+    let out = run(command().arg("sync").arg("--config").arg(&config));
     assert_eq!(out.code, Some(0), "the reference sync:\n{out}");
-    let routes = owned_routes(rig);
+    let routes = owned_routes(&rig.sbc);
     let mut s = rig.sbc.state();
     s.plans = plans;
     s.requests = requests;
@@ -267,105 +254,6 @@ fn deleted_between_two_syncs_is_rebuilt_from_the_sbc_without_a_write() {
     assert_eq!(rig.writes(), writes);
 }
 
-/// A running `dialsync run`, killed if the test fails before stopping it.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    admin: String,
-}
-
-impl Daemon {
-    fn start(rig: &Rig) -> Daemon {
-        let mut child = command()
-            .arg("run")
-            .arg("--config")
-            .arg(rig.config_path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dialsync run");
-        let log = collect_lines(child.stderr.take().expect("stderr"));
-        let mut daemon = Daemon {
-            child,
-            log,
-            admin: String::new(),
-        };
-        let addr = wait_for("the `dialsync starting` log line", PATIENCE, || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("dialsync run exited ({status}):\n{}", daemon.log_text());
-            }
-            let text = daemon.log_text();
-            let line = text.lines().find(|l| l.contains("dialsync starting"))?;
-            let at = line.find("admin=")?;
-            line[at + "admin=".len()..]
-                .split_whitespace()
-                .next()
-                .map(str::to_string)
-        });
-        daemon.admin = format!("http://{addr}");
-        daemon
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().expect("log").join("\n")
-    }
-
-    fn status(&self, rig: &Rig) -> serde_json::Value {
-        let url = format!("{}/status", self.admin);
-        rig.block_on(async {
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client");
-            let body = client
-                .get(url)
-                .send()
-                .await
-                .expect("GET /status")
-                .text()
-                .await
-                .expect("body");
-            serde_json::from_str(&body).expect("/status is JSON")
-        })
-    }
-
-    fn wait_cycles(&self, rig: &Rig, cycles: u64) -> serde_json::Value {
-        wait_for(&format!("cycle {cycles}"), PATIENCE, || {
-            let status = self.status(rig);
-            (status["totals"]["cycles"].as_u64() >= Some(cycles)
-                && status["cycle_running"] == false)
-                .then_some(status)
-        })
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill_process(Pid::from_child(&self.child), signal).expect("kill");
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        self.signal(Signal::TERM);
-        let child = &mut self.child;
-        wait_for("dialsync run to stop", PATIENCE, || {
-            child.try_wait().expect("try_wait")
-        })
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("dialsync run's log:\n{}", self.log_text());
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn deleted_under_a_running_daemon_is_reopened_and_rebuilt() {
     let rig = Rig::start();
@@ -374,25 +262,25 @@ fn deleted_under_a_running_daemon_is_reopened_and_rebuilt() {
         ..Settings::default()
     });
     let db = rig.path("state.db");
-    let daemon = Daemon::start(&rig);
-    let status = daemon.wait_cycles(&rig, 1);
+    let daemon = Daemon::start(&rig.config_path());
+    let status = daemon.wait_cycles_at_least(1);
     assert_eq!(status["last_cycle"]["outcome"], "converged", "{status}");
     let baseline = Baseline::take(&rig);
     let writes = rig.writes();
 
     delete_state(&db);
     daemon.signal(Signal::USR1);
-    let status = daemon.wait_cycles(&rig, 2);
+    let status = daemon.wait_cycles_at_least(2);
     assert_eq!(
         status["last_cycle"]["outcome"],
         "converged",
         "the cycle after the delete: {status}\n{}",
-        daemon.log_text()
+        daemon.log()
     );
     assert!(
-        daemon.log_text().contains("deleted or replaced"),
+        daemon.log().contains("deleted or replaced"),
         "the daemon says it noticed:\n{}",
-        daemon.log_text()
+        daemon.log()
     );
     assert_eq!(rig.writes(), writes, "the rebuild wrote to the SBC");
     assert_eq!(rig.owned_rules(), baseline.owned);
@@ -403,7 +291,7 @@ fn deleted_under_a_running_daemon_is_reopened_and_rebuilt() {
     assert_sane(&check, "check");
     assert_eq!(check.code, Some(1), "{check}");
     assert!(
-        check.stdout.starts_with(common::CHECK_ONLY_UNREADABLE),
+        check.stdout.starts_with(CHECK_ONLY_UNREADABLE),
         "only the unreadable row: {check}"
     );
     let line = format!(
@@ -419,7 +307,7 @@ fn deleted_under_a_running_daemon_is_reopened_and_rebuilt() {
     lock.push(".lock");
     fs::remove_file(PathBuf::from(&lock)).expect("remove the lock file");
     daemon.signal(Signal::USR1);
-    let status = daemon.wait_cycles(&rig, 3);
+    let status = daemon.wait_cycles_at_least(3);
     assert_eq!(status["last_cycle"]["outcome"], "converged", "{status}");
     assert!(PathBuf::from(&lock).exists(), "the lock file is recreated");
     let second = rig.dialsync(&["sync"]);
@@ -437,13 +325,13 @@ fn deleted_under_a_running_daemon_is_reopened_and_rebuilt() {
     );
     assert_eq!(rig.writes(), writes);
 
-    let stopped = daemon.stop();
+    let (stopped, _, _) = daemon.stop();
     assert_eq!(stopped.code(), Some(0), "dialsync run stops cleanly");
     // And after a restart.
-    let daemon = Daemon::start(&rig);
-    let status = daemon.wait_cycles(&rig, 1);
+    let daemon = Daemon::start(&rig.config_path());
+    let status = daemon.wait_cycles_at_least(1);
     assert_eq!(status["last_cycle"]["outcome"], "converged", "{status}");
-    assert_eq!(daemon.stop().code(), Some(0));
+    assert_eq!(daemon.stop().0.code(), Some(0));
     assert_eq!(rig.writes(), writes, "the restart wrote to the SBC");
     assert_eq!(assert_converges(&rig, "deleted under run, restarted"), 0);
     baseline.assert_kept(&rig, "deleted under run, restarted");
@@ -632,7 +520,7 @@ fn locked_by_a_foreign_connection_is_reported_and_writes_nothing() {
         baseline.assert_kept(&rig, &fault);
     }
     let expected = reference(&rig);
-    assert_eq!(owned_routes(&rig), expected, "a clean sync's rules");
+    assert_eq!(owned_routes(&rig.sbc), expected, "a clean sync's rules");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -741,10 +629,7 @@ impl Tmpfs {
                 .arg("--")
                 .arg(program);
                 if program == BIN {
-                    for name in ["RUST_LOG", "DIALSYNC_CONFIG", "NOTIFY_SOCKET"] {
-                        c.env_remove(name);
-                    }
-                    c.env("NO_COLOR", "1").stdin(Stdio::null());
+                    scrub(&mut c);
                 }
                 c
             }
@@ -755,7 +640,7 @@ impl Tmpfs {
 
     /// A shell script run where the tmpfs is mounted; panics when it fails.
     fn sh(&self, script: &str) -> String {
-        let out = common::run(self.command("sh").args(["-c", script]));
+        let out = run(self.command("sh").args(["-c", script]));
         assert_eq!(out.code, Some(0), "sh -c {script:?}:\n{out}");
         out.stdout
     }
@@ -791,7 +676,7 @@ impl Tmpfs {
     }
 
     fn dialsync(&self, config: &Path, args: &[&str]) -> Out {
-        common::run(self.command(BIN).args(args).arg("--config").arg(config))
+        run(self.command(BIN).args(args).arg("--config").arg(config))
     }
 }
 
@@ -954,7 +839,7 @@ fn disk_full_fails_clearly_never_writes_unjournaled_and_converges_once_freed() {
                 .iter()
                 .map(|(_, p, t)| (p.clone(), t.clone()))
                 .collect();
-            let now: BTreeSet<(String, String)> = owned_routes(&rig).into_iter().collect();
+            let now: BTreeSet<(String, String)> = owned_routes(&rig.sbc).into_iter().collect();
             for added in now.difference(&old) {
                 assert!(
                     after.contains(added),
@@ -978,7 +863,11 @@ fn disk_full_fails_clearly_never_writes_unjournaled_and_converges_once_freed() {
         let again = tmp.dialsync(&config, &["sync"]);
         assert_eq!(again.code, Some(0), "{what}: {again}");
         assert_eq!(rig.writes() - before, made, "{what}: churn:\n{again}");
-        assert_eq!(owned_routes(&rig), expected, "{what}: a clean sync's rules");
+        assert_eq!(
+            owned_routes(&rig.sbc),
+            expected,
+            "{what}: a clean sync's rules"
+        );
         baseline.assert_kept(&rig, &what);
         table(
             &format!("disk-full({left_kib}KiB free, {})", tmp.mode()),

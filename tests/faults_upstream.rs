@@ -19,6 +19,9 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::config::{apio_source, livecloud_source};
+use common::emulators::{start_apio, start_live};
+use common::sbc::sim_rule;
 use common::{command, Out, Rig, Settings};
 use dialsync::sim::apio::{self, ApioSim, ApioSimConfig};
 use dialsync::sim::livecloud::{live_number, LiveCloudSim, LiveSimConfig};
@@ -64,10 +67,7 @@ struct Lab {
 impl Lab {
     fn start() -> Lab {
         let rig = Rig::start();
-        let any = "127.0.0.1:0".parse().expect("addr");
-        let apio = rig
-            .block_on(ApioSim::start(any, ApioSimConfig::default()))
-            .expect("apio starts");
+        let apio = rig.block_on(start_apio(ApioSimConfig::default()));
         {
             let mut state = apio.state();
             let group = state.group("t1", "g1");
@@ -76,16 +76,13 @@ impl Lab {
                 .push(apio::number("+3227000000", "+3227000009", true));
             group.numbers.push(apio::number("+3227000100", "", true));
         }
-        let live = rig
-            .block_on(LiveCloudSim::start(
-                any,
-                LiveSimConfig {
-                    rate_max: 1000,
-                    ..LiveSimConfig::default()
-                },
-                Vec::new(),
-            ))
-            .expect("live starts");
+        let live = rig.block_on(start_live(
+            LiveSimConfig {
+                rate_max: 1000,
+                ..LiveSimConfig::default()
+            },
+            Vec::new(),
+        ));
         live.state().numbers.insert(
             TENANT.into(),
             (1..=20)
@@ -100,45 +97,16 @@ impl Lab {
     }
 
     fn settings(&self, policy: &'static str) -> Settings {
-        let extra = format!(
-            r#"
-[[sources]]
-name = "apio"
-kind = "apio"
-url = "{apio_url}"
-auth = "jwt"
-proxy_prefix = "{proxy}"
-username = "{apio_user}"
-password_file = "{apio_password}"
-tag = "Trunk=apio"
-timeout = "2s"
-groups = [ {{ tenant = "t1", group = "g1" }} ]
-
-[[sources]]
-name = "live"
-kind = "livecloud"
-url = "{live_url}"
-token_url = "{token_url}"
-client_id = "{client_id}"
-client_secret_file = "{live_secret}"
-scope = "{scope}"
-ms_tenant_ids = ["{TENANT}"]
-tag = "Trunk=teams"
-timeout = "2s"
-"#,
-            apio_url = self.apio.url(),
-            proxy = self.apio.config().proxy_prefix,
-            apio_user = self.apio.config().username,
-            apio_password = self.rig.path("apio-password").display(),
-            live_url = self.live.url(),
-            token_url = self.live.token_url(),
-            client_id = self.live.config().client_id,
-            live_secret = self.rig.path("live-secret").display(),
-            scope = self.live.config().scope,
+        let apio = apio_source(&self.apio, self.rig.path("apio-password").display(), "2s");
+        let live = livecloud_source(
+            &self.live,
+            self.rig.path("live-secret").display(),
+            TENANT,
+            "2s",
         );
         Settings {
             policy,
-            extra,
+            extra: format!("\n{apio}\n{live}"),
             ..Settings::default()
         }
     }
@@ -496,14 +464,7 @@ fn a_fault_on_the_first_sync_holds_deletes_back() {
             .get_mut(&0)
             .expect("OCDialPlan")
             .rules
-            .insert(
-                50,
-                dialsync::sim::sbc::SimRule {
-                    name: "dialsync".into(),
-                    prefix: "+3229999".into(),
-                    tag: "Trunk=old".into(),
-                },
-            );
+            .insert(50, sim_rule("dialsync", "+3229999", "Trunk=old"));
         lab.fault(up, Some(BodyFault::NotJson(1_000_000)));
         let out = lab.rig.dialsync(&["sync"]);
         lab.fault(up, None);

@@ -3,128 +3,38 @@
 //! refused the new configuration (exit 1, the error named). The real binary against a real
 //! `dialsync run` and an emulated SBC.
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dialsync::sim::sbc::{SbcSim, SbcState, SimUser};
+use common::config::sbc_table;
+use common::daemon::Daemon;
+use common::dir::Dir;
+use common::emulators::{own_runtime, start_sbc};
+use common::sbc::{sbc_users, SBC_PASSWORD};
+use common::{command, run, Out};
+use dialsync::sim::sbc::{SbcSim, SbcState};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dialsync");
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A `dialsync` command with none of the host's systemd or config environment.
-fn dialsync() -> Command {
-    let mut command = Command::new(BIN);
-    for name in [
-        "DIALSYNC_CONFIG",
-        "RUST_LOG",
-        "NOTIFY_SOCKET",
-        "WATCHDOG_USEC",
-        "WATCHDOG_PID",
-        "JOURNAL_STREAM",
-        "RUNTIME_DIRECTORY",
-        "CREDENTIALS_DIRECTORY",
-    ] {
-        command.env_remove(name);
-    }
-    command.env("NO_COLOR", "1").stdin(Stdio::null());
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// `dialsync reload --pid PID --runtime-dir DIR --timeout TIMEOUT`.
-fn reload(pid: u32, runtime_dir: &Path, timeout: &str) -> Output {
-    dialsync()
+fn reload(pid: u32, runtime_dir: &Path, timeout: &str) -> Out {
+    run(command()
         .args(["reload", "--pid", &pid.to_string(), "--timeout", timeout])
         .arg("--runtime-dir")
-        .arg(runtime_dir)
-        .output()
-        .expect("run dialsync reload")
+        .arg(runtime_dir))
 }
 
-/// A `dialsync run` whose log lines arrive on a channel; killed if a test fails.
-struct Agent {
-    child: Child,
-    log: mpsc::Receiver<String>,
-}
-
-impl Agent {
-    fn start(config: &Path, runtime_dir: &Path) -> Agent {
-        let mut child = dialsync()
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUNTIME_DIRECTORY", runtime_dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dialsync run");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Agent { child, log }
-    }
-
-    /// Log lines up to the first containing `needle`.
-    fn wait_for(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    seen.push(line);
-                    if found {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n")),
-            }
-        }
-    }
-
-    fn terminate(mut self) -> Option<i32> {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "dialsync run did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `dialsync run` with its runtime directory in `runtime_dir`, as systemd gives it one.
+fn agent(config: &Path, runtime_dir: &Path) -> Daemon {
+    Daemon::start_with(config, &[("RUNTIME_DIRECTORY", runtime_dir.as_os_str())])
 }
 
 struct Setup {
-    dir: tempfile::TempDir,
+    dir: Dir,
     sbc: SbcSim,
     /// Declared last so it is dropped last: the emulator serves from it.
     _runtime: tokio::runtime::Runtime,
@@ -132,33 +42,15 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let users = vec![SimUser {
-            username: "dialsync".into(),
-            password: "sbc-s3cret".into(),
-            administrator: true,
-        }];
-        let sbc = runtime
-            .block_on(SbcSim::start(
-                "127.0.0.1:0".parse().expect("addr"),
-                SbcState::with_oc_dial_plan(),
-                users,
-            ))
-            .expect("sbc starts");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let secret = dir.path().join("sbc-password");
-        fs::write(&secret, "sbc-s3cret\n").expect("secret");
-        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
-        fs::write(
-            dir.path().join("static.csv"),
+        let runtime = own_runtime(1);
+        let sbc = runtime.block_on(start_sbc(SbcState::with_oc_dial_plan(), sbc_users()));
+        let dir = Dir::new();
+        dir.secret("sbc-password", &format!("{SBC_PASSWORD}\n"));
+        dir.write(
+            "static.csv",
             "start,end,tag\n+3225000000,+3225000009,Trunk=static\n",
-        )
-        .expect("csv");
-        fs::create_dir(dir.path().join("run")).expect("runtime dir");
+        );
+        fs::create_dir(dir.path("run")).expect("runtime dir");
         let setup = Setup {
             dir,
             sbc,
@@ -169,7 +61,7 @@ impl Setup {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.path(name)
     }
 
     /// The config, with `agent_extra` appended to its [agent] table.
@@ -184,21 +76,16 @@ state_db = "{state_db}"
 [admin]
 listen = "127.0.0.1:0"
 
-[sbc]
-url = "{sbc}"
-username = "dialsync"
-password_file = "sbc-password"
-timeout = "5s"
-
+{sbc}
 [[sources]]
 name = "static"
 kind = "file"
 path = "static.csv"
 "#,
             state_db = self.path("state.db").display(),
-            sbc = self.sbc.url(),
+            sbc = sbc_table(&self.sbc.url(), "sbc-password", "5s"),
         );
-        fs::write(self.path("dialsync.toml"), text).expect("config");
+        self.dir.write("dialsync.toml", &text);
     }
 }
 
@@ -206,21 +93,17 @@ path = "static.csv"
 fn reload_returns_once_the_agent_has_reloaded_or_refused() {
     let setup = Setup::new();
     let runtime_dir = setup.path("run");
-    let agent = Agent::start(&setup.path("dialsync.toml"), &runtime_dir);
-    agent.wait_for("synced");
-    let pid = agent.child.id();
+    let agent = agent(&setup.path("dialsync.toml"), &runtime_dir);
+    agent.wait_logged("synced");
+    let pid = agent.pid();
 
     // A good config: exit 0 once the new configuration is in force.
     setup.write_config("dry_run = true");
     let done = reload(pid, &runtime_dir, "20s");
-    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
-    assert!(
-        String::from_utf8_lossy(&done.stdout).contains("reloaded its configuration"),
-        "{}",
-        text(&done)
-    );
+    assert_eq!(done.code, Some(0), "{done}");
+    assert!(done.stdout.contains("reloaded its configuration"), "{done}");
     // By the time `reload` returned, the agent had logged the reload.
-    agent.wait_for("configuration reloaded");
+    agent.wait_logged("configuration reloaded");
     let record = fs::read_to_string(runtime_dir.join("reloaded")).expect("the reload record");
     assert!(record.contains("RESULT=reloaded"), "{record}");
     assert!(record.contains("MONOTONIC_USEC="), "{record}");
@@ -228,46 +111,36 @@ fn reload_returns_once_the_agent_has_reloaded_or_refused() {
     // A broken config: exit 1 with the agent's reason; the agent keeps running.
     setup.write_config("polcy = \"sync\"");
     let refused = reload(pid, &runtime_dir, "20s");
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("refused"), "{}", text(&refused));
-    assert!(
-        stderr.contains("polcy"),
-        "names the key: {}",
-        text(&refused)
-    );
+    assert_eq!(refused.code, Some(1), "{refused}");
+    let stderr = &refused.stderr;
+    assert!(stderr.contains("refused"), "{refused}");
+    assert!(stderr.contains("polcy"), "names the key: {refused}");
 
     // Fixed again, and RUNTIME_DIRECTORY (as systemd sets it for ExecReload=) instead of the flag.
     setup.write_config("");
-    let again = dialsync()
+    let again = run(command()
         .args(["reload", "--pid", &pid.to_string()])
-        .env("RUNTIME_DIRECTORY", &runtime_dir)
-        .output()
-        .expect("run dialsync reload");
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+        .env("RUNTIME_DIRECTORY", &runtime_dir));
+    assert_eq!(again.code, Some(0), "{again}");
 
-    assert_eq!(agent.terminate(), Some(0));
+    assert_eq!(agent.stop().0.code(), Some(0));
     // Nobody left to reload.
     let gone = reload(pid, &runtime_dir, "5s");
-    assert_eq!(gone.status.code(), Some(1), "{}", text(&gone));
+    assert_eq!(gone.code, Some(1), "{gone}");
 }
 
 #[test]
 fn reload_fails_when_the_process_dies_or_never_answers() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Dir::new();
 
     // SIGHUP's default action ends `sleep`: the agent "exited before it reloaded".
     let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
     let pid = sleeper.id();
     let reaper = std::thread::spawn(move || sleeper.wait());
     let started = Instant::now();
-    let died = reload(pid, dir.path(), "20s");
-    assert_eq!(died.status.code(), Some(1), "{}", text(&died));
-    assert!(
-        String::from_utf8_lossy(&died.stderr).contains("exited before it reloaded"),
-        "{}",
-        text(&died)
-    );
+    let died = reload(pid, dir.root(), "20s");
+    assert_eq!(died.code, Some(1), "{died}");
+    assert!(died.stderr.contains("exited before it reloaded"), "{died}");
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "it waited in vain"
@@ -284,14 +157,13 @@ fn reload_fails_when_the_process_dies_or_never_answers() {
         assert!(Instant::now() < deadline, "the shell never ignored SIGHUP");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let silent = reload(deaf.id(), dir.path(), "300ms");
+    let silent = reload(deaf.id(), dir.root(), "300ms");
     let _ = deaf.kill();
     let _ = deaf.wait();
-    assert_eq!(silent.status.code(), Some(1), "{}", text(&silent));
+    assert_eq!(silent.code, Some(1), "{silent}");
     assert!(
-        String::from_utf8_lossy(&silent.stderr).contains("has not reloaded after 300ms"),
-        "{}",
-        text(&silent)
+        silent.stderr.contains("has not reloaded after 300ms"),
+        "{silent}"
     );
 }
 

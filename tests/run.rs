@@ -5,15 +5,18 @@
 
 mod common;
 
+use std::ffi::OsStr;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{collect_lines, command, strip_ansi, wait_for, Rig, Settings};
+use common::sbc::CHECK_ONLY_UNREADABLE;
+use common::{command, wait_for, Rig, Settings};
 use dialsync::sim::fusion::usage;
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
@@ -98,157 +101,53 @@ impl Drop for FakeSystemd {
     }
 }
 
-/// A running `dialsync run`, killed if a test fails before stopping it.
+/// A `dialsync run` under a fake systemd with a 400 ms watchdog.
 struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    run: common::daemon::Daemon,
     systemd: FakeSystemd,
-    admin: String,
-    http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 impl Daemon {
-    /// Starts `dialsync run --config <config>` under a fake systemd with a 400 ms watchdog,
+    /// Starts `dialsync run --config <config>` with `NOTIFY_SOCKET` and `WATCHDOG_USEC` set,
     /// and waits for the admin address it logs.
     fn start(config: &Path) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let systemd = FakeSystemd::bind(dir.path());
-        let mut child = command()
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("NOTIFY_SOCKET", &systemd.path)
-            .env("WATCHDOG_USEC", "400000")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dialsync run");
-        let log = collect_lines(child.stderr.take().expect("stderr"));
-        let mut daemon = Daemon {
-            child,
-            log,
+        let env = [
+            ("NOTIFY_SOCKET", systemd.path.as_os_str()),
+            ("WATCHDOG_USEC", OsStr::new("400000")),
+        ];
+        let run = common::daemon::Daemon::start_with(config, &env);
+        Daemon {
+            run,
             systemd,
-            admin: String::new(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client"),
             _dir: dir,
-        };
-        let addr = wait_for("the `dialsync starting` log line", PATIENCE, || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("dialsync run exited ({status}):\n{}", daemon.log_text());
-            }
-            daemon
-                .log_text()
-                .lines()
-                .find(|l| l.contains("dialsync starting"))
-                .map(admin_address)
-        });
-        daemon.admin = format!("http://{addr}");
-        daemon
+        }
     }
+}
 
-    fn log_text(&self) -> String {
-        let lines = self.log.lock().expect("log");
-        let mut text = lines.join("\n");
-        text.push('\n');
-        text
+impl Deref for Daemon {
+    type Target = common::daemon::Daemon;
+
+    fn deref(&self) -> &Self::Target {
+        &self.run
     }
+}
 
-    fn logged(&self, what: &str) -> bool {
-        self.log_text().contains(what)
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill_process(Pid::from_child(&self.child), signal).expect("kill");
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Waits for the process to end on its own.
-    fn exit(&mut self, patience: Duration) -> ExitStatus {
-        let child = &mut self.child;
-        wait_for("dialsync run to exit", patience, || {
-            child.try_wait().expect("try_wait")
-        })
-    }
-
-    fn get(&self, rig: &Rig, path: &str) -> (u16, String) {
-        rig.block_on(async {
-            let response = self
-                .http
-                .get(format!("{}{path}", self.admin))
-                .send()
-                .await
-                .expect("GET");
-            let code = response.status().as_u16();
-            (code, response.text().await.expect("body"))
-        })
-    }
-
-    fn post(&self, rig: &Rig, path: &str) -> (u16, String) {
-        rig.block_on(async {
-            let response = self
-                .http
-                .post(format!("{}{path}", self.admin))
-                .send()
-                .await
-                .expect("POST");
-            let code = response.status().as_u16();
-            (code, response.text().await.expect("body"))
-        })
-    }
-
-    fn status(&self, rig: &Rig) -> Value {
-        let (code, body) = self.get(rig, "/status");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).expect("/status is JSON")
-    }
-
-    /// Waits until `/status` counts `cycles` finished cycles, and returns it.
-    fn wait_cycles(&self, rig: &Rig, cycles: u64) -> Value {
-        wait_for(&format!("cycle {cycles}"), PATIENCE, || {
-            let status = self.status(rig);
-            (status["totals"]["cycles"] == cycles && status["cycle_running"] == false)
-                .then_some(status)
-        })
+impl DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.run
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Before the process's log, which the daemon's own drop prints.
         if std::thread::panicking() {
-            eprintln!(
-                "notifications: {:?}\ndialsync run's log:\n{}",
-                self.systemd.notes(),
-                self.log_text()
-            );
-        }
-        if self.alive() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            eprintln!("notifications: {:?}", self.systemd.notes());
         }
     }
-}
-
-/// The `admin=` field of the `dialsync starting` line, whatever decorates it (timestamps,
-/// levels, ANSI colours when a terminal is assumed).
-fn admin_address(line: &str) -> String {
-    let plain = strip_ansi(line);
-    let at = plain
-        .find("admin=")
-        .unwrap_or_else(|| panic!("no admin= in {line:?}"));
-    plain[at + "admin=".len()..]
-        .split_whitespace()
-        .next()
-        .expect("an address")
-        .to_string()
 }
 
 /// The value of the sample `series` (name and labels exactly) in a Prometheus text.
@@ -318,10 +217,10 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
     });
     assert_eq!(rig.sbc_tag("+3226120042").as_deref(), Some("Trunk=acme"));
 
-    assert_eq!(daemon.get(&rig, "/livez").0, 200);
-    let (ready, why) = daemon.get(&rig, "/readyz");
+    assert_eq!(daemon.get("/livez").0, 200);
+    let (ready, why) = daemon.get("/readyz");
     assert_eq!(ready, 200, "{why}");
-    let status = daemon.wait_cycles(&rig, 1);
+    let status = daemon.wait_cycles(1);
     assert_eq!(status["last_cycle"]["outcome"], "converged", "{status:#}");
     assert_eq!(status["last_cycle"]["adds"], 3, "{status:#}");
     assert_eq!(status["interval_ms"], 3_600_000, "{status:#}");
@@ -356,7 +255,7 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
         "{status:#}"
     );
 
-    let (code, metrics) = daemon.get(&rig, "/metrics");
+    let (code, metrics) = daemon.get("/metrics");
     assert_eq!(code, 200);
     assert_eq!(metric(&metrics, "dialsync_owned_rules"), 3.0);
     assert_eq!(metric(&metrics, "dialsync_foreign_rules"), 3.0);
@@ -383,9 +282,9 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
         .phone_usages
         .retain(|u| u["phoneNumber"] != "+3226120050");
     let notes = daemon.systemd.notes().len();
-    let (code, body) = daemon.post(&rig, "/sync");
+    let (code, body) = daemon.post("/sync");
     assert_eq!(code, 202, "{body}");
-    let status = daemon.wait_cycles(&rig, 2);
+    let status = daemon.wait_cycles(2);
     assert_eq!(
         (
             &status["last_cycle"]["adds"],
@@ -400,7 +299,7 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
         line,
         "synced: 1 added, 1 modified, 0 deleted; 4 rules owned"
     );
-    let metrics = daemon.get(&rig, "/metrics").1;
+    let metrics = daemon.get("/metrics").1;
     assert_eq!(
         metric(&metrics, "dialsync_ops_applied_total{kind=\"add\"}"),
         4.0
@@ -415,15 +314,15 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
     // SIGUSR1: another cycle, with nothing to do.
     let notes = daemon.systemd.notes().len();
     daemon.signal(Signal::USR1);
-    let status = daemon.wait_cycles(&rig, 3);
+    let status = daemon.wait_cycles(3);
     assert_eq!(status["last_cycle"]["outcome"], "converged", "{status:#}");
     assert_eq!(daemon.systemd.status(notes).1, "in sync: 4 rules owned");
-    assert!(daemon.logged("SIGUSR1"), "{}", daemon.log_text());
+    assert!(daemon.logged("SIGUSR1"), "{}", daemon.log());
 
     let notes = daemon.systemd.notes().len();
     daemon.signal(Signal::TERM);
     let exit = daemon.exit(Duration::from_secs(10));
-    assert_eq!(exit.code(), Some(0), "{}", daemon.log_text());
+    assert_eq!(exit.code(), Some(0), "{}", daemon.log());
     daemon
         .systemd
         .wait("STOPPING=1", notes, |n| n == "STOPPING=1");
@@ -432,7 +331,7 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
     let check = rig.dialsync(&["check"]);
     assert_eq!(check.code, Some(1), "{check}");
     assert!(
-        check.stdout.starts_with(common::CHECK_ONLY_UNREADABLE),
+        check.stdout.starts_with(CHECK_ONLY_UNREADABLE),
         "only the unreadable row: {check}"
     );
     assert!(check.stdout.contains(" owned_rules=4 "), "{check}");
@@ -472,9 +371,9 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
     assert!(
         daemon.logged("cause=SIGHUP") && daemon.logged("configuration reloaded"),
         "{}",
-        daemon.log_text()
+        daemon.log()
     );
-    let status = daemon.status(&rig);
+    let status = daemon.status();
     assert_eq!(status["sources"][2]["name"], "extra", "{status:#}");
 
     // A broken config: the reload fails, says so, and the running config stays.
@@ -488,7 +387,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         "{line}"
     );
     daemon.systemd.wait("READY=1", failed, |n| n == "READY=1");
-    assert!(daemon.alive(), "{}", daemon.log_text());
+    assert!(daemon.alive(), "{}", daemon.log());
     // The extra source is still configured: its new tag reaches the SBC on the next cycle.
     rig.write(
         "extra.csv",
@@ -505,7 +404,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
     assert!(
         !daemon.logged("cause=config file changed"),
         "only SIGHUP reloaded: {}",
-        daemon.log_text()
+        daemon.log()
     );
 
     daemon.signal(Signal::TERM);
@@ -534,7 +433,7 @@ fn an_edited_config_file_is_reloaded_without_a_signal() {
     assert!(
         daemon.logged("cause=config file changed"),
         "{}",
-        daemon.log_text()
+        daemon.log()
     );
 
     let notes = daemon.systemd.notes().len();
@@ -545,10 +444,10 @@ fn an_edited_config_file_is_reloaded_without_a_signal() {
             && line.contains("max_delete_fractoin"),
         "{line}"
     );
-    assert!(daemon.alive(), "{}", daemon.log_text());
-    let (code, _) = daemon.get(&rig, "/livez");
+    assert!(daemon.alive(), "{}", daemon.log());
+    let (code, _) = daemon.get("/livez");
     assert_eq!(code, 200);
-    let status = daemon.status(&rig);
+    let status = daemon.status();
     assert_eq!(status["sources"][2]["name"], "extra", "{status:#}");
 
     daemon.signal(Signal::TERM);
@@ -613,7 +512,7 @@ fn sigterm_mid_apply_stops_after_the_batch_in_flight() {
     let asked = Instant::now();
     daemon.signal(Signal::TERM);
     let exit = daemon.exit(Duration::from_secs(10));
-    assert_eq!(exit.code(), Some(0), "{}", daemon.log_text());
+    assert_eq!(exit.code(), Some(0), "{}", daemon.log());
     assert!(asked.elapsed() < Duration::from_secs(10));
     daemon
         .systemd
@@ -621,7 +520,7 @@ fn sigterm_mid_apply_stops_after_the_batch_in_flight() {
     assert!(
         daemon.logged("stopping after the in-flight batch"),
         "{}",
-        daemon.log_text()
+        daemon.log()
     );
 
     // Some batches landed, whole, in plan order; the rest did not.
@@ -662,7 +561,7 @@ fn check_during_the_first_cycle_says_it_runs_and_warns_as_it_drags_on() {
     });
     rig.sbc.state().faults.latency = Duration::from_secs(5);
     let mut daemon = Daemon::start(&rig.config_path());
-    let pid = daemon.child.id();
+    let pid = daemon.pid();
 
     let ok = rig.dialsync(&["check"]);
     assert_eq!(ok.code, Some(0), "{ok}");
@@ -698,7 +597,7 @@ fn check_during_the_first_cycle_says_it_runs_and_warns_as_it_drags_on() {
         "{critical}"
     );
     assert_eq!(
-        daemon.status(&rig)["totals"]["cycles"],
+        daemon.status()["totals"]["cycles"],
         0,
         "all of that within the first cycle"
     );
@@ -721,12 +620,12 @@ fn check_during_the_first_cycle_says_it_runs_and_warns_as_it_drags_on() {
     // A new agent without the delay: its first cycle records a success, judged as usual.
     rig.sbc.state().faults.latency = Duration::ZERO;
     let daemon = Daemon::start(&rig.config_path());
-    daemon.wait_cycles(&rig, 1);
+    daemon.wait_cycles(1);
     // Judged as usual: what is left to say is the rigs' row in suffix notation.
     let in_sync = rig.dialsync(&["check"]);
     assert_eq!(in_sync.code, Some(1), "{in_sync}");
     assert!(
-        in_sync.stdout.starts_with(common::CHECK_ONLY_UNREADABLE),
+        in_sync.stdout.starts_with(CHECK_ONLY_UNREADABLE),
         "{in_sync}"
     );
     drop(daemon);

@@ -11,23 +11,25 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::ffi::OsStr;
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{command, pbx_device, strip_ansi, wait_for, Out};
+use common::config::{apio_source, fusion_source, livecloud_source, sbc_table};
+use common::daemon::Daemon;
+use common::dir::{chmod, Dir};
+use common::emulators::{own_runtime, start_apio, start_fusion, start_live, start_sbc};
+use common::sbc::{administrator, pbx_device};
+use common::{command, wait_for, Out};
 use dialsync::config::Config;
 use dialsync::sim::apio::{self, ApioSim, ApioSimConfig};
 use dialsync::sim::fusion::{FusionSim, FusionSimConfig};
 use dialsync::sim::livecloud::{live_number, LiveCloudSim, LiveSimConfig};
-use dialsync::sim::sbc::{SbcSim, SimUser};
-use rustix::process::{kill_process, Pid, Signal};
-use serde_json::{json, Value};
+use dialsync::sim::sbc::SbcSim;
+use rustix::process::Signal;
+use serde_json::json;
 
 /// How long anything the daemon does on its own may take on a slow, busy machine.
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -85,7 +87,7 @@ impl Default for Opts {
 /// every way of authenticating (Fusion login and machine token, APIO JWT and session, OAuth
 /// client credentials) and writes the SBC with HTTP Basic.
 struct Lab {
-    dir: tempfile::TempDir,
+    dir: Dir,
     sbc: SbcSim,
     fusion: FusionSim,
     apio: ApioSim,
@@ -96,33 +98,16 @@ struct Lab {
 
 impl Lab {
     fn start() -> Lab {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let runtime = own_runtime(2);
         // Its own password, one the leak scan can tell from any other string.
-        let device = pbx_device();
-        let users = vec![SimUser {
-            username: SBC_USER.into(),
-            password: SBC_PASSWORD.into(),
-            administrator: true,
-        }];
-        let sbc = runtime
-            .block_on(SbcSim::start(any, device, users))
-            .expect("sbc starts");
-        let fusion = runtime
-            .block_on(FusionSim::start(
-                any,
-                FusionSimConfig {
-                    username: FUSION_USER.into(),
-                    password: FUSION_PASSWORD.into(),
-                    machine_token: Some(FUSION_TOKEN.into()),
-                    ..FusionSimConfig::default()
-                },
-            ))
-            .expect("fusion starts");
+        let users = vec![administrator(SBC_USER, SBC_PASSWORD)];
+        let sbc = runtime.block_on(start_sbc(pbx_device(), users));
+        let fusion = runtime.block_on(start_fusion(FusionSimConfig {
+            username: FUSION_USER.into(),
+            password: FUSION_PASSWORD.into(),
+            machine_token: Some(FUSION_TOKEN.into()),
+            ..FusionSimConfig::default()
+        }));
         {
             let mut state = fusion.state();
             state.add_numbers(3226120000, 20, "acme");
@@ -130,16 +115,11 @@ impl Lab {
                 "rangeStart": 23001000u64, "rangeEnd": 23001099u64,
                 "numberType": "geographic"})];
         }
-        let apio = runtime
-            .block_on(ApioSim::start(
-                any,
-                ApioSimConfig {
-                    username: APIO_USER.into(),
-                    password: APIO_PASSWORD.into(),
-                    ..ApioSimConfig::default()
-                },
-            ))
-            .expect("apio starts");
+        let apio = runtime.block_on(start_apio(ApioSimConfig {
+            username: APIO_USER.into(),
+            password: APIO_PASSWORD.into(),
+            ..ApioSimConfig::default()
+        }));
         {
             let mut state = apio.state();
             state
@@ -151,19 +131,16 @@ impl Lab {
                 .numbers
                 .push(apio::number("+3227100000", "+3227100009", true));
         }
-        let live = runtime
-            .block_on(LiveCloudSim::start(
-                any,
-                LiveSimConfig {
-                    client_id: LIVE_CLIENT.into(),
-                    client_secret: LIVE_SECRET.into(),
-                    // The source reads one page per cycle; the lab's cycles must not throttle.
-                    rate_max: 1000,
-                    ..LiveSimConfig::default()
-                },
-                Vec::new(),
-            ))
-            .expect("live starts");
+        let live = runtime.block_on(start_live(
+            LiveSimConfig {
+                client_id: LIVE_CLIENT.into(),
+                client_secret: LIVE_SECRET.into(),
+                // The source reads one page per cycle; the lab's cycles must not throttle.
+                rate_max: 1000,
+                ..LiveSimConfig::default()
+            },
+            Vec::new(),
+        ));
         live.state().numbers.insert(
             TENANT.into(),
             (1..=5)
@@ -171,7 +148,7 @@ impl Lab {
                 .collect(),
         );
         let lab = Lab {
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir: Dir::new(),
             sbc,
             fusion,
             apio,
@@ -182,27 +159,27 @@ impl Lab {
         for (name, value) in SECRET_FILES {
             lab.secret(name, value, 0o600);
         }
-        std::fs::write(
-            lab.path("static.csv"),
+        lab.dir.write(
+            "static.csv",
             "start,end,tag\n+3225000000,+3225000009,Trunk=static\n",
-        )
-        .expect("static.csv");
+        );
         lab.write_config(&Opts::default());
         lab
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.path(name)
     }
 
     fn config_path(&self) -> PathBuf {
-        self.path("dialsync.toml")
+        self.dir.config_path()
     }
 
     /// `secrets/<name>` holding `value` with `mode`.
     fn secret(&self, name: &str, value: &str, mode: u32) -> PathBuf {
-        let path = self.path("secrets").join(name);
-        std::fs::write(&path, format!("{value}\n")).expect("write secret");
+        let name = format!("secrets/{name}");
+        self.dir.secret(&name, &format!("{value}\n"));
+        let path = self.path(&name);
         chmod(&path, mode);
         path
     }
@@ -219,23 +196,8 @@ state_db = "{state_db}"
 [admin]
 listen = "{admin}"
 
-[sbc]
-url = "{sbc}"
-username = "{SBC_USER}"
-password_file = "{sbc_password}"
-timeout = "5s"
-{sbc_extra}
-[[sources]]
-name = "fusion"
-kind = "fusion"
-url = "{fusion_url}"
-draas_instance = "{draas}"
-group_uuid = "{group}"
-username = "{FUSION_USER}"
-password_file = "{fusion_password}"
-tag = "Trunk={{tenant}}"
-timeout = "3s"
-
+{sbc}{sbc_extra}
+{fusion_source}
 [[sources]]
 name = "fusion-ranges"
 kind = "fusion"
@@ -247,18 +209,7 @@ ranges_path = "{ranges_path}"
 tag = "Trunk=ranges"
 timeout = "3s"
 
-[[sources]]
-name = "apio"
-kind = "apio"
-url = "{apio_url}"
-auth = "jwt"
-proxy_prefix = "{proxy}"
-username = "{APIO_USER}"
-password_file = "{apio_password}"
-tag = "Trunk=apio"
-timeout = "3s"
-groups = [ {{ tenant = "t1", group = "g1" }} ]
-
+{apio_source}
 [[sources]]
 name = "apio-session"
 kind = "apio"
@@ -269,18 +220,7 @@ password_file = "{apio_password}"
 timeout = "3s"
 groups = [ {{ tenant = "t2", group = "g2", tag = "Trunk=apio2" }} ]
 
-[[sources]]
-name = "live"
-kind = "livecloud"
-url = "{live_url}"
-token_url = "{token_url}"
-client_id = "{LIVE_CLIENT}"
-client_secret_file = "{live_secret}"
-scope = "{scope}"
-ms_tenant_ids = ["{TENANT}"]
-tag = "Trunk=teams"
-timeout = "3s"
-[sources.tags]
+{live_source}[sources.tags]
 "Any Tenant" = "Trunk=any"
 
 [[sources]]
@@ -291,22 +231,18 @@ path = "{static_csv}"
             interval = opts.interval,
             state_db = self.path("state.db").display(),
             admin = opts.admin_listen,
-            sbc = self.sbc.url(),
-            sbc_password = secret(opts.sbc_password_file),
+            sbc = sbc_table(&self.sbc.url(), secret(opts.sbc_password_file), "5s"),
             sbc_extra = opts.sbc_extra,
+            fusion_source = fusion_source(&self.fusion, secret(opts.fusion_password_file), "3s"),
             fusion_url = self.fusion.url(),
             draas = fusion.draas_instance,
             group = fusion.group_uuid,
-            fusion_password = secret(opts.fusion_password_file),
             fusion_token = secret("fusion-token"),
             ranges_path = fusion.ranges_path,
+            apio_source = apio_source(&self.apio, secret("apio-password"), "3s"),
             apio_url = self.apio.url(),
-            proxy = self.apio.config().proxy_prefix,
             apio_password = secret("apio-password"),
-            live_url = self.live.url(),
-            token_url = self.live.token_url(),
-            live_secret = secret("live-secret"),
-            scope = self.live.config().scope,
+            live_source = livecloud_source(&self.live, secret("live-secret"), TENANT, "3s"),
             static_csv = self.path("static.csv").display(),
         )
     }
@@ -318,9 +254,7 @@ path = "{static_csv}"
     /// Replaces the config in one step (a rename), so that the daemon's file watcher never
     /// reads half a file.
     fn write_config_text(&self, text: &str) {
-        let temporary = self.path("dialsync.toml.new");
-        std::fs::write(&temporary, text).expect("write config");
-        std::fs::rename(&temporary, self.config_path()).expect("rename config");
+        self.dir.replace("dialsync.toml", text);
     }
 
     /// `dialsync ARGS... --config <the lab's config>` with `env` added.
@@ -335,12 +269,8 @@ path = "{static_csv}"
 
     /// `dialsync run` on the lab's config, logging at `rust_log`.
     fn daemon(&self, rust_log: &str) -> Daemon {
-        Daemon::start(&self.config_path(), rust_log)
+        Daemon::start_with(&self.config_path(), &[("RUST_LOG", OsStr::new(rust_log))])
     }
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 /// The 1-based line of the one line of `text` that contains `needle`.
@@ -374,147 +304,6 @@ fn insert_after(text: &str, after: &str, line: &str) -> String {
     let mut lines: Vec<&str> = text.lines().collect();
     lines.insert(at, line);
     lines.join("\n") + "\n"
-}
-
-// ---------------------------------------------------------------------------------------------
-// `dialsync run`, with its stdout and stderr kept whole.
-
-struct Daemon {
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    admin: SocketAddr,
-}
-
-impl Daemon {
-    fn start(config: &Path, rust_log: &str) -> Daemon {
-        let mut child = command()
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dialsync run");
-        let stdout = collect(child.stdout.take().expect("stdout"));
-        let stderr = collect(child.stderr.take().expect("stderr"));
-        let mut daemon = Daemon {
-            child,
-            stdout,
-            stderr,
-            admin: "127.0.0.1:9".parse().expect("placeholder"),
-        };
-        daemon.admin = wait_for("the `dialsync starting` log line", PATIENCE, || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("dialsync run exited ({status}):\n{}", daemon.log());
-            }
-            let log = daemon.log();
-            let line = log.lines().find(|l| l.contains("dialsync starting"))?;
-            let at = line.find("admin=")? + "admin=".len();
-            let addr = line[at..].split_whitespace().next()?;
-            Some(addr.parse().expect("admin= is an address"))
-        });
-        daemon
-    }
-
-    /// Stderr so far, without terminal colours.
-    fn log(&self) -> String {
-        strip_ansi(&String::from_utf8_lossy(
-            &self.stderr.lock().expect("stderr"),
-        ))
-    }
-
-    /// `METHOD path` on the admin port, as HTTP/1.0 (no chunking): status and whole answer,
-    /// headers included.
-    fn http(&self, method: &str, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.admin).expect("connect to the admin port");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
-        )
-        .expect("send");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read answer");
-        let code = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-        (code, answer)
-    }
-
-    fn status(&self) -> Value {
-        let (code, answer) = self.http("GET", "/status");
-        assert_eq!(code, 200, "{answer}");
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
-    }
-
-    /// Waits until `/status` counts `cycles` finished cycles.
-    fn wait_cycles(&self, cycles: u64) -> Value {
-        wait_for(&format!("cycle {cycles}"), PATIENCE, || {
-            let status = self.status();
-            (status["totals"]["cycles"] == cycles && status["cycle_running"] == false)
-                .then_some(status)
-        })
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill_process(Pid::from_child(&self.child), signal).expect("kill");
-    }
-
-    /// SIGTERM, then everything it wrote: (exit, stdout, stderr).
-    fn stop(mut self) -> (ExitStatus, Vec<u8>, Vec<u8>) {
-        self.signal(Signal::TERM);
-        let child = &mut self.child;
-        let status = wait_for("dialsync run to exit", PATIENCE, || {
-            child.try_wait().expect("try_wait")
-        });
-        // The readers end at EOF, right after the exit.
-        let complete = |buffer: &Arc<Mutex<Vec<u8>>>| {
-            wait_for("the end of the output", PATIENCE, || {
-                (Arc::strong_count(buffer) == 1).then_some(())
-            });
-            buffer.lock().expect("buffer").clone()
-        };
-        (status, complete(&self.stdout), complete(&self.stderr))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("dialsync run's log:\n{}", self.log());
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Reads `from` to its end on a thread of its own, into the buffer returned (whose other
-/// reference is dropped at EOF).
-fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = buffer.clone();
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        while let Ok(n) = from.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            writer
-                .lock()
-                .expect("buffer")
-                .extend_from_slice(&chunk[..n]);
-        }
-    });
-    buffer
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,7 +574,7 @@ fn secrets_never_appear_in_output_logs_admin_port_errors_or_the_state_database()
     );
 
     // The state database and anything else written next to it.
-    seen.files(lab.dir.path());
+    seen.files(lab.dir.root());
     assert!(
         seen.0.iter().any(|(what, _)| what.ends_with("state.db")),
         "the state database was scanned"

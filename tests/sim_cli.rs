@@ -2,13 +2,16 @@
 //! its dial plans in a state file across restarts (even a SIGKILL); Fusion, APIO and Live
 //! Platform serve the demo data files in config/demo/, read back through the real sources.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use dialsync::dialplan::rule::Tag;
+use common::command;
+use common::loopback::client;
+use common::source::tag_rule;
 use dialsync::net::oauth::ClientCredentials;
 use dialsync::net::secret::Secret;
 use dialsync::resolve::{resolve, Entry};
@@ -19,41 +22,47 @@ use dialsync::source::fusion::{
 };
 use dialsync::source::http::HttpConfig;
 use dialsync::source::livecloud::{LiveCloudSource, LiveCloudSourceConfig};
-use dialsync::source::tag::{TagRule, TagTemplate};
 use dialsync::source::SourceEntries;
 use reqwest::multipart;
 use serde_json::Value;
 
-/// Starts the emulator and returns it with its URL, read from its first line of output.
-fn start(state: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dialsync"))
-        .args([
-            "sim",
-            "sbc",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "ops:pw",
-            "--state",
-        ])
-        .arg(state)
+/// Starts `dialsync sim sbc` keeping its dial plans in `state`, and returns it with its URL.
+fn start(state: &Path) -> (Running, String) {
+    let (running, line) = listening(
+        command()
+            .args(["sim", "sbc", "--listen", "127.0.0.1:0"])
+            .args(["--admin", "ops:pw", "--state"])
+            .arg(state),
+    );
+    (running, url_in(&line))
+}
+
+/// Spawns `command` (a `dialsync sim`) and returns it with the first line it prints, which
+/// says where it listens.
+fn listening(command: &mut Command) -> (Running, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start dialsync sim sbc");
+        .expect("start dialsync sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
+    BufReader::new(stdout)
         .read_line(&mut line)
         .expect("first line");
-    let url = line
-        .split_whitespace()
+    (running, line)
+}
+
+/// The URL in a line of output.
+fn url_in(line: &str) -> String {
+    line.split_whitespace()
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    (child, url)
+        .to_string()
 }
 
 async fn rules(url: &str) -> Vec<(u32, String)> {
-    let text = reqwest::Client::new()
+    let text = client()
         .get(format!("{url}/api/v1/files/cliScript"))
         .basic_auth("ops", Some("pw"))
         .send()
@@ -77,7 +86,7 @@ async fn the_emulator_keeps_its_dial_plans_across_restarts() {
         "a new device has an empty OCDialPlan"
     );
     let script = "configure voip\n sbc dial-plan-rule 0/3\n  name \"dialsync\"\n  prefix \"+3226127xxx#\"\n  tag \"Trunk=a\"\n  activate\n exit\nexit\n";
-    let response = reqwest::Client::new()
+    let response = client()
         .put(format!("{url}/api/v1/files/cliScript/incremental"))
         .basic_auth("ops", Some("pw"))
         .multipart(multipart::Form::new().part("file", multipart::Part::text(script)))
@@ -85,13 +94,13 @@ async fn the_emulator_keeps_its_dial_plans_across_restarts() {
         .await
         .expect("put");
     assert!(response.status().is_success());
-    first.kill().expect("SIGKILL");
-    first.wait().expect("reaped");
+    first.0.kill().expect("SIGKILL");
+    first.0.wait().expect("reaped");
 
     let (mut second, url) = start(&state);
     assert_eq!(rules(&url).await, [(3, "+3226127xxx#".to_string())]);
-    second.kill().expect("SIGKILL");
-    second.wait().expect("reaped");
+    second.0.kill().expect("SIGKILL");
+    second.0.wait().expect("reaped");
 }
 
 #[test]
@@ -99,7 +108,7 @@ fn a_bad_state_file_is_refused_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("sbc.json");
     std::fs::write(&state, "not json").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_dialsync"))
+    let out = command()
         .args(["sim", "sbc", "--listen", "127.0.0.1:0", "--state"])
         .arg(&state)
         .output()
@@ -135,28 +144,16 @@ fn demo_data(kind: &str) -> Value {
 /// Starts `dialsync sim <kind> --data <demo file>` and returns it with its URL, read from its
 /// first line of output.
 fn start_sim(kind: &str) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dialsync"))
-        .args(["sim", kind, "--listen", "127.0.0.1:0", "--data"])
-        .arg(demo_file(kind))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start dialsync sim {kind}: {e}"));
-    let stdout = child.stdout.take().expect("stdout");
-    let running = Running(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("first line");
+    let (running, line) = listening(
+        command()
+            .args(["sim", kind, "--listen", "127.0.0.1:0", "--data"])
+            .arg(demo_file(kind)),
+    );
     assert!(
         line.starts_with(&format!("dialsync sim {kind}: listening on http://")),
         "{line:?}"
     );
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    (running, url)
+    (running, url_in(&line))
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
@@ -176,19 +173,9 @@ fn http() -> HttpConfig {
     }
 }
 
-fn tags(template: &str, fields: &[&str], overrides: BTreeMap<String, Tag>) -> TagRule {
-    TagRule {
-        template: TagTemplate::parse(template, fields).expect("template"),
-        overrides,
-    }
-}
-
 fn covered(out: &SourceEntries) -> Vec<String> {
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
-    out.entries
-        .iter()
-        .map(|e| format!("{} {}", e.coverage, e.tag.as_str()))
-        .collect()
+    common::source::covered(out)
 }
 
 /// Fusion tenant names hold spaces, which tags may not: the demo makes a tag of each with
@@ -206,7 +193,7 @@ fn oc_feed(data: &Value) -> FusionFeed {
         .map(|s| OcSubscription {
             tenant: text(s, "tenant").into(),
             subscription: text(s, "subscription").into(),
-            tags: tags("Trunk=vlissinghe", OC_TAG_FIELDS, BTreeMap::new()),
+            tags: tag_rule("Trunk=vlissinghe", OC_TAG_FIELDS, &[]),
         })
         .collect();
     FusionFeed::OcNumbers {
@@ -231,11 +218,7 @@ async fn fetch_fusion(url: &str, data: &Value, feed: FusionFeed) -> SourceEntrie
             username: text(data, "username").into(),
             password: Secret::new(text(data, "password")),
         },
-        tags(
-            template,
-            dialsync::source::fusion::TAG_FIELDS,
-            BTreeMap::new(),
-        ),
+        tag_rule(template, dialsync::source::fusion::TAG_FIELDS, &[]),
     );
     config.feed = feed;
     config.http = http();
@@ -254,11 +237,7 @@ async fn fetch_apio(url: &str, data: &Value) -> SourceEntries {
         .map(|g| ApioGroup {
             tenant: text(g, "tenant").into(),
             group: text(g, "group").into(),
-            tags: tags(
-                "Trunk={tenant}",
-                dialsync::source::apio::TAG_FIELDS,
-                BTreeMap::new(),
-            ),
+            tags: tag_rule("Trunk={tenant}", dialsync::source::apio::TAG_FIELDS, &[]),
         })
         .collect();
     let auth = ApioAuth::Jwt {
@@ -288,10 +267,10 @@ async fn fetch_livecloud(url: &str, data: &Value) -> SourceEntries {
         url,
         credentials,
         tenants.keys().cloned().collect(),
-        tags(
+        tag_rule(
             "Trunk={tenant_id}",
             dialsync::source::livecloud::TAG_FIELDS,
-            BTreeMap::new(),
+            &[],
         ),
     );
     // Pages of 2 so that even the small demo tenant takes several pages.
@@ -454,7 +433,7 @@ async fn sim_livecloud_serves_its_data_file() {
         ("client_secret", text(&data, "client_secret")),
         ("scope", text(&data, "scope")),
     ];
-    let client = reqwest::Client::new();
+    let client = client();
     let token: Value = client
         .post(format!("{url}/oauth2/v2.0/token"))
         .form(&credentials)
@@ -530,7 +509,7 @@ fn a_bad_data_file_is_refused_naming_it() {
             (&typo, "unknown field `page_sise`"),
             (&broken, "line 3 column 3"),
         ] {
-            let out = Command::new(env!("CARGO_BIN_EXE_dialsync"))
+            let out = command()
                 .args(["sim", kind, "--listen", "127.0.0.1:0", "--data"])
                 .arg(file)
                 .output()

@@ -1,41 +1,20 @@
 //! The SBC emulator over real HTTP on loopback: it must be as strict as the device, because the
 //! sink is only proven against it.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
-use dialsync::sim::sbc::{SbcSim, SbcState, SimRule, SimUser};
+use common::emulators::start_sbc;
+use common::loopback::client;
+use common::sbc::{admin_and_monitor, sim_rule, ADMIN, MONITOR};
+use dialsync::sim::sbc::{SbcSim, SbcState};
 use dialsync::sink::audiocodes::cli_script;
 use reqwest::{multipart, Client, StatusCode};
 use serde_json::Value;
 
-const ADMIN: (&str, &str) = ("admin", "s3cret");
-const MONITOR: (&str, &str) = ("monitor", "watch");
-
 async fn start(state: SbcState) -> SbcSim {
-    let users = vec![
-        SimUser {
-            username: ADMIN.0.into(),
-            password: ADMIN.1.into(),
-            administrator: true,
-        },
-        SimUser {
-            username: MONITOR.0.into(),
-            password: MONITOR.1.into(),
-            administrator: false,
-        },
-    ];
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
-    SbcSim::start(any, state, users)
-        .await
-        .expect("emulator starts")
-}
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
+    start_sbc(state, admin_and_monitor()).await
 }
 
 async fn put_script(
@@ -357,14 +336,12 @@ async fn injected_faults() {
     assert_eq!(sim.state().applied_scripts, 1);
 
     // Out-of-band edit (someone on the device's web UI) and an unknown endpoint.
-    sim.state().plans.get_mut(&0).expect("plan").rules.insert(
-        40,
-        SimRule {
-            name: "manual".into(),
-            prefix: "+3226128500#".into(),
-            tag: "Trunk=hand".into(),
-        },
-    );
+    sim.state()
+        .plans
+        .get_mut(&0)
+        .expect("plan")
+        .rules
+        .insert(40, sim_rule("manual", "+3226128500#", "Trunk=hand"));
     assert_eq!(
         sim.state().lookup("OCDialPlan", "+3226128500").as_deref(),
         Some("Trunk=hand")

@@ -3,58 +3,30 @@
 //! a bad rule inside a batch, refused credentials, an upgrading device, and a real process
 //! killed with SIGKILL in the middle of an apply.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dialsync::dialplan::pattern::Pattern;
+use common::emulators::{own_runtime, start_sbc};
+use common::plan::{plan_settings, planned, route, routes, store_in};
+use common::sbc::{
+    admin_and_monitor, oc_dial_plan, quiet_dropped_connections, scripts_written, sim_rule, ADMIN,
+    MONITOR,
+};
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
-use dialsync::plan::{plan, OpKind, PlanSettings, Policy, Route, Safety};
+use dialsync::plan::{plan, OpKind, Route};
 use dialsync::sim::sbc::cli::CliStyle;
-use dialsync::sim::sbc::{DroppedConnection, SbcSim, SbcState, SimPlan, SimRule, SimUser};
+use dialsync::sim::sbc::{SbcSim, SbcState, SimPlan, SimRule};
 use dialsync::sink::audiocodes::{AudioCodesSink, SbcConfig};
 use dialsync::sink::{ApplyReport, SinkError, Target};
 use dialsync::store::Store;
 
-const ADMIN: (&str, &str) = ("admin", "s3cret");
-const MONITOR: (&str, &str) = ("monitor", "watch");
-const PUT: &str = "PUT /api/v1/files/cliScript/incremental";
-
-/// The emulator drops a connection by panicking in its handler; those panics are the fault
-/// being injected, not failures, so they are kept out of the test output. Any other panic
-/// still reaches the default hook.
-fn quiet_dropped_connections() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<DroppedConnection>().is_none() {
-                default(info);
-            }
-        }));
-    });
-}
-
 async fn start(state: SbcState) -> SbcSim {
     quiet_dropped_connections();
-    let users = vec![
-        SimUser {
-            username: ADMIN.0.into(),
-            password: ADMIN.1.into(),
-            administrator: true,
-        },
-        SimUser {
-            username: MONITOR.0.into(),
-            password: MONITOR.1.into(),
-            administrator: false,
-        },
-    ];
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
-    SbcSim::start(any, state, users)
-        .await
-        .expect("emulator starts")
+    start_sbc(state, admin_and_monitor()).await
 }
 
 /// A device whose `OCDialPlan` already holds what the field puts there before dialsync comes
@@ -64,10 +36,8 @@ async fn start(state: SbcState) -> SbcSim {
 /// characters, and one row in the vendor's suffix notation, which dialsync cannot read. Another
 /// dial plan holds rules with dialsync's name. None of them may ever change.
 fn device() -> SbcState {
-    let mut state = SbcState::with_oc_dial_plan();
-    let oc = state.plans.get_mut(&0).expect("OCDialPlan");
     let long_tag = format!("Trunk=legacy-{}", "x".repeat(60));
-    for (index, name, prefix, tag) in [
+    let mut state = oc_dial_plan(&[
         (0, "LivePlatform", "+97239753000", "sandbox1.audiocodes.be"),
         (
             1,
@@ -79,28 +49,14 @@ fn device() -> SbcState {
         (3, "Site \"A\"", "+3223[0-4]", long_tag.as_str()),
         (4, "pbx", "+3224xx#", "Trunk=pbx"),
         (5, "legacy", "53([2-4])", "A"),
-    ] {
-        oc.rules.insert(
-            index,
-            SimRule {
-                name: name.into(),
-                prefix: prefix.into(),
-                tag: tag.into(),
-            },
-        );
-    }
+    ]);
     let mut other = SimPlan {
         name: "Other".into(),
         rules: BTreeMap::new(),
     };
-    other.rules.insert(
-        5,
-        SimRule {
-            name: "dialsync".into(),
-            prefix: "+3226000001#".into(),
-            tag: "Trunk=other".into(),
-        },
-    );
+    other
+        .rules
+        .insert(5, sim_rule("dialsync", "+3226000001#", "Trunk=other"));
     state.plans.insert(1, other);
     state
 }
@@ -115,41 +71,6 @@ fn config(sim_url: &str, user: (&str, &str), batch_size: usize) -> SbcConfig {
     config
 }
 
-fn settings() -> PlanSettings {
-    PlanSettings {
-        rule_name: "dialsync".into(),
-        policy: Policy::Sync,
-        adopt_foreign: false,
-        safety: Safety {
-            max_delete_fraction: 1.0,
-            max_update_fraction: 1.0,
-            min_existing: 10,
-        },
-        max_rules: 1_000_000,
-    }
-}
-
-fn route(prefix: &str, tag: &str) -> Route {
-    Route {
-        prefix: Pattern::parse(prefix).expect("prefix"),
-        tag: Tag::parse(tag, 256).expect("tag"),
-    }
-}
-
-/// `n` distinct single-number routes spread over a few trunks.
-fn routes(n: usize) -> Vec<Route> {
-    let mut routes: Vec<Route> = (0..n)
-        .map(|i| {
-            route(
-                &format!("+3226{:07}#", 1_000_000 + i),
-                &format!("Trunk=t{}", i % 7),
-            )
-        })
-        .collect();
-    routes.sort();
-    routes
-}
-
 /// Read, plan and apply, as one agent cycle does.
 async fn sync(
     sink: &AudioCodesSink,
@@ -157,9 +78,7 @@ async fn sync(
     desired: &[Route],
 ) -> Result<ApplyReport, SinkError> {
     let device = sink.read().await?;
-    let plan = plan(desired, &device.rules, &device.unreadable, &[], &settings());
-    assert!(plan.blocked.is_empty(), "{:?}", plan.blocked);
-    sink.apply(store, &plan, &device).await
+    sink.apply(store, &planned(desired, &device), &device).await
 }
 
 /// dialsync's rules in `OCDialPlan`, sorted; duplicates would show as repeated entries.
@@ -191,10 +110,6 @@ fn foreign(sim: &SbcSim) -> Vec<(u32, u32, SimRule)> {
         .collect()
 }
 
-fn puts(sim: &SbcSim) -> usize {
-    sim.state().requests.iter().filter(|r| *r == PUT).count()
-}
-
 fn assert_converged(sim: &SbcSim, desired: &[Route], foreign_before: &[(u32, u32, SimRule)]) {
     let mut want = desired.to_vec();
     want.sort();
@@ -204,10 +119,6 @@ fn assert_converged(sim: &SbcSim, desired: &[Route], foreign_before: &[(u32, u32
     assert_eq!(foreign(sim), foreign_before, "foreign rules changed");
     let unexpected = sim.state().unexpected.clone();
     assert!(unexpected.is_empty(), "{unexpected:?}");
-}
-
-fn store_in(dir: &Path) -> Store {
-    Store::open(dir.join("state.db")).expect("store")
 }
 
 #[tokio::test]
@@ -226,11 +137,11 @@ async fn load_modify_delete_leave_foreign_rules_alone() {
     println!(
         "initial load of 3,000 rules: {took:?}, {} HTTP requests by the apply ({} PUTs)",
         report.requests,
-        puts(&sim)
+        scripts_written(&sim)
     );
     assert_eq!(report.applied, 3000);
     assert_eq!(report.batches, 15);
-    assert_eq!(puts(&sim), 15);
+    assert_eq!(scripts_written(&sim), 15);
     assert!(report.saved && report.quarantined.is_empty());
     // 15 PUTs and the save.
     assert_eq!(report.requests, 16);
@@ -260,7 +171,7 @@ async fn load_modify_delete_leave_foreign_rules_alone() {
         &device_now.rules,
         &device_now.unreadable,
         &[],
-        &settings(),
+        &plan_settings(),
     );
     assert_eq!(modify.ops.len(), 100);
     assert!(modify.ops.iter().all(|op| op.kind() == OpKind::Modify));
@@ -280,13 +191,13 @@ async fn load_modify_delete_leave_foreign_rules_alone() {
     assert_converged(&sim, &desired, &foreign_before);
 
     // Nothing to do: no write at all.
-    let before = puts(&sim);
+    let before = scripts_written(&sim);
     let report = sync(&sink, &mut store, &desired).await.expect("no-op");
     assert_eq!(
         (report.applied, report.batches, report.saved),
         (0, 0, false)
     );
-    assert_eq!(puts(&sim), before);
+    assert_eq!(scripts_written(&sim), before);
 }
 
 #[tokio::test]
@@ -305,7 +216,7 @@ async fn a_409_storm_still_converges() {
     let report = sync(&sink, &mut store, &desired).await.expect("storm");
     assert_eq!(report.applied, 500);
     // Five batches, five refusals.
-    assert_eq!(puts(&sim), 10);
+    assert_eq!(scripts_written(&sim), 10);
     assert_eq!(report.requests, 11);
     assert_converged(&sim, &desired, &foreign_before);
 
@@ -427,7 +338,7 @@ async fn a_bad_rule_inside_a_batch_is_quarantined() {
         "{reason}"
     );
     // 3 batches, the failing one once more op by op (200 PUTs), and the save.
-    assert_eq!(puts(&sim), 3 + 200);
+    assert_eq!(scripts_written(&sim), 3 + 200);
     assert!(report.saved);
     assert!(store.unfinished_journal().expect("journal").is_none());
     desired.retain(|r| *r != bad);
@@ -466,7 +377,7 @@ async fn monitor_user_is_fatal_and_writes_nothing() {
         "{err}"
     );
     assert_eq!(sim.state().applied_scripts, 0);
-    assert_eq!(puts(&sim), 1);
+    assert_eq!(scripts_written(&sim), 1);
     assert!(store.unfinished_journal().expect("journal").is_none());
 }
 
@@ -501,7 +412,7 @@ async fn writes_wait_for_the_end_of_an_upgrade() {
         );
         assert!(err.to_string().contains(status.unwrap_or("-")), "{err}");
         assert_eq!(err.class(), ErrorClass::Transient);
-        assert_eq!(puts(&sim), 0, "{status:?}");
+        assert_eq!(scripts_written(&sim), 0, "{status:?}");
         assert!(store.unfinished_journal().expect("journal").is_none());
     }
 }
@@ -555,7 +466,7 @@ async fn answers_without_a_status_are_settled_by_one_read() {
     assert_eq!(report.applied, 450);
     assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
     // 5 batches, each sent once and read back once, besides the read the plan came from.
-    assert_eq!(puts(&sim), 5);
+    assert_eq!(scripts_written(&sim), 5);
     assert_eq!(reads(&sim), 1 + 5);
     assert_converged(&sim, &desired, &foreign_before);
 }
@@ -587,7 +498,14 @@ async fn a_refused_rule_is_found_in_every_answer_shape() {
         desired.sort();
         // Which batch of 20 the bad rule travels in, make-before-break order and all.
         let read = sink.read().await.expect("read");
-        let ops = plan(&desired, &read.rules, &read.unreadable, &[], &settings()).ops;
+        let ops = plan(
+            &desired,
+            &read.rules,
+            &read.unreadable,
+            &[],
+            &plan_settings(),
+        )
+        .ops;
         let at = ops
             .iter()
             .position(|op| op.after.as_ref() == Some(&bad))
@@ -605,7 +523,7 @@ async fn a_refused_rule_is_found_in_every_answer_shape() {
         assert_eq!(op.after.as_ref(), Some(&bad));
         assert!(reason.contains("at most 64"), "{shape}: {reason}");
         // 3 batches, the refused one again op by op.
-        assert_eq!(puts(&sim), 3 + refused_batch, "{shape}");
+        assert_eq!(scripts_written(&sim), 3 + refused_batch, "{shape}");
         assert!(store.unfinished_journal().expect("journal").is_none());
         desired.retain(|r| *r != bad);
         assert_converged(&sim, &desired, &foreign_before);
@@ -701,7 +619,7 @@ async fn a_plan_that_writes_a_row_not_ours_is_refused_whole() {
     let device = sink.read().await.expect("read");
     let foreign_before = foreign(&sim);
     for taken in [0u32, 5] {
-        let stale = plan(&routes(3), &[], &[], &[], &settings());
+        let stale = plan(&routes(3), &[], &[], &[], &plan_settings());
         let mut bad = stale.clone();
         bad.ops[0].index = taken;
         let err = sink
@@ -720,7 +638,7 @@ async fn a_plan_that_writes_a_row_not_ours_is_refused_whole() {
             }),
             "{text}"
         );
-        assert_eq!(puts(&sim), 0);
+        assert_eq!(scripts_written(&sim), 0);
         assert!(store.unfinished_journal().expect("journal").is_none());
     }
     assert_eq!(foreign(&sim), foreign_before);
@@ -763,11 +681,7 @@ fn kill_and_restart_mid_apply_converges() {
     if let (Some(url), Some(db)) = (std::env::var_os(CHILD_URL), std::env::var_os(CHILD_DB)) {
         child(&url.to_string_lossy(), Path::new(&db));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = own_runtime(2);
     runtime.block_on(async {
         let sim = start(device()).await;
         let foreign_before = foreign(&sim);
@@ -861,7 +775,7 @@ async fn apply_100k_ops() {
         &device.rules,
         &device.unreadable,
         &[],
-        &settings(),
+        &plan_settings(),
     );
     assert_eq!(plan.ops.len(), 100_000);
     let started = Instant::now();
@@ -870,7 +784,7 @@ async fn apply_100k_ops() {
     println!(
         "applied 100,000 rule ops in {took:?}: {} HTTP requests ({} PUTs of <= 200 ops, {} batches)",
         report.requests,
-        puts(&sim),
+        scripts_written(&sim),
         report.batches
     );
     assert_eq!(report.applied, 100_000);

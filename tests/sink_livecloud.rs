@@ -2,14 +2,16 @@
 //! real SQLite journal: loads, modifies, deletes, foreign rules, token expiry and revocation,
 //! a wrong client secret, a bad rule inside a batch, and the rate limit.
 
-use std::net::SocketAddr;
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::emulators::start_live;
+use common::plan::{plan_settings, planned, route, routes, store_in};
 use dialsync::dialplan::pattern::{best_match, Pattern};
 use dialsync::dialplan::rule::Tag;
 use dialsync::error::{Classify, ErrorClass};
-use dialsync::plan::{plan, OpKind, PlanSettings, Policy, Route, Safety};
+use dialsync::plan::{plan, OpKind, Route};
 use dialsync::sim::livecloud::{LiveCloudSim, LiveRule, LiveSimConfig};
 use dialsync::sink::livecloud::{LiveCloudConfig, LiveCloudSink};
 use dialsync::sink::{ApplyReport, SinkError, Target, WriteSettings};
@@ -44,10 +46,7 @@ fn sim_config() -> LiveSimConfig {
 }
 
 async fn start(config: LiveSimConfig) -> LiveCloudSim {
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
-    LiveCloudSim::start(any, config, foreign_rules())
-        .await
-        .expect("emulator starts")
+    start_live(config, foreign_rules()).await
 }
 
 fn config(sim: &LiveCloudSim, batch_size: usize) -> LiveCloudConfig {
@@ -73,40 +72,6 @@ fn config(sim: &LiveCloudSim, batch_size: usize) -> LiveCloudConfig {
     }
 }
 
-fn settings() -> PlanSettings {
-    PlanSettings {
-        rule_name: "dialsync".into(),
-        policy: Policy::Sync,
-        adopt_foreign: false,
-        safety: Safety {
-            max_delete_fraction: 1.0,
-            max_update_fraction: 1.0,
-            min_existing: 10,
-        },
-        max_rules: 1_000_000,
-    }
-}
-
-fn route(prefix: &str, tag: &str) -> Route {
-    Route {
-        prefix: Pattern::parse(prefix).expect("prefix"),
-        tag: Tag::parse(tag, 256).expect("tag"),
-    }
-}
-
-fn routes(n: usize) -> Vec<Route> {
-    let mut routes: Vec<Route> = (0..n)
-        .map(|i| {
-            route(
-                &format!("+3226{:07}#", 1_000_000 + i),
-                &format!("Trunk=t{}", i % 7),
-            )
-        })
-        .collect();
-    routes.sort();
-    routes
-}
-
 async fn sync(
     sink: &LiveCloudSink,
     store: &mut Store,
@@ -114,9 +79,7 @@ async fn sync(
 ) -> Result<ApplyReport, SinkError> {
     let device = sink.read().await?;
     assert_eq!(device.unreadable.len(), 1, "{:?}", device.unreadable);
-    let plan = plan(desired, &device.rules, &device.unreadable, &[], &settings());
-    assert!(plan.blocked.is_empty(), "{:?}", plan.blocked);
-    sink.apply(store, &plan, &device).await
+    sink.apply(store, &planned(desired, &device), &device).await
 }
 
 fn owned(sim: &LiveCloudSim) -> Vec<Route> {
@@ -152,10 +115,6 @@ fn assert_converged(sim: &LiveCloudSim, desired: &[Route]) {
     assert_eq!(state.throttled, 0, "the sink hit the rate limit");
 }
 
-fn store_in(dir: &Path) -> Store {
-    Store::open(dir.join("state.db")).expect("store")
-}
-
 #[tokio::test]
 async fn load_modify_delete_leave_foreign_rules_alone() {
     let sim = start(sim_config()).await;
@@ -185,7 +144,7 @@ async fn load_modify_delete_leave_foreign_rules_alone() {
         &device.rules,
         &device.unreadable,
         &[],
-        &settings(),
+        &plan_settings(),
     );
     assert_eq!(modify.ops.len(), 50);
     assert!(modify.ops.iter().all(|op| op.kind() == OpKind::Modify));
@@ -244,7 +203,13 @@ async fn live_platform_rules_are_read_as_the_device_reads_them_and_never_removed
     );
     assert_eq!(device.unreadable[0].index, 4);
 
-    let mut removal = plan(&[], &device.rules, &device.unreadable, &[], &settings());
+    let mut removal = plan(
+        &[],
+        &device.rules,
+        &device.unreadable,
+        &[],
+        &plan_settings(),
+    );
     assert!(removal.ops.is_empty(), "nothing of ours to remove");
     removal.ops.push(dialsync::plan::Op {
         index: 0,
@@ -622,7 +587,7 @@ async fn a_refused_takeover_holds_back_the_ops_that_give_up_its_numbers() {
             &device.rules,
             &device.unreadable,
             &[],
-            &settings(),
+            &plan_settings(),
         );
         let kinds: Vec<OpKind> = churn.ops.iter().map(|op| op.kind()).collect();
         assert_eq!(

@@ -2,32 +2,26 @@
 //! session expiry, trailing slashes, ITC numbers and prefixes, 404 as "service not assigned",
 //! 207/429/503, and malformed items rejected one by one.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::Duration;
 
-use dialsync::dialplan::rule::Tag;
+use common::assert_clean;
+use common::emulators::start_apio;
+use common::source::{covered, fast_http, tag_rule};
 use dialsync::net::secret::Secret;
 use dialsync::sim::apio::{number, prefix, ApioSim, ApioSimConfig, Fault};
-use dialsync::source::apio::{parse_template, ApioAuth, ApioConfig, ApioGroup, ApioSource};
-use dialsync::source::http::HttpConfig;
+use dialsync::source::apio::{ApioAuth, ApioConfig, ApioGroup, ApioSource, TAG_FIELDS};
 use dialsync::source::tag::TagRule;
 use dialsync::source::{SourceEntries, SourceError};
 use serde_json::json;
 
 async fn start() -> ApioSim {
-    ApioSim::start("127.0.0.1:0".parse().unwrap(), ApioSimConfig::default())
-        .await
-        .unwrap()
+    start_apio(ApioSimConfig::default()).await
 }
 
 fn rule(template: &str, overrides: &[(&str, &str)]) -> TagRule {
-    TagRule {
-        template: parse_template(template).unwrap(),
-        overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), Tag::parse(v, 64).unwrap()))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    tag_rule(template, TAG_FIELDS, overrides)
 }
 
 fn jwt(sim: &ApioSim) -> ApioAuth {
@@ -56,14 +50,7 @@ fn group(tenant: &str, group: &str, tags: TagRule) -> ApioGroup {
 /// A configuration with short timeouts and retries so fault tests stay fast.
 fn config(sim: &ApioSim, auth: ApioAuth, groups: Vec<ApioGroup>) -> ApioConfig {
     let mut config = ApioConfig::new("apio", &sim.url(), auth, groups);
-    config.http = HttpConfig {
-        connect_timeout: Duration::from_secs(1),
-        request_timeout: Duration::from_millis(500),
-        max_body: 64 * 1024 * 1024,
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(50),
-        retry_budget: Duration::from_millis(800),
-    };
+    config.http = fast_http();
     config.timeout = Duration::from_secs(10);
     config
 }
@@ -84,18 +71,6 @@ fn seed(sim: &ApioSim) {
         prefix("+32-01", "", "", true),
         prefix("+32-02", "100", "199", true),
     ];
-}
-
-fn covered(out: &SourceEntries) -> Vec<String> {
-    out.entries
-        .iter()
-        .map(|e| format!("{} {}", e.coverage, e.tag.as_str()))
-        .collect()
-}
-
-fn assert_clean(sim: &ApioSim) {
-    let unexpected = sim.state().unexpected.clone();
-    assert!(unexpected.is_empty(), "unexpected requests: {unexpected:?}");
 }
 
 async fn fetch(config: ApioConfig) -> Result<SourceEntries, SourceError> {
@@ -181,15 +156,11 @@ async fn expired_token_means_one_new_login() {
 
 #[tokio::test]
 async fn tokens_that_never_work_fail_without_looping() {
-    let sim = ApioSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        ApioSimConfig {
-            token_lifetime: Duration::ZERO,
-            ..ApioSimConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = start_apio(ApioSimConfig {
+        token_lifetime: Duration::ZERO,
+        ..ApioSimConfig::default()
+    })
+    .await;
     seed(&sim);
     let err = fetch(config(&sim, jwt(&sim), foo())).await.unwrap_err();
     assert!(matches!(err, SourceError::Unauthorized { .. }), "{err}");

@@ -2,37 +2,31 @@
 //! answers, every fault kind, and malformed items rejected one by one, for each feed
 //! (`phone_usage`, number ranges, Operator Connect numbers).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use dialsync::dialplan::rule::Tag;
+use common::emulators::start_fusion;
+use common::source::{covered, fast_http, tag_rule};
+use common::{assert_clean, ANY_PORT};
 use dialsync::error::{Classify, ErrorClass};
 use dialsync::net::secret::Secret;
 use dialsync::sim::fusion::{oc_number, usage, Fault, FusionSim, FusionSimConfig, RangesForm};
 use dialsync::sim::{BodyFault, WrongShape};
 use dialsync::source::fusion::{
-    parse_oc_template, parse_template, FusionAuth, FusionConfig, FusionFeed, FusionSource,
-    OcSubscription, OC_DEFAULT_PAGE_SIZE,
+    FusionAuth, FusionConfig, FusionFeed, FusionSource, OcSubscription, OC_DEFAULT_PAGE_SIZE,
+    OC_TAG_FIELDS, TAG_FIELDS,
 };
-use dialsync::source::http::HttpConfig;
 use dialsync::source::tag::TagRule;
 use dialsync::source::{ItemLimits, SourceEntries, SourceError};
 use serde_json::json;
 
 async fn start(config: FusionSimConfig) -> FusionSim {
-    FusionSim::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap()
+    start_fusion(config).await
 }
 
 fn rule(template: &str, overrides: &[(&str, &str)]) -> TagRule {
-    TagRule {
-        template: parse_template(template).unwrap(),
-        overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), Tag::parse(v, 64).unwrap()))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    tag_rule(template, TAG_FIELDS, overrides)
 }
 
 fn login(sim: &FusionSim) -> FusionAuth {
@@ -52,14 +46,7 @@ fn config(sim: &FusionSim, auth: FusionAuth, tags: TagRule) -> FusionConfig {
         auth,
         tags,
     );
-    config.http = HttpConfig {
-        connect_timeout: Duration::from_secs(1),
-        request_timeout: Duration::from_millis(500),
-        max_body: 64 * 1024 * 1024,
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(50),
-        retry_budget: Duration::from_millis(800),
-    };
+    config.http = fast_http();
     config.timeout = Duration::from_secs(10);
     config
 }
@@ -72,18 +59,6 @@ fn seed(sim: &FusionSim) {
         usage("+3225400010", "CBUR"),
         usage("+27102851554", "Netaxis DEV"),
     ];
-}
-
-fn covered(out: &SourceEntries) -> Vec<String> {
-    out.entries
-        .iter()
-        .map(|e| format!("{} {}", e.coverage, e.tag.as_str()))
-        .collect()
-}
-
-fn assert_clean(sim: &FusionSim) {
-    let unexpected = sim.state().unexpected.clone();
-    assert!(unexpected.is_empty(), "unexpected requests: {unexpected:?}");
 }
 
 async fn fetch(config: FusionConfig) -> Result<SourceEntries, SourceError> {
@@ -672,7 +647,7 @@ async fn a_refused_connection_is_transient() {
     let sim = start(FusionSimConfig::default()).await;
     let mut cfg = config(&sim, login(&sim), rule("Teams", &[]));
     drop(sim);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind(ANY_PORT).unwrap();
     cfg.url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let err = fetch(cfg).await.unwrap_err();
@@ -688,13 +663,7 @@ const SUB_BE: &str = "9a2e41b8-77c3-4f0a-8e5d-2b6c1d0e9f21";
 const SUB_FR: &str = "c41d7e02-1a9b-4e3f-b8c6-5d2e0f1a7b33";
 
 fn oc_rule(template: &str, overrides: &[(&str, &str)]) -> TagRule {
-    TagRule {
-        template: parse_oc_template(template).unwrap(),
-        overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), Tag::parse(v, 64).unwrap()))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    tag_rule(template, OC_TAG_FIELDS, overrides)
 }
 
 fn subscription(tenant: &str, subscription: &str, tags: TagRule) -> OcSubscription {

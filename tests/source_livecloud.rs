@@ -5,16 +5,18 @@
 //! totals, and every fault kind (500, 429 with `Retry-After`, a body that is not JSON, slow
 //! answers and the whole-fetch timeout).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use dialsync::dialplan::rule::Tag;
+use common::assert_clean;
+use common::emulators::start_live;
+use common::source::{fast_http, tag_rule};
 use dialsync::error::{Classify, ErrorClass};
 use dialsync::net::oauth::ClientCredentials;
 use dialsync::net::secret::Secret;
 use dialsync::sim::livecloud::{live_number, vendor_number, Fault, LiveCloudSim, LiveSimConfig};
-use dialsync::source::http::HttpConfig;
-use dialsync::source::livecloud::{parse_template, LiveCloudSource, LiveCloudSourceConfig};
+use dialsync::source::livecloud::{LiveCloudSource, LiveCloudSourceConfig, TAG_FIELDS};
 use dialsync::source::tag::TagRule;
 use dialsync::source::{SourceEntries, SourceError};
 use serde_json::json;
@@ -23,23 +25,11 @@ const T1: &str = "11111111-aaaa-4bbb-8ccc-000000000001";
 const T2: &str = "22222222-aaaa-4bbb-8ccc-000000000002";
 
 async fn start() -> LiveCloudSim {
-    LiveCloudSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        LiveSimConfig::default(),
-        Vec::new(),
-    )
-    .await
-    .unwrap()
+    start_live(LiveSimConfig::default(), Vec::new()).await
 }
 
 fn rule(template: &str, overrides: &[(&str, &str)]) -> TagRule {
-    TagRule {
-        template: parse_template(template).unwrap(),
-        overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), Tag::parse(v, 64).unwrap()))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    tag_rule(template, TAG_FIELDS, overrides)
 }
 
 fn config(sim: &LiveCloudSim, secret: &str, tenants: &[&str]) -> LiveCloudSourceConfig {
@@ -57,14 +47,7 @@ fn config(sim: &LiveCloudSim, secret: &str, tenants: &[&str]) -> LiveCloudSource
         rule("Trunk={tenant_id}", &[(T2, "Trunk=override")]),
     );
     config.page_size = 3;
-    config.http = HttpConfig {
-        connect_timeout: Duration::from_secs(1),
-        request_timeout: Duration::from_millis(500),
-        max_body: 64 * 1024 * 1024,
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(50),
-        retry_budget: Duration::from_millis(800),
-    };
+    config.http = fast_http();
     config.timeout = Duration::from_secs(10);
     config
 }
@@ -109,11 +92,6 @@ fn covered(out: &SourceEntries) -> Vec<String> {
             format!("{digits} {}", e.tag.as_str())
         })
         .collect()
-}
-
-fn assert_clean(sim: &LiveCloudSim) {
-    let unexpected = sim.state().unexpected.clone();
-    assert!(unexpected.is_empty(), "unexpected requests: {unexpected:?}");
 }
 
 fn want_seeded() -> Vec<String> {
@@ -422,11 +400,14 @@ async fn released_and_pending_numbers_are_left_out_and_odd_statuses_rejected() {
 /// route (no operation at all), and one that turns "Release Requested" loses it.
 #[tokio::test]
 async fn a_status_that_turns_null_keeps_its_route_across_two_syncs() {
+    use common::config::{livecloud_source, sbc_table};
+    use common::dir::Dir;
+    use common::emulators::start_sbc;
+    use common::sbc::{sbc_users, tag_of, SBC_PASSWORD};
     use dialsync::app::agent::{Agent, Mode, Outcome};
     use dialsync::config::Config;
-    use dialsync::sim::sbc::{SbcSim, SbcState, SimUser};
+    use dialsync::sim::sbc::SbcState;
     use dialsync::sink::ApplyControl;
-    use std::os::unix::fs::PermissionsExt;
 
     let live = start().await;
     live.state().numbers.insert(
@@ -437,58 +418,19 @@ async fn a_status_that_turns_null_keeps_its_route_across_two_syncs() {
             live_number("+3226127005", T1, "Active"),
         ],
     );
-    let sbc = SbcSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SbcState::with_oc_dial_plan(),
-        vec![SimUser {
-            username: "dialsync".into(),
-            password: "sbc-s3cret".into(),
-            administrator: true,
-        }],
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for (name, value) in [
-        ("sbc-password", "sbc-s3cret"),
-        ("live-secret", live.config().client_secret.as_str()),
-    ] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, value).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    let sbc = start_sbc(SbcState::with_oc_dial_plan(), sbc_users()).await;
+    let dir = Dir::new();
+    dir.secret("sbc-password", SBC_PASSWORD);
+    dir.secret("live-secret", &live.config().client_secret);
     let config = format!(
-        r#"
-[agent]
-policy = "sync"
-state_db = "state.db"
-[sbc]
-url = "{sbc}"
-username = "dialsync"
-password_file = "sbc-password"
-timeout = "5s"
-[[sources]]
-name = "live"
-kind = "livecloud"
-url = "{url}"
-token_url = "{token_url}"
-client_id = "{client_id}"
-client_secret_file = "live-secret"
-scope = "{scope}"
-ms_tenant_ids = ["{T1}"]
-tag = "Trunk=teams"
-timeout = "5s"
-"#,
-        sbc = sbc.url(),
-        url = live.url(),
-        token_url = live.token_url(),
-        client_id = live.config().client_id,
-        scope = live.config().scope,
+        "\n[agent]\npolicy = \"sync\"\nstate_db = \"state.db\"\n{}{}",
+        sbc_table(&sbc.url(), "sbc-password", "5s"),
+        livecloud_source(&live, "live-secret", T1, "5s"),
     );
-    let path = dir.path().join("dialsync.toml");
-    std::fs::write(&path, config).unwrap();
+    dir.write("dialsync.toml", &config);
+    let path = dir.config_path();
     let mut agent = Agent::new(Config::load(&path).unwrap()).unwrap();
-    let tag = |number: &str| sbc.state().lookup("OCDialPlan", number);
+    let tag = |number: &str| tag_of(&sbc, number);
 
     let first = agent.cycle(&Mode::Sync, &ApplyControl::default()).await;
     assert_eq!(first.outcome, Outcome::Converged, "{}", first.summary());

@@ -5,12 +5,13 @@
 //! no clean close of SQLite. The parent reopens the database and checks that the journal holds
 //! exactly what was committed before the crash, and nothing of what was not.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-use dialsync::dialplan::pattern::Pattern;
-use dialsync::dialplan::rule::Tag;
-use dialsync::plan::{Op, Route};
+use common::plan::route;
+use dialsync::plan::Op;
 use dialsync::store::{OpState, PlanId, Store};
 
 /// Set in the child's environment to the database path: "be the process that crashes".
@@ -18,13 +19,6 @@ const CHILD_ENV: &str = "DIALSYNC_STORE_CRASH_CHILD_DB";
 const TEST_NAME: &str = "journal_survives_an_abort_mid_apply";
 const OPS: u32 = 50;
 const CHECKSUM: &str = "5f1d7a0c9e0b2f6a8c4d3e2b1a09f8e7d6c5b4a3928170615f4e3d2c1b0a9988";
-
-fn route(prefix: &str, tag: &str) -> Route {
-    Route {
-        prefix: Pattern::parse(prefix).unwrap(),
-        tag: Tag::parse(tag, 64).unwrap(),
-    }
-}
 
 /// A plan of adds, modifies and deletes, the same in parent and child.
 fn plan_ops() -> Vec<Op> {

@@ -16,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -26,10 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use super::{load_json, lock, BodyFault, Conn, PageShape, SimDataError};
+use super::{lock, BodyFault, Conn, Emulator, PageShape, Running, Serve, SimData, SimDataError};
 
 const ITC: &str = "services/immediate_trunking_connectivity";
 
@@ -51,6 +48,16 @@ impl Default for ApioSimConfig {
             token_lifetime: Duration::from_secs(3600),
             proxy_prefix: "/api/v01/p1".into(),
         }
+    }
+}
+
+/// A running APIO emulator. Dropping it stops the server.
+pub type ApioSim = Running<ApioState>;
+
+impl ApioSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port).
+    pub async fn start(listen: SocketAddr, config: ApioSimConfig) -> std::io::Result<ApioSim> {
+        Running::bind(listen, config, ApioState::default()).await
     }
 }
 
@@ -205,17 +212,33 @@ impl ApioSimData {
 /// answer can be pasted in. An unknown key in the wrapper objects is an error, and so is a
 /// tenant/group listed twice; the items themselves are not checked.
 pub fn load_data(path: &Path) -> Result<ApioSimData, SimDataError> {
-    let data: ApioSimData = load_json(path, "apio")?;
-    let mut seen = std::collections::HashSet::new();
-    for g in &data.groups {
-        if !seen.insert((&g.tenant, &g.group)) {
-            return Err(SimDataError::Invalid {
-                path: path.to_path_buf(),
-                reason: format!("tenant {:?} group {:?} is listed twice", g.tenant, g.group),
-            });
-        }
+    super::load(path)
+}
+
+impl SimData for ApioSimData {
+    const KIND: &'static str = "apio";
+    type State = ApioState;
+
+    fn into_parts(self) -> (ApioSimConfig, ApioState) {
+        let state = ApioState {
+            groups: self.itc_groups(),
+            ..ApioState::default()
+        };
+        (self.config(), state)
     }
-    Ok(data)
+
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for g in &self.groups {
+            if !seen.insert((&g.tenant, &g.group)) {
+                return Err(format!(
+                    "tenant {:?} group {:?} is listed twice",
+                    g.tenant, g.group
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A number item as the gateway sends it (`max` may be `""`).
@@ -255,78 +278,16 @@ pub fn prefix(prefix: &str, start: &str, end: &str, active: bool) -> Value {
     })
 }
 
-/// A running emulator. Dropping it stops the server.
-pub struct ApioSim {
-    addr: SocketAddr,
-    config: Arc<ApioSimConfig>,
-    state: Arc<Mutex<ApioState>>,
-    /// Dropping it (with the emulator) stops the server.
-    _stop: oneshot::Sender<()>,
-}
+type Shared = super::Shared<ApioState>;
 
-#[derive(Clone)]
-struct Shared {
-    config: Arc<ApioSimConfig>,
-    state: Arc<Mutex<ApioState>>,
-}
+impl Emulator for ApioState {
+    type Config = ApioSimConfig;
+    const SERVE: Serve = super::serve_with_faults;
 
-impl ApioSim {
-    /// Starts the emulator on `listen` (port 0 picks a free port).
-    pub async fn start(listen: SocketAddr, config: ApioSimConfig) -> std::io::Result<ApioSim> {
-        ApioSim::start_holding(listen, config, HashMap::new()).await
-    }
-
-    /// Starts the emulator on `listen` serving `data` (see [`load_data`]).
-    pub async fn start_with_data(
-        listen: SocketAddr,
-        data: ApioSimData,
-    ) -> std::io::Result<ApioSim> {
-        ApioSim::start_holding(listen, data.config(), data.itc_groups()).await
-    }
-
-    /// The groups are in place before the listener accepts anything, so no client ever sees
-    /// an emulator that is up but still empty.
-    async fn start_holding(
-        listen: SocketAddr,
-        config: ApioSimConfig,
-        groups: HashMap<(String, String), ItcGroup>,
-    ) -> std::io::Result<ApioSim> {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(ApioState {
-            groups,
-            ..ApioState::default()
-        }));
-        let config = Arc::new(config);
-        let shared = Shared {
-            config: config.clone(),
-            state: state.clone(),
-        };
-        let app = Router::new().fallback(handle).with_state(shared);
-        let stop = super::serve_with_faults(listener, app);
-        Ok(ApioSim {
-            addr,
-            config,
-            state,
-            _stop: stop,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The host URL, `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn config(&self) -> &ApioSimConfig {
-        &self.config
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, ApioState> {
-        lock(&self.state)
+    /// One handler routes every path itself: the proxy prefix and the trailing slashes are
+    /// judged there, not by the router.
+    fn routes(_: &ApioSimConfig) -> Router<Shared> {
+        Router::new().fallback(handle)
     }
 }
 

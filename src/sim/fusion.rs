@@ -12,7 +12,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -23,10 +22,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use super::{is_path_segment, load_json, lock, BodyFault, Conn, PageShape, SimDataError};
+use super::{
+    is_path_segment, lock, BodyFault, Conn, Emulator, PageShape, Running, Serve, SimData,
+    SimDataError,
+};
 
 /// Who may call and where the group lives.
 #[derive(Clone, Debug)]
@@ -67,10 +67,21 @@ impl Default for FusionSimConfig {
     }
 }
 
+/// A running Fusion emulator. Dropping it stops the server.
+pub type FusionSim = Running<FusionState>;
+
+impl FusionSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port).
+    pub async fn start(listen: SocketAddr, config: FusionSimConfig) -> std::io::Result<FusionSim> {
+        Running::bind(listen, config, FusionState::default()).await
+    }
+}
+
 /// How the range feed is served.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum RangesForm {
     /// A bare JSON array (never paginated).
+    #[default]
     Array,
     /// An object with the list under this field (and `next` when paginated).
     Object(String),
@@ -120,7 +131,7 @@ const LIST_PARAMETERS: &[&str] = &["page_size", "next"];
 const OC_PARAMETERS: &[&str] = &["page_size", "next", "search"];
 
 /// The platform's state, for assertions and out-of-band edits.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct FusionState {
     /// The `phone_usage` items, served as they are (tests may put malformed items here).
     pub phone_usages: Vec<Value>,
@@ -277,54 +288,73 @@ impl FusionSimData {
 /// that cannot be a path segment; the items themselves are not checked, so a file can hold
 /// the malformed items a test needs.
 pub fn load_data(path: &Path) -> Result<FusionSimData, SimDataError> {
-    let data: FusionSimData = load_json(path, "fusion")?;
-    let invalid = |reason: String| SimDataError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
-    for (key, value) in [
-        ("draas_instance", &data.draas_instance),
-        ("group_uuid", &data.group_uuid),
-    ] {
-        if !is_path_segment(value) {
-            return Err(invalid(format!(
-                "{key} {value:?} must be letters, digits and -._~ only"
-            )));
-        }
+    super::load(path)
+}
+
+impl SimData for FusionSimData {
+    const KIND: &'static str = "fusion";
+    type State = FusionState;
+
+    fn into_parts(self) -> (FusionSimConfig, FusionState) {
+        let config = self.config();
+        let state = FusionState {
+            phone_usages: self.phone_usages,
+            ranges: self.ranges,
+            oc_numbers: self
+                .oc_subscriptions
+                .into_iter()
+                .map(|oc| ((oc.tenant, oc.subscription), oc.numbers))
+                .collect(),
+            ..FusionState::default()
+        };
+        (config, state)
     }
-    let config = data.config();
-    let ranges_path = config.ranges_path.replace("{group_uuid}", &data.group_uuid);
-    let ranges_path = ranges_path.trim_start_matches('/');
-    if !ranges_path.split('/').all(is_path_segment) {
-        return Err(invalid(format!(
-            "ranges_path {:?} must be a relative path of letters, digits and -._~ \
-             ({{group_uuid}} is substituted)",
-            config.ranges_path
-        )));
-    }
-    if ranges_path == format!("groups/{}/sdrs/phone_usage", data.group_uuid) {
-        return Err(invalid("ranges_path is the phone_usage path".into()));
-    }
-    for (at, oc) in data.oc_subscriptions.iter().enumerate() {
-        for (key, value) in [("tenant", &oc.tenant), ("subscription", &oc.subscription)] {
+
+    fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("draas_instance", &self.draas_instance),
+            ("group_uuid", &self.group_uuid),
+        ] {
             if !is_path_segment(value) {
-                return Err(invalid(format!(
-                    "oc_subscriptions[{at}].{key} {value:?} must be letters, digits and -._~ \
-                     only"
-                )));
+                return Err(format!(
+                    "{key} {value:?} must be letters, digits and -._~ only"
+                ));
             }
         }
-        let twice = data.oc_subscriptions[..at]
-            .iter()
-            .any(|o| o.tenant == oc.tenant && o.subscription == oc.subscription);
-        if twice {
-            return Err(invalid(format!(
-                "oc_subscriptions[{at}]: tenant {:?} subscription {:?} is listed twice",
-                oc.tenant, oc.subscription
-            )));
+        let config = self.config();
+        let ranges_path = config.ranges_path.replace("{group_uuid}", &self.group_uuid);
+        let ranges_path = ranges_path.trim_start_matches('/');
+        if !ranges_path.split('/').all(is_path_segment) {
+            return Err(format!(
+                "ranges_path {:?} must be a relative path of letters, digits and -._~ \
+                 ({{group_uuid}} is substituted)",
+                config.ranges_path
+            ));
         }
+        if ranges_path == format!("groups/{}/sdrs/phone_usage", self.group_uuid) {
+            return Err("ranges_path is the phone_usage path".into());
+        }
+        for (at, oc) in self.oc_subscriptions.iter().enumerate() {
+            for (key, value) in [("tenant", &oc.tenant), ("subscription", &oc.subscription)] {
+                if !is_path_segment(value) {
+                    return Err(format!(
+                        "oc_subscriptions[{at}].{key} {value:?} must be letters, digits and -._~ \
+                         only"
+                    ));
+                }
+            }
+            let twice = self.oc_subscriptions[..at]
+                .iter()
+                .any(|o| o.tenant == oc.tenant && o.subscription == oc.subscription);
+            if twice {
+                return Err(format!(
+                    "oc_subscriptions[{at}]: tenant {:?} subscription {:?} is listed twice",
+                    oc.tenant, oc.subscription
+                ));
+            }
+        }
+        Ok(())
     }
-    Ok(data)
 }
 
 /// A `phone_usage` item as Fusion sends it.
@@ -370,76 +400,14 @@ pub fn oc_number(country_code: u16, nsn: &str, provisioned: bool) -> Value {
     })
 }
 
-/// A running emulator. Dropping it stops the server.
-pub struct FusionSim {
-    addr: SocketAddr,
-    config: Arc<FusionSimConfig>,
-    state: Arc<Mutex<FusionState>>,
-    /// Dropping it (with the emulator) stops the server.
-    _stop: oneshot::Sender<()>,
-}
+type Shared = super::Shared<FusionState>;
 
-#[derive(Clone)]
-struct Shared {
-    config: Arc<FusionSimConfig>,
-    state: Arc<Mutex<FusionState>>,
-}
+impl Emulator for FusionState {
+    type Config = FusionSimConfig;
+    const SERVE: Serve = super::serve_with_faults;
 
-impl FusionSim {
-    /// Starts the emulator on `listen` (port 0 picks a free port).
-    pub async fn start(listen: SocketAddr, config: FusionSimConfig) -> std::io::Result<FusionSim> {
-        FusionSim::start_holding(listen, config, Vec::new(), Vec::new(), HashMap::new()).await
-    }
-
-    /// Starts the emulator on `listen` serving `data` (see [`load_data`]).
-    pub async fn start_with_data(
-        listen: SocketAddr,
-        data: FusionSimData,
-    ) -> std::io::Result<FusionSim> {
-        let config = data.config();
-        let oc_numbers = data
-            .oc_subscriptions
-            .into_iter()
-            .map(|oc| ((oc.tenant, oc.subscription), oc.numbers))
-            .collect();
-        FusionSim::start_holding(listen, config, data.phone_usages, data.ranges, oc_numbers).await
-    }
-
-    /// The items are in place before the listener accepts anything, so no client ever sees
-    /// an emulator that is up but still empty.
-    async fn start_holding(
-        listen: SocketAddr,
-        config: FusionSimConfig,
-        phone_usages: Vec<Value>,
-        ranges: Vec<Value>,
-        oc_numbers: HashMap<(String, String), Vec<Value>>,
-    ) -> std::io::Result<FusionSim> {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(FusionState {
-            phone_usages,
-            ranges,
-            ranges_form: RangesForm::Array,
-            oc_numbers,
-            oc_asked: Vec::new(),
-            access_tokens: HashMap::new(),
-            refresh_tokens: HashMap::new(),
-            logins: 0,
-            refreshes: 0,
-            unauthorized: 0,
-            list_requests: 0,
-            page_sizes_seen: Vec::new(),
-            faults: VecDeque::new(),
-            sticky_fault: None,
-            break_chain_at: None,
-            unexpected: Vec::new(),
-            counter: 0,
-        }));
-        let config = Arc::new(config);
-        let shared = Shared {
-            config: config.clone(),
-            state: state.clone(),
-        };
+    /// The platform's paths, under the configured instance and group.
+    fn routes(config: &FusionSimConfig) -> Router<Shared> {
         let instance = format!("/api/v01/draas/{}", config.draas_instance);
         let usage_path = format!("{instance}/groups/{}/sdrs/phone_usage", config.group_uuid);
         let ranges_path = format!(
@@ -449,7 +417,7 @@ impl FusionSim {
                 .trim_start_matches('/')
                 .replace("{group_uuid}", &config.group_uuid)
         );
-        let app = Router::new()
+        Router::new()
             .route("/api/v01/auth/login", post(login).fallback(unexpected))
             .route(
                 "/api/v01/auth/access_token",
@@ -464,31 +432,6 @@ impl FusionSim {
                 get(oc_number_list).fallback(unexpected),
             )
             .fallback(unexpected)
-            .with_state(shared);
-        let stop = super::serve_with_faults(listener, app);
-        Ok(FusionSim {
-            addr,
-            config,
-            state,
-            _stop: stop,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The host URL, `http://127.0.0.1:PORT` (the client appends `/api/v01`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn config(&self) -> &FusionSimConfig {
-        &self.config
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, FusionState> {
-        lock(&self.state)
     }
 }
 

@@ -17,7 +17,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -28,10 +27,8 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use super::{load_json, lock, BodyFault, Conn, PageShape, SimDataError};
+use super::{lock, BodyFault, Conn, Emulator, PageShape, Running, Serve, SimData, SimDataError};
 
 /// The token endpoint's path on the emulator.
 pub const TOKEN_PATH: &str = "/oauth2/v2.0/token";
@@ -134,6 +131,29 @@ impl Default for LiveSimConfig {
     }
 }
 
+/// A running Live Platform emulator. Dropping it stops the server.
+pub type LiveCloudSim = Running<LiveState>;
+
+impl LiveCloudSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port) holding `rules`.
+    pub async fn start(
+        listen: SocketAddr,
+        config: LiveSimConfig,
+        rules: Vec<LiveRule>,
+    ) -> std::io::Result<LiveCloudSim> {
+        let state = LiveState {
+            rules,
+            ..LiveState::default()
+        };
+        Running::bind(listen, config, state).await
+    }
+
+    /// The token endpoint's URL.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.url())
+    }
+}
+
 /// A fault for the next v3 number-list request (or every one, see [`LiveState::sticky_fault`]).
 /// The dial-plan API has its own ([`LiveState::fail_next_patches`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,18 +235,32 @@ impl LiveSimData {
 /// in a rule is an error, and so is a rule the platform would refuse (bad name, prefix or
 /// tag) or a rule listed twice.
 pub fn load_data(path: &std::path::Path) -> Result<LiveSimData, SimDataError> {
-    let data: LiveSimData = load_json(path, "livecloud")?;
-    let invalid = |reason: String| SimDataError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
-    for (at, rule) in data.rules.iter().enumerate() {
-        check_rule(rule).map_err(|e| invalid(format!("rules[{at}]: {e}")))?;
-        if data.rules[..at].contains(rule) {
-            return Err(invalid(format!("rules[{at}] is listed twice")));
-        }
+    super::load(path)
+}
+
+impl SimData for LiveSimData {
+    const KIND: &'static str = "livecloud";
+    type State = LiveState;
+
+    fn into_parts(self) -> (LiveSimConfig, LiveState) {
+        let config = self.config();
+        let state = LiveState {
+            rules: self.rules,
+            numbers: self.tenants,
+            ..LiveState::default()
+        };
+        (config, state)
     }
-    Ok(data)
+
+    fn check(&self) -> Result<(), String> {
+        for (at, rule) in self.rules.iter().enumerate() {
+            check_rule(rule).map_err(|e| format!("rules[{at}]: {e}"))?;
+            if self.rules[..at].contains(rule) {
+                return Err(format!("rules[{at}] is listed twice"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The platform's state, for assertions and out-of-band edits.
@@ -288,61 +322,15 @@ impl LiveState {
     }
 }
 
-/// A running emulator. Dropping it stops the server.
-pub struct LiveCloudSim {
-    addr: SocketAddr,
-    config: Arc<LiveSimConfig>,
-    state: Arc<Mutex<LiveState>>,
-    /// Dropping it (with the emulator) stops the server.
-    _stop: oneshot::Sender<()>,
-}
+type Shared = super::Shared<LiveState>;
 
-#[derive(Clone)]
-struct Shared {
-    config: Arc<LiveSimConfig>,
-    state: Arc<Mutex<LiveState>>,
-}
+impl Emulator for LiveState {
+    type Config = LiveSimConfig;
+    const SERVE: Serve = super::serve_with_faults;
 
-impl LiveCloudSim {
-    /// Starts the emulator on `listen` (port 0 picks a free port) holding `rules`.
-    pub async fn start(
-        listen: SocketAddr,
-        config: LiveSimConfig,
-        rules: Vec<LiveRule>,
-    ) -> std::io::Result<LiveCloudSim> {
-        LiveCloudSim::start_holding(listen, config, rules, HashMap::new()).await
-    }
-
-    /// Starts the emulator on `listen` serving `data` (see [`load_data`]).
-    pub async fn start_with_data(
-        listen: SocketAddr,
-        data: LiveSimData,
-    ) -> std::io::Result<LiveCloudSim> {
-        let config = data.config();
-        LiveCloudSim::start_holding(listen, config, data.rules, data.tenants).await
-    }
-
-    /// The data is in place before the listener accepts anything, so no client ever sees an
-    /// emulator that is up but still empty.
-    async fn start_holding(
-        listen: SocketAddr,
-        config: LiveSimConfig,
-        rules: Vec<LiveRule>,
-        numbers: HashMap<String, Vec<Value>>,
-    ) -> std::io::Result<LiveCloudSim> {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(LiveState {
-            rules,
-            numbers,
-            ..LiveState::default()
-        }));
-        let config = Arc::new(config);
-        let shared = Shared {
-            config: config.clone(),
-            state: state.clone(),
-        };
-        let app = Router::new()
+    /// The token endpoint, the dial plan, and the v3 number list.
+    fn routes(_: &LiveSimConfig) -> Router<Shared> {
+        Router::new()
             .route(TOKEN_PATH, post(token).fallback(unexpected))
             .route(
                 "/api/v2/customer/{customer}/sitelocation/{site}/dialplan/{plan}",
@@ -350,36 +338,6 @@ impl LiveCloudSim {
             )
             .route(NUMBERS_PATH, get(list_numbers).fallback(unexpected))
             .fallback(unexpected)
-            .with_state(shared);
-        let stop = super::serve_with_faults(listener, app);
-        Ok(LiveCloudSim {
-            addr,
-            config,
-            state,
-            _stop: stop,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The API base URL, `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The token endpoint's URL.
-    pub fn token_url(&self) -> String {
-        format!("http://{}{TOKEN_PATH}", self.addr)
-    }
-
-    pub fn config(&self) -> &LiveSimConfig {
-        &self.config
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, LiveState> {
-        lock(&self.state)
     }
 }
 

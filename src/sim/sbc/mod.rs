@@ -18,7 +18,6 @@ pub mod cli;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -29,11 +28,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use super::{device_rule, lock};
+use super::{device_rule, lock, Emulator, Running, Serve};
 use crate::dialplan::pattern::{best_match, Pattern};
+use crate::error::{Classify, ErrorClass};
 use cli::{CliStyle, Command};
 
 /// A user of the emulated device and what it may do.
@@ -43,6 +41,20 @@ pub struct SimUser {
     pub password: String,
     /// Administrators write; Monitor users only read (the device answers 403).
     pub administrator: bool,
+}
+
+/// A running SBC emulator. Dropping it stops the server.
+pub type SbcSim = Running<SbcState>;
+
+impl SbcSim {
+    /// Starts the emulator on `listen` (port 0 picks a free port) with `state` and `users`.
+    pub async fn start(
+        listen: SocketAddr,
+        state: SbcState,
+        users: Vec<SimUser>,
+    ) -> std::io::Result<SbcSim> {
+        Running::bind(listen, users, state).await
+    }
 }
 
 /// One rule as the device holds it.
@@ -233,6 +245,13 @@ pub enum StateFileError {
     },
 }
 
+impl Classify for StateFileError {
+    fn class(&self) -> ErrorClass {
+        // The emulator's own state file: unreadable or not JSON stays so until someone fixes it.
+        ErrorClass::Fatal
+    }
+}
+
 impl SbcState {
     /// The device kept in `path`: its dial plans if the file exists, else an empty
     /// `OCDialPlan`; either way later changes are written back to it.
@@ -335,15 +354,7 @@ impl SbcState {
     /// The tag the device would route `number` (e.g. `+3226127001`) with, by best match over
     /// the rules of dial plan `plan_name`.
     pub fn lookup(&self, plan_name: &str, number: &str) -> Option<String> {
-        let (_, plan) = self.plan(plan_name)?;
-        let parsed: Vec<(u32, Pattern, &String)> = plan
-            .rules
-            .iter()
-            .filter_map(|(&index, rule)| {
-                Some((index, Pattern::parse(&rule.prefix).ok()?, &rule.tag))
-            })
-            .collect();
-        best_match(parsed.iter().map(|(i, p, t)| (*i, p, *t)), number).map(|(_, tag)| tag.clone())
+        self.lookup_many(plan_name, &[number]).pop().flatten()
     }
 
     /// [`SbcState::lookup`] of many numbers, parsing the rules once: checking that no route
@@ -369,65 +380,21 @@ impl SbcState {
     }
 }
 
-/// A running emulator. Dropping it stops the server.
-pub struct SbcSim {
-    addr: SocketAddr,
-    state: Arc<Mutex<SbcState>>,
-    /// Dropping it (with the emulator) stops the server.
-    _stop: oneshot::Sender<()>,
-}
+type Shared = super::Shared<SbcState>;
 
-#[derive(Clone)]
-struct Shared {
-    state: Arc<Mutex<SbcState>>,
-    users: Arc<Vec<SimUser>>,
-}
+impl Emulator for SbcState {
+    /// The device's users: all of its configuration the emulator is started with.
+    type Config = Vec<SimUser>;
+    const SERVE: Serve = super::serve;
 
-impl SbcSim {
-    /// Starts the emulator on `listen` (port 0 picks a free port) with `state` and `users`.
-    pub async fn start(
-        listen: SocketAddr,
-        state: SbcState,
-        users: Vec<SimUser>,
-    ) -> std::io::Result<SbcSim> {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(state));
-        let shared = Shared {
-            state: state.clone(),
-            users: Arc::new(users),
-        };
-        let app = Router::new()
+    /// The four endpoints of the device's REST API that dialsync uses.
+    fn routes(_: &Vec<SimUser>) -> Router<Shared> {
+        Router::new()
             .route("/api/v1/status", get(status))
             .route("/api/v1/files/cliScript", get(full_script))
             .route("/api/v1/files/cliScript/incremental", put(incremental))
             .route("/api/v1/actions/saveConfiguration", post(save))
             .fallback(unexpected)
-            .with_state(shared);
-        let stop = super::serve(listener, app);
-        Ok(SbcSim {
-            addr,
-            state,
-            _stop: stop,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The base URL, `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The device's state, for assertions and out-of-band edits.
-    pub fn state(&self) -> MutexGuard<'_, SbcState> {
-        // A panic while holding the lock only happens in a failing test; the state is still
-        // the best evidence of what went wrong, so read through the poison.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -473,8 +440,9 @@ fn authenticate(shared: &Shared, headers: &HeaderMap, write: bool) -> Result<(),
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .ok_or(Refusal::Unauthorized)?;
     let (username, password) = credentials.split_once(':').ok_or(Refusal::Unauthorized)?;
+    // The device's users are what its emulator is started with.
     let user = shared
-        .users
+        .config
         .iter()
         .find(|u| u.username == username && u.password == password)
         .ok_or(Refusal::Unauthorized)?;
@@ -495,6 +463,20 @@ fn record(shared: &Shared, method: &str, path: &str) {
     lock(&shared.state)
         .requests
         .push(format!("{method} {path}"));
+}
+
+/// What a read meets before the device answers it, in this order: it is recorded, counted and
+/// met by the fault scheduled for it, waits out the latency, and is authenticated. `Some` is the
+/// answer to give instead of the device's.
+async fn admit_read(shared: &Shared, headers: &HeaderMap, path: &str) -> Option<Response> {
+    record(shared, "GET", path);
+    if let Some(answer) = scheduled_read_fault(shared).await {
+        return Some(answer);
+    }
+    delay(shared).await;
+    authenticate(shared, headers, false)
+        .err()
+        .map(IntoResponse::into_response)
 }
 
 /// Counts a read and acts out the fault scheduled for it, if any: `Some` is the answer to
@@ -534,13 +516,8 @@ fn internal_error() -> Response {
 }
 
 async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    record(&shared, "GET", "/api/v1/status");
-    if let Some(answer) = scheduled_read_fault(&shared).await {
+    if let Some(answer) = admit_read(&shared, &headers, "/api/v1/status").await {
         return answer;
-    }
-    delay(&shared).await;
-    if let Err(refused) = authenticate(&shared, &headers, false) {
-        return refused.into_response();
     }
     let state = lock(&shared.state);
     let save_needed = if state.firmware.status_strings {
@@ -572,13 +549,8 @@ async fn status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn full_script(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    record(&shared, "GET", "/api/v1/files/cliScript");
-    if let Some(answer) = scheduled_read_fault(&shared).await {
+    if let Some(answer) = admit_read(&shared, &headers, "/api/v1/files/cliScript").await {
         return answer;
-    }
-    delay(&shared).await;
-    if let Err(refused) = authenticate(&shared, &headers, false) {
-        return refused.into_response();
     }
     let state = lock(&shared.state);
     let script = cli::render_config(&state.plans, &state.other_sections, &state.firmware.style);
