@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use dialsync::dialplan::compile::{self as compiler, Encoding};
+use dialsync::compile::{self as compiler, Encoding};
 use dialsync::dialplan::rule::DialPlanRule;
 use dialsync::dialplan::rule::Tag;
 use dialsync::index::sweep::{self as sweeper, Interval};

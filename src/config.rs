@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::dialplan::compile::Encoding;
+use crate::compile::Encoding;
 use crate::dialplan::rule::{validate_name, Tag, MAX_NAME_LEN};
+use crate::error::{Classify, ErrorClass};
 use crate::net::oauth::ClientCredentials;
 use crate::net::secret::{Secret, SecretError};
 use crate::plan::{PlanSettings, Policy, Safety};
@@ -73,6 +74,13 @@ pub enum ConfigError {
     /// The source or sink refused the settings when built (a URL it cannot use...).
     #[error("{path}: {message}")]
     Build { path: PathBuf, message: String },
+}
+
+impl Classify for ConfigError {
+    /// A configuration that cannot work needs an operator, whatever the detail.
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Fatal
+    }
 }
 
 /// `[agent]`.

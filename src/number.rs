@@ -10,6 +10,7 @@
 //! closed range (whose ends have the same length) one contiguous interval of keys. The index,
 //! the resolver and the compiler all lean on that property.
 
+use crate::error::{Classify, ErrorClass};
 use std::fmt;
 use std::str::FromStr;
 
@@ -50,6 +51,12 @@ pub enum NumberError {
     UnequalLength { lo_digits: u32, hi_digits: u32 },
     #[error("range of {size} numbers is larger than max_range_size {max}")]
     TooLarge { size: u64, max: u64 },
+}
+
+impl Classify for NumberError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
 }
 
 /// One E.164 number: 1 to 15 digits, the first 1-9.

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-use crate::dialplan::compile::{compile, Encoding};
+use crate::compile::{compile, Encoding};
 use crate::error::{Classify, ErrorClass};
 use crate::resolve::resolve;
 use crate::source::file::{parse_csv, FileError};

@@ -15,6 +15,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::error::{Classify, ErrorClass};
 use crate::number::{Number, NumberRange, OpenPrefix, MAX_DIGITS, POW10};
 
 /// The widest bracket item we accept: an E.164 number has at most 15 digits.
@@ -62,6 +63,12 @@ pub enum PatternError {
     },
     #[error("bracket item at position {position} is wider than {MAX_SET_WIDTH} digits")]
     TooWide { position: usize },
+}
+
+impl Classify for PatternError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
 }
 
 /// A bracket: one number of `width` digits (leading zeros count) within `ranges`.

@@ -4,6 +4,7 @@
 //! incremental script that carries it. Checking the same limits here, before anything is sent,
 //! turns one bad upstream item into one rejected item instead of a failed batch.
 
+use crate::error::{Classify, ErrorClass};
 use std::fmt;
 
 use super::pattern::{Pattern, PatternError};
@@ -31,6 +32,12 @@ pub enum TagError {
     SeveralBareNames { first: String, second: String },
     #[error("tag names '{name}' twice")]
     DuplicateName { name: String },
+}
+
+impl Classify for TagError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
 }
 
 /// A rule's routing tag.
@@ -163,6 +170,12 @@ pub enum RuleError {
     },
     #[error(transparent)]
     Tag(#[from] TagError),
+}
+
+impl Classify for RuleError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Item
+    }
 }
 
 /// Checks a rule Name against the SBC's limits. The Name is how dialsync marks rules it owns.

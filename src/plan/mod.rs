@@ -9,8 +9,9 @@
 //! - [`gate`]: the safety gate and capacity;
 //! - [`checksum`]: what `apply --force --checksum` quotes;
 //! - [`replay`]: the dial plan after a plan's ops;
-//! - [`ownership`]: the one invariant every plan keeps, checked once more before sending;
-//! - [`report`]: a plan as `dialsync plan` shows it.
+//! - [`ownership`]: the one invariant every plan keeps, checked once more before sending.
+//!
+//! How a plan is shown to a person is the shell's business: `app::plan_report`.
 
 mod checksum;
 mod gate;
@@ -18,9 +19,8 @@ mod order;
 pub mod ownership;
 mod pairing;
 mod replay;
-mod report;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -34,7 +34,6 @@ use crate::dialplan::rule::{DialPlanRule, Tag, UnreadableRow};
 pub use checksum::checksum;
 pub use gate::BlockReason;
 pub use replay::apply;
-pub use report::PlanReport;
 
 use gate::gate;
 use order::{allocate, order};

@@ -5,20 +5,20 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::dialplan::compile::{compile, Encoding};
+use crate::compile::{compile, Encoding};
 use crate::dialplan::pattern::best_match;
 use crate::number::{Number, NumberRange, OpenPrefix};
 use crate::resolve::Mapping;
 use proptest::prelude::*;
 
-pub(super) fn route(prefix: &str, tag: &str) -> Route {
+pub(crate) fn route(prefix: &str, tag: &str) -> Route {
     Route {
         prefix: Pattern::parse(prefix).unwrap(),
         tag: Tag::parse(tag, 64).unwrap(),
     }
 }
 
-pub(super) fn rule(index: u32, name: &str, prefix: &str, tag: &str) -> DialPlanRule {
+pub(crate) fn rule(index: u32, name: &str, prefix: &str, tag: &str) -> DialPlanRule {
     let r = route(prefix, tag);
     DialPlanRule {
         index,
@@ -28,7 +28,7 @@ pub(super) fn rule(index: u32, name: &str, prefix: &str, tag: &str) -> DialPlanR
     }
 }
 
-pub(super) fn settings(policy: Policy) -> PlanSettings {
+pub(crate) fn settings(policy: Policy) -> PlanSettings {
     PlanSettings {
         rule_name: "dialsync".into(),
         policy,

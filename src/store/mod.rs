@@ -29,6 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::error::{Classify, ErrorClass};
 use rusqlite::{Connection, TransactionBehavior};
 
 pub use history::{
@@ -138,6 +139,47 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Sqlite { source, .. } => match source.sqlite_error_code() {
+                // Another process holds the lock, the disk hiccupped or filled up: the state
+                // may be fine again by the next cycle.
+                Some(
+                    ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::DiskFull
+                    | ErrorCode::OutOfMemory
+                    | ErrorCode::OperationInterrupted
+                    | ErrorCode::FileLockingProtocolFailed
+                    | ErrorCode::SchemaChanged,
+                ) => ErrorClass::Transient,
+                // Not a database, damaged, read-only, permission refused, a constraint broken by
+                // the caller's data: retrying the same thing cannot help.
+                _ => ErrorClass::Fatal,
+            },
+            // One row of the file or one value of the caller's is bad; the rest is usable.
+            StoreError::CorruptRow { .. }
+            | StoreError::OutOfRange { .. }
+            | StoreError::EmptyOp { .. } => ErrorClass::Item,
+            // A directory that cannot be created (permissions, a file in the way, a read-only
+            // mount), a foreign or newer database, a journal used out of order: an operator or
+            // a developer must act first.
+            StoreError::CreateDir { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::ForeignDatabase { .. }
+            | StoreError::NoWal { .. }
+            | StoreError::UnknownPlan { .. }
+            | StoreError::PlanFinished { .. }
+            | StoreError::UnknownOp { .. }
+            | StoreError::Locked { .. }
+            | StoreError::Lock { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// The state database. Writes take `&mut self`: each is one transaction, committed (and

@@ -9,7 +9,7 @@ use super::report::{confirmed_ops, CycleError, CycleReport, Outcome, SourceState
 use super::setup::Agent;
 use crate::app::clock::now_unix_ms;
 use crate::app::daemon::Watchdog;
-use crate::dialplan::compile::compile;
+use crate::compile::compile;
 use crate::dialplan::rule::DialPlanRule;
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{self, Plan, Policy, Route};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::describe::describe_cycle;
 use super::error::CommandError;
 use crate::app::agent::{Agent, Mode, Outcome};
+use crate::app::plan_report::PlanReport;
 use crate::config::Config;
-use crate::plan::PlanReport;
 use crate::sink::ApplyControl;
 use crate::source::Rejected;
 

@@ -1,11 +1,14 @@
 //! A plan as `dialsync plan` shows it, for a person or for a program.
+//!
+//! It lives in the shell, not in `plan`, because it also shows what the sources refused: the
+//! planner itself never sees a source.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
 
-use super::{BlockReason, ForeignConflict, OpCounts, OpKind, Plan, Policy, Route};
+use crate::plan::{BlockReason, ForeignConflict, OpCounts, OpKind, Plan, Policy, Route};
 use crate::source::Rejected;
 
 /// A plan as `dialsync plan` shows it: the plan with what the cycle learnt on the way
@@ -199,10 +202,10 @@ impl fmt::Display for PlanReport<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{route, rule, settings};
     use super::*;
     use crate::dialplan::rule::DialPlanRule;
     use crate::plan::plan;
+    use crate::plan::tests::{route, rule, settings};
 
     #[test]
     fn renderings_for_people_and_programs() {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use super::pattern::{Pattern, PatternBuilder};
+use crate::dialplan::pattern::{Pattern, PatternBuilder};
 use crate::number::{Number, NumberRange, MAX_DIGITS, POW10};
 use crate::resolve::{Mapping, TagId};
 
