@@ -1,7 +1,8 @@
 //! The difference between two snapshots of disjoint ranges.
 //!
 //! Each cycle recomputes the desired mapping from scratch (DESIGN.md §1), yet between two cycles
-//! almost nothing changes; what the planner needs is the small set of ranges that did. Sorted,
+//! almost nothing changes, and the small set of ranges that did is what a change report would
+//! show. (The planner does not use it: it compares compiled rules, see [`crate::plan`].) Sorted,
 //! the two snapshots are compared in one merge pass whose common case (equal ranges, one after
 //! the other) is checked several ranges at a time, so that a million unchanged ranges cost about
 //! as much as reading them.

@@ -7,7 +7,8 @@
 //!
 //! - [`KeyRange`], the interval-with-payload every piece speaks;
 //! - [`RangeIndex`], the lookup structure (a table slot, a window of `lo`s, one tail per lookup);
-//! - [`diff`], the comparison of two snapshots that drives the minimal plan;
+//! - [`diff`], the comparison of two snapshots of ranges (DESIGN.md §8 sets its speed; the
+//!   planner compares rules, not ranges, so today only `benches/engine.rs` calls it);
 //! - [`sweep`], the overlap sweep used by the resolver.
 
 pub mod diff;
