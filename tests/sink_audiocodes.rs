@@ -21,7 +21,7 @@ use dialsync::plan::{plan, OpKind, Route};
 use dialsync::sim::sbc::cli::CliStyle;
 use dialsync::sim::sbc::{SbcSim, SbcState, SimPlan, SimRule};
 use dialsync::sink::audiocodes::{AudioCodesSink, SbcConfig};
-use dialsync::sink::{ApplyReport, SinkError, Target};
+use dialsync::sink::{Apply, ApplyReport, SinkError, Target};
 use dialsync::store::Store;
 
 async fn start(state: SbcState) -> SbcSim {

@@ -14,7 +14,7 @@ use dialsync::error::{Classify, ErrorClass};
 use dialsync::plan::{plan, OpKind, Route};
 use dialsync::sim::livecloud::{LiveCloudSim, LiveRule, LiveSimConfig};
 use dialsync::sink::livecloud::{LiveCloudConfig, LiveCloudSink};
-use dialsync::sink::{ApplyReport, SinkError, Target, WriteSettings};
+use dialsync::sink::{Apply, ApplyReport, SinkError, Target, WriteSettings};
 use dialsync::store::Store;
 
 /// A dial plan with what Live Platform itself writes there (its Operator Connect rules: one

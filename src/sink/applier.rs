@@ -26,6 +26,43 @@ use crate::net::backoff::Backoff;
 use crate::plan::{Op, Plan};
 use crate::store::{OpState, PlanId, Store};
 
+/// The applier's entry points as methods of every [`Target`], so each sink is used the same way
+/// (`sink.apply(...)`, `sink.settle_unfinished(...)`). It lives here, not on `Target`, so that
+/// the trait a target implements does not depend on the engine that drives it.
+#[allow(async_fn_in_trait)] // Used on concrete sinks, never as a trait object.
+pub trait Apply: Target + Sized {
+    /// Applies `plan` to the dial plan read as `read`; see [`apply`].
+    async fn apply(
+        &self,
+        store: &mut Store,
+        plan: &Plan,
+        read: &DeviceDialPlan,
+    ) -> Result<ApplyReport, SinkError> {
+        apply(self, store, plan, read, &ApplyControl::default()).await
+    }
+
+    /// [`Apply::apply`], stopping between batches once `stop` is requested.
+    async fn apply_until(
+        &self,
+        store: &mut Store,
+        plan: &Plan,
+        read: &DeviceDialPlan,
+        stop: &ApplyControl,
+    ) -> Result<ApplyReport, SinkError> {
+        apply(self, store, plan, read, stop).await
+    }
+
+    /// Settles a journal a crash left unfinished; see [`settle`].
+    async fn settle_unfinished(
+        &self,
+        store: &mut Store,
+    ) -> Result<Option<SettleReport>, SinkError> {
+        settle(self, store).await
+    }
+}
+
+impl<T: Target> Apply for T {}
+
 /// Applies `plan` through `target` to the dial plan read as `read`, journaled in `store`,
 /// stopping between batches once `stop` is requested (the batch in flight completes, the
 /// journal is finished as `stopped`, and the ops not sent are left for the next cycle's fresh

@@ -20,6 +20,7 @@ mod target;
 mod withheld;
 mod write_settings;
 
+pub use applier::Apply;
 pub use control::ApplyControl;
 pub use dial_plan::DeviceDialPlan;
 pub use error::SinkError;

@@ -3,21 +3,15 @@
 //! whether a read shows an op applied, refusing to write in a state the target forbids, and
 //! finishing (the SBC saves to flash). Everything that makes writing safe — the journal,
 //! batching, retries, verification, quarantine, make-before-break hold-backs, settling after
-//! a crash — is written once, in [`applier`](super::applier), over this trait.
-//!
-//! The trait also carries the applier's entry points as provided methods, so each sink is
-//! used the same way (`sink.apply(...)`, `sink.settle_unfinished(...)`) and they exist once.
+//! a crash — is written once, in [`applier`](super::applier), over this trait, which knows
+//! nothing of it.
 
 use std::time::Duration;
 
-use super::applier;
-use super::control::ApplyControl;
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
-use super::report::{ApplyReport, SettleReport};
 use super::write_settings::WriteSettings;
-use crate::plan::{Op, Plan};
-use crate::store::Store;
+use crate::plan::Op;
 
 /// What the target said about one batch it received.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,40 +70,5 @@ pub trait Target {
     async fn finish(&self, read: &DeviceDialPlan, wrote: bool) -> Result<bool, SinkError> {
         let _ = (read, wrote);
         Ok(false)
-    }
-
-    /// Applies `plan` to the dial plan read as `read`; see [`applier::apply`].
-    async fn apply(
-        &self,
-        store: &mut Store,
-        plan: &Plan,
-        read: &DeviceDialPlan,
-    ) -> Result<ApplyReport, SinkError>
-    where
-        Self: Sized,
-    {
-        applier::apply(self, store, plan, read, &ApplyControl::default()).await
-    }
-
-    /// [`Target::apply`], stopping between batches once `stop` is requested.
-    async fn apply_until(
-        &self,
-        store: &mut Store,
-        plan: &Plan,
-        read: &DeviceDialPlan,
-        stop: &ApplyControl,
-    ) -> Result<ApplyReport, SinkError>
-    where
-        Self: Sized,
-    {
-        applier::apply(self, store, plan, read, stop).await
-    }
-
-    /// Settles a journal a crash left unfinished; see [`applier::settle`].
-    async fn settle_unfinished(&self, store: &mut Store) -> Result<Option<SettleReport>, SinkError>
-    where
-        Self: Sized,
-    {
-        applier::settle(self, store).await
     }
 }
