@@ -678,15 +678,13 @@ impl ConfigFile<'_> {
         // `https://user:password@host`: the URL is shown in logs, `status`, `/status` and
         // errors, so a password in it would be shown everywhere. Secrets come from files; the
         // URL is not repeated here, since it carries one.
-        if let Ok(parsed) = reqwest::Url::parse(&url) {
-            if !parsed.username().is_empty() || parsed.password().is_some() {
-                return Err(self.at(
-                    spanned,
-                    key,
-                    "carries credentials (user:password@host): remove them from the URL and \
-                     put the password in its own file (password_file, client_secret_file)",
-                ));
-            }
+        if crate::net::endpoint::carries_credentials(&url) {
+            return Err(self.at(
+                spanned,
+                key,
+                "carries credentials (user:password@host): remove them from the URL and \
+                 put the password in its own file (password_file, client_secret_file)",
+            ));
         }
         match url.split_once("://") {
             Some(("http" | "https", rest)) if !rest.is_empty() => Ok(url),

@@ -46,6 +46,12 @@ pub fn check_url(owner: &str, url: &str) -> Result<Url, UrlError> {
     Ok(parsed)
 }
 
+/// Whether `url` carries credentials (`https://user:password@host`). A URL is shown in logs,
+/// `status` and errors, so one that does would show its secret everywhere.
+pub fn carries_credentials(url: &str) -> bool {
+    Url::parse(url).is_ok_and(|parsed| !parsed.username().is_empty() || parsed.password().is_some())
+}
+
 /// Warns (once per call) when `url` is plain `http://` to a host other than loopback.
 pub fn warn_if_plain_http(owner: &str, url: &str) {
     if let Some(reason) = plain_http_risk(url) {
