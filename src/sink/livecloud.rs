@@ -46,7 +46,7 @@ use crate::plan::{Op, Route};
 /// The `[sbc]` settings for `sbc.kind = "livecloud"`.
 ///
 /// `dial_plan_id` is needed by the URL of DESIGN.md §5.2 although §9 does not list it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LiveCloudConfig {
     /// API base URL, e.g. `https://live.example.net`.
     pub url: String,
@@ -54,7 +54,7 @@ pub struct LiveCloudConfig {
     pub token_url: String,
     pub client_id: String,
     /// Never logged (redacted in `Debug`).
-    pub client_secret: String,
+    pub client_secret: Secret,
     pub scope: String,
     pub customer_id: String,
     pub site_location_id: String,
@@ -72,7 +72,7 @@ impl Default for LiveCloudConfig {
             url: String::new(),
             token_url: String::new(),
             client_id: String::new(),
-            client_secret: String::new(),
+            client_secret: Secret::new(""),
             scope: String::new(),
             customer_id: String::new(),
             site_location_id: String::new(),
@@ -84,23 +84,6 @@ impl Default for LiveCloudConfig {
                 (Duration::from_millis(500), Duration::from_secs(15)),
             ),
         }
-    }
-}
-
-impl fmt::Debug for LiveCloudConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LiveCloudConfig")
-            .field("url", &self.url)
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("scope", &self.scope)
-            .field("customer_id", &self.customer_id)
-            .field("site_location_id", &self.site_location_id)
-            .field("dial_plan_id", &self.dial_plan_id)
-            .field("rate", &self.rate)
-            .field("writes", &self.writes)
-            .finish()
     }
 }
 
@@ -312,7 +295,7 @@ impl LiveCloudSink {
         let tokens = TokenCache::new(ClientCredentials {
             token_url: config.token_url.clone(),
             client_id: config.client_id.clone(),
-            client_secret: Secret::new(config.client_secret.clone()),
+            client_secret: config.client_secret.clone(),
             scope: config.scope.clone(),
         });
         Ok(LiveCloudSink {

@@ -24,6 +24,7 @@ use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
 use crate::net::preview::truncate;
 use crate::net::reason::error_chain;
 use crate::net::retry::retry_after;
+use crate::net::secret::Secret;
 use crate::net::tls::is_tls_failure;
 use crate::plan::Op;
 
@@ -33,13 +34,13 @@ const INCREMENTAL_PATH: &str = "/api/v1/files/cliScript/incremental";
 const SAVE_PATH: &str = "/api/v1/actions/saveConfiguration";
 
 /// The `[sbc]` settings of an AudioCodes device (DESIGN.md §9).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SbcConfig {
     /// Base URL, e.g. `https://sbc1.example.net`.
     pub url: String,
     pub username: String,
     /// Read from `sbc.password_file`; never logged (redacted in `Debug`).
-    pub password: String,
+    pub password: Secret,
     /// The dial plan dialsync writes to (`OCDialPlan`).
     pub dial_plan: String,
     /// Persist to flash after a successful apply.
@@ -54,11 +55,11 @@ pub struct SbcConfig {
 
 impl SbcConfig {
     /// Settings with the defaults of DESIGN.md §9 for everything but the address and account.
-    pub fn new(url: &str, username: &str, password: &str) -> SbcConfig {
+    pub fn new(url: &str, username: &str, password: impl Into<Secret>) -> SbcConfig {
         SbcConfig {
             url: url.to_string(),
             username: username.to_string(),
-            password: password.to_string(),
+            password: password.into(),
             dial_plan: "OCDialPlan".into(),
             save_config: true,
             ca_file: None,
@@ -69,21 +70,6 @@ impl SbcConfig {
                 (Duration::from_millis(250), Duration::from_secs(10)),
             ),
         }
-    }
-}
-
-impl fmt::Debug for SbcConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SbcConfig")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("dial_plan", &self.dial_plan)
-            .field("save_config", &self.save_config)
-            .field("ca_file", &self.ca_file)
-            .field("insecure_skip_verify", &self.insecure_skip_verify)
-            .field("writes", &self.writes)
-            .finish()
     }
 }
 
@@ -422,7 +408,7 @@ impl AudioCodesSink {
     ) -> Result<String, Attempt> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request
-            .basic_auth(&self.config.username, Some(&self.config.password))
+            .basic_auth(&self.config.username, Some(self.config.password.expose()))
             .send()
             .await;
         let response = match response {
