@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::audiocodes::cli_script::ScriptError;
 use crate::error::{Classify, ErrorClass};
+use crate::net::client::ClientError;
 use crate::net::reason::error_chain;
 use crate::plan::ownership::OwnershipBreach;
 use crate::store::{PlanId, StoreError};
@@ -103,6 +104,21 @@ impl Classify for SinkError {
             | SinkError::Unsettled { .. }
             | SinkError::Ownership(_) => ErrorClass::Fatal,
             SinkError::Store(e) => e.class(),
+        }
+    }
+}
+
+impl SinkError {
+    /// A client that cannot be built, as the TLS settings to fix: `key` is the setting the
+    /// client's failure points at (`sbc.ca_file`), which the operator looks for in the config.
+    pub(super) fn client(key: &'static str) -> impl Fn(ClientError) -> SinkError {
+        move |error| SinkError::Tls {
+            reason: match error {
+                ClientError::Build { .. } => error.to_string(),
+                ClientError::CaFile { .. } | ClientError::NotPem { .. } => {
+                    format!("{key}: {error}")
+                }
+            },
         }
     }
 }

@@ -28,7 +28,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, Method, StatusCode, Url};
+use reqwest::{Client, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -37,6 +37,8 @@ use super::error::SinkError;
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::DialPlanRule;
+use crate::net::client::{build_client, ClientSettings};
+use crate::net::endpoint::check_url;
 use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::net::preview::truncate;
 use crate::net::retry::retry_after;
@@ -254,17 +256,14 @@ impl LiveCloudSink {
         if config.writes.batch_size == 0 {
             return Err(SinkError::BadBatchSize);
         }
-        for (url, name) in [(&config.url, "url"), (&config.token_url, "token_url")] {
-            let parsed = Url::parse(url).map_err(|e| SinkError::BadUrl {
+        for (url, key) in [
+            (&config.url, "sbc.url"),
+            (&config.token_url, "sbc.token_url"),
+        ] {
+            check_url(key, url).map_err(|e| SinkError::BadUrl {
                 url: url.clone(),
-                reason: format!("sbc.{name}: {e}"),
+                reason: format!("{key}: {e}"),
             })?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(SinkError::BadUrl {
-                    url: url.clone(),
-                    reason: format!("sbc.{name}: unsupported scheme {:?}", parsed.scheme()),
-                });
-            }
         }
         for (value, name) in [
             (&config.customer_id, "customer_id"),
@@ -279,12 +278,8 @@ impl LiveCloudSink {
                 });
             }
         }
-        let client = Client::builder()
-            .timeout(config.writes.timeout)
-            .build()
-            .map_err(|e| SinkError::Tls {
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let client = build_client("sbc", &ClientSettings::new(config.writes.timeout))
+            .map_err(SinkError::client("sbc"))?;
         let plan_url = format!(
             "{}/api/v2/customer/{}/sitelocation/{}/dialplan/{}",
             config.url.trim_end_matches('/'),

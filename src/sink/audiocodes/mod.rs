@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::header::CONTENT_LENGTH;
-use reqwest::{Client, RequestBuilder, StatusCode, Url};
+use reqwest::{Client, RequestBuilder, StatusCode};
 
 use super::applier::given_up;
 use super::dial_plan::DeviceDialPlan;
@@ -21,6 +21,8 @@ use super::error::SinkError;
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
+use crate::net::client::{build_client, warn_insecure, ClientSettings};
+use crate::net::endpoint::check_url;
 use crate::net::preview::truncate;
 use crate::net::reason::error_chain;
 use crate::net::retry::retry_after;
@@ -96,51 +98,16 @@ impl AudioCodesSink {
         if config.writes.batch_size == 0 {
             return Err(SinkError::BadBatchSize);
         }
-        let bad_url = |reason: &str| SinkError::BadUrl {
+        check_url("sbc.url", &config.url).map_err(|e| SinkError::BadUrl {
             url: config.url.clone(),
-            reason: reason.to_string(),
-        };
-        let url = Url::parse(&config.url).map_err(|e| bad_url(&e.to_string()))?;
-        match url.scheme() {
-            "https" => {}
-            "http" => {
-                let host = url.host_str().unwrap_or("");
-                let loopback = host.eq_ignore_ascii_case("localhost")
-                    || host
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback());
-                if !loopback {
-                    tracing::warn!(
-                        "sbc.url {} is plain http to a host that is not loopback: credentials \
-                         and the dial plan travel unencrypted",
-                        config.url
-                    );
-                }
-            }
-            other => return Err(bad_url(&format!("unsupported scheme {other:?}"))),
-        }
-        let mut builder = Client::builder().timeout(config.writes.timeout);
-        if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|e| SinkError::Tls {
-                reason: format!("cannot read sbc.ca_file {}: {e}", ca_file.display()),
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| SinkError::Tls {
-                reason: format!(
-                    "sbc.ca_file {} is not a PEM certificate: {e}",
-                    ca_file.display()
-                ),
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if config.insecure_skip_verify {
-            warn_insecure(&config.url);
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let client = builder.build().map_err(|e| SinkError::Tls {
-            reason: format!("cannot build the HTTP client: {e}"),
+            reason: e.to_string(),
         })?;
+        let settings = ClientSettings {
+            ca_file: config.ca_file.clone(),
+            insecure_skip_verify: config.insecure_skip_verify,
+            ..ClientSettings::new(config.writes.timeout)
+        };
+        let client = build_client("sbc", &settings).map_err(SinkError::client("sbc.ca_file"))?;
         let base = config.url.trim_end_matches('/').to_string();
         Ok(AudioCodesSink {
             config,
@@ -159,7 +126,7 @@ impl AudioCodesSink {
     /// agent need not call this too.
     pub fn warn_if_insecure(&self) {
         if self.config.insecure_skip_verify {
-            warn_insecure(&self.config.url);
+            warn_insecure("sbc");
         }
     }
 
@@ -505,10 +472,6 @@ fn device_state(status: &serde_json::Value) -> (Option<String>, bool) {
         _ => false,
     };
     (upgrading, save_needed)
-}
-
-fn warn_insecure(url: &str) {
-    tracing::warn!("sbc.insecure_skip_verify is set: the certificate of {url} is not verified");
 }
 
 /// A string field of a JSON answer, empty when absent or not a string.
