@@ -7,7 +7,8 @@
 //! - The platform allows 10 requests per 10 s per client. The sink never reaches that limit:
 //!   a sliding window (`rate`) makes it wait before a request that would exceed it. A 429
 //!   (another agent sharing the client, a smaller limit than configured) is still retried,
-//!   honouring `Retry-After`, as are 5xx answers.
+//!   honouring `Retry-After`, as are a 409 and 5xx answers (the sinks' `reply` sorts
+//!   every answer as [`crate::net::verdict`] says).
 //! - Live Platform rules have no index: a rule is its `name`, `prefix` and `tag`. [`read`]
 //!   gives each rule a synthetic index, its position in `ruleDTO`. The planner only needs
 //!   indexes to be stable within one cycle (read, plan, apply), which they are; they mean
@@ -34,6 +35,7 @@ use tokio::sync::Mutex;
 
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
+use super::reply::{no_answer, receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::DialPlanRule;
@@ -41,8 +43,9 @@ use crate::net::client::{build_client, ClientSettings};
 use crate::net::endpoint::check_url;
 use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::net::preview::truncate;
-use crate::net::retry::retry_after;
+use crate::net::retry::retry;
 use crate::net::secret::Secret;
+use crate::net::verdict::Access;
 use crate::plan::{Op, Route};
 
 /// The `[sbc]` settings for `sbc.kind = "livecloud"`.
@@ -159,20 +162,12 @@ impl Target for LiveCloudSink {
     async fn read(&self) -> Result<DeviceDialPlan, SinkError> {
         const WHAT: &str = "reading the Live Platform dial plan";
         let mut backoff = self.config.writes.backoff();
-        let body = loop {
-            match self.call(Method::GET, None, WHAT).await {
-                Ok(body) => break body,
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
-        };
+        let body = retry(&mut backoff, || async {
+            self.call(Method::GET, None, WHAT)
+                .await
+                .map_err(Attempt::retried)
+        })
+        .await?;
         let dto: DialPlanDto = serde_json::from_str(&body).map_err(|e| SinkError::BadResponse {
             what: WHAT.into(),
             reason: e.to_string(),
@@ -331,12 +326,11 @@ impl LiveCloudSink {
         const WHAT: &str = "fetching an OAuth token";
         match self.tokens.token(&self.client, force).await {
             Ok(token) => Ok(token.expose().to_string()),
-            Err(OAuthError::Transport(source)) => Err(Attempt::NotApplied(
-                SinkError::Http {
-                    what: format!("{WHAT} from {}", self.config.token_url),
-                    source,
-                },
-                None,
+            // Fetching a token changes nothing: sent again like a read.
+            Err(OAuthError::Transport(source)) => Err(no_answer(
+                source,
+                Access::Read,
+                &format!("{WHAT} from {}", self.config.token_url),
             )),
             Err(OAuthError::Server {
                 status,
@@ -402,7 +396,11 @@ impl LiveCloudSink {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<String, Attempt> {
-        let write = method != Method::GET;
+        let access = if method == Method::GET {
+            Access::Read
+        } else {
+            Access::Write
+        };
         let mut refreshed = false;
         loop {
             let token = self.token(refreshed).await?;
@@ -413,80 +411,29 @@ impl LiveCloudSink {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = match self.send_limited(request).await {
-                Ok(response) => response,
-                Err(source) => {
-                    let connect = source.is_connect();
-                    let error = SinkError::Http {
-                        what: what.to_string(),
-                        source,
-                    };
-                    return Err(if connect || !write {
-                        Attempt::NotApplied(error, None)
-                    } else {
-                        Attempt::Unknown(error)
-                    });
-                }
+            let sent = self.send_limited(request).await;
+            let answered = match receive(sent, access, what).await? {
+                Reply::Done(text) => return Ok(text),
+                Reply::Answered(answered) => answered,
             };
-            let status = response.status();
-            let retry_after = retry_after(&response);
-            let text = match response.text().await {
-                Ok(text) => text,
-                Err(source) => {
-                    let error = SinkError::Http {
-                        what: what.to_string(),
-                        source,
-                    };
-                    return Err(if write {
-                        Attempt::Unknown(error)
-                    } else {
-                        Attempt::NotApplied(error, None)
-                    });
-                }
-            };
-            return match status {
-                s if s.is_success() => Ok(text),
+            return Err(match answered.status {
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     refreshed = true;
                     continue;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    Err(Attempt::Final(SinkError::Refused {
+                    Attempt::Final(SinkError::Refused {
                         what: format!(
                             "{what}: the platform refused a freshly fetched token for client \
                              {:?} (check its API permissions on customer {:?})",
                             self.config.client_id, self.config.customer_id
                         ),
-                        status: status.as_u16(),
-                        body: problem_detail(&text),
-                    }))
-                }
-                StatusCode::TOO_MANY_REQUESTS => Err(Attempt::NotApplied(
-                    SinkError::Server {
-                        what: format!("{what} (rate limited)"),
-                        status: 429,
-                        body: problem_detail(&text),
-                    },
-                    retry_after,
-                )),
-                s if s.is_server_error() => {
-                    let error = SinkError::Server {
-                        what: what.to_string(),
-                        status: s.as_u16(),
-                        body: problem_detail(&text),
-                    };
-                    Err(if write {
-                        Attempt::Unknown(error)
-                    } else {
-                        Attempt::NotApplied(error, retry_after)
+                        status: answered.status.as_u16(),
+                        body: problem_detail(&answered.body),
                     })
                 }
-                s => Err(Attempt::Final(SinkError::Refused {
-                    what: what.to_string(),
-                    status: s.as_u16(),
-                    body: problem_detail(&text),
-                })),
-            };
+                _ => answered.attempt(what, problem_detail),
+            });
         }
     }
 }

@@ -15,19 +15,18 @@ use std::time::Duration;
 use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Client, RequestBuilder, StatusCode};
 
-use super::applier::given_up;
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
+use super::reply::{receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
 use crate::net::client::{build_client, warn_insecure, ClientSettings};
 use crate::net::endpoint::check_url;
 use crate::net::preview::truncate;
-use crate::net::reason::error_chain;
-use crate::net::retry::retry_after;
+use crate::net::retry::retry;
 use crate::net::secret::Secret;
-use crate::net::tls::is_tls_failure;
+use crate::net::verdict::{Access, Verdict};
 use crate::plan::Op;
 
 const STATUS_PATH: &str = "/api/v1/status";
@@ -146,28 +145,19 @@ impl AudioCodesSink {
             .find(|i| plans.plans.iter().all(|p| p.index != *i))
             .unwrap_or(0);
         let mut backoff = self.config.writes.backoff();
-        loop {
+        let answer = retry(&mut backoff, || async {
             let script = cli_script::render_create_plan(index, &self.config.dial_plan);
-            match self.put_script(script).await {
-                // An answer without a status is settled by the read the agent makes right
-                // after: a plan that is still missing is reported as missing.
-                Ok(Answer::Applied | Answer::Unstated(_)) => return Ok(index),
-                Ok(Answer::Refused(reason)) => {
-                    return Err(SinkError::BadResponse {
-                        what: WHAT.into(),
-                        reason,
-                    })
-                }
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
+            self.put_script(script).await.map_err(Attempt::retried)
+        })
+        .await?;
+        match answer {
+            // An answer without a status is settled by the read the agent makes right after:
+            // a plan that is still missing is reported as missing.
+            Answer::Applied | Answer::Unstated(_) => Ok(index),
+            Answer::Refused(reason) => Err(SinkError::BadResponse {
+                what: WHAT.into(),
+                reason,
+            }),
         }
     }
 
@@ -182,7 +172,7 @@ impl AudioCodesSink {
             .client
             .put(format!("{}{INCREMENTAL_PATH}", self.base))
             .multipart(form);
-        let body = match self.attempt(request, WHAT, true).await {
+        let body = match self.attempt(request, WHAT, Access::Write).await {
             Ok(body) => body,
             // "400 Bad request – provided CLI script is incorrect": a bad line or a bad value,
             // refused like a 200 saying `failure`.
@@ -312,113 +302,60 @@ impl AudioCodesSink {
     /// Persists the configuration to flash, retrying while busy.
     async fn save(&self) -> Result<(), SinkError> {
         let mut backoff = self.config.writes.backoff();
-        let mut busy = 0u32;
-        loop {
+        retry(&mut backoff, || async {
             let request = self
                 .client
                 .post(format!("{}{SAVE_PATH}", self.base))
                 // The device refuses a save with a body, or without the header.
                 .header(CONTENT_LENGTH, "0")
                 .body(Vec::<u8>::new());
-            match self
-                .attempt(request, "saving the configuration", true)
+            // Saving twice is harmless, so the save is sent again like a read.
+            self.attempt(request, "saving the configuration", Access::Read)
                 .await
-            {
-                Ok(_) => return Ok(()),
-                // Saving twice is harmless, so any transient failure is simply retried.
-                Err(Attempt::NotApplied(e, retry_after)) => {
-                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
-                    match backoff.next(retry_after) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err(given_up(e, busy, &backoff, retry_after)),
-                    }
-                }
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
-        }
+                .map_err(Attempt::retried)
+        })
+        .await?;
+        Ok(())
     }
 
     /// A GET, retried on transient failures within the budget.
     async fn get_text(&self, path: &str, what: &str) -> Result<String, SinkError> {
+        let url = format!("{}{path}", self.base);
         let mut backoff = self.config.writes.backoff();
-        let mut busy = 0u32;
-        loop {
-            let request = self.client.get(format!("{}{path}", self.base));
-            match self.attempt(request, what, false).await {
-                Ok(body) => return Ok(body),
-                Err(Attempt::NotApplied(e, retry_after)) => {
-                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
-                    match backoff.next(retry_after) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err(given_up(e, busy, &backoff, retry_after)),
-                    }
-                }
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
-        }
+        let body = retry(&mut backoff, || async {
+            let request = self.client.get(&url);
+            self.attempt(request, what, Access::Read)
+                .await
+                .map_err(Attempt::retried)
+        })
+        .await?;
+        Ok(body)
     }
 
-    /// One request with the credentials, its answer sorted by what it means.
+    /// One request with the credentials, its reply sorted by what it means.
     async fn attempt(
         &self,
         request: RequestBuilder,
         what: &str,
-        write: bool,
+        access: Access,
     ) -> Result<String, Attempt> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request
+        let sent = request
             .basic_auth(&self.config.username, Some(self.config.password.expose()))
             .send()
             .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(source) if is_tls_failure(&source) => {
-                // An untrusted certificate, or no TLS on the other end: settings to fix, not
-                // a moment to wait out.
-                return Err(Attempt::Final(SinkError::Tls {
-                    reason: format!("{what}: {}", error_chain(&source)),
-                }));
-            }
-            Err(source) => {
-                let connect = source.is_connect();
-                let error = SinkError::Http {
-                    what: what.to_string(),
-                    source,
-                };
-                // A connection never made carried nothing; anything else may have.
-                return Err(if connect {
-                    Attempt::NotApplied(error, None)
-                } else {
-                    Attempt::Unknown(error)
-                });
-            }
+        let answered = match receive(sent, access, what).await? {
+            Reply::Done(body) => return Ok(body),
+            Reply::Answered(answered) => answered,
         };
-        let status = response.status();
-        let retry_after = retry_after(&response);
-        let body = match response.text().await {
-            Ok(body) => body,
-            Err(source) => {
-                return Err(Attempt::Unknown(SinkError::Http {
-                    what: what.to_string(),
-                    source,
-                }))
-            }
-        };
-        match status {
-            s if s.is_success() => Ok(body),
-            StatusCode::UNAUTHORIZED => Err(Attempt::Final(SinkError::Unauthorized)),
-            StatusCode::FORBIDDEN => Err(Attempt::Final(SinkError::Forbidden {
+        Err(match (answered.status, answered.verdict) {
+            (StatusCode::UNAUTHORIZED, _) => Attempt::Final(SinkError::Unauthorized),
+            (StatusCode::FORBIDDEN, _) => Attempt::Final(SinkError::Forbidden {
                 user: self.config.username.clone(),
-            })),
-            StatusCode::CONFLICT => Err(Attempt::NotApplied(
+            }),
+            // The device's own "busy" (HA synchronisation): worded so that giving up says how
+            // long it was waited out.
+            (StatusCode::CONFLICT, Verdict::NotApplied { retry_after }) => Attempt::NotApplied(
                 SinkError::Busy {
                     what: what.to_string(),
                     attempts: 1,
@@ -426,26 +363,9 @@ impl AudioCodesSink {
                     asked: None,
                 },
                 retry_after,
-            )),
-            s if s.is_server_error() => {
-                let error = SinkError::Server {
-                    what: what.to_string(),
-                    status: s.as_u16(),
-                    body: truncate(&body),
-                };
-                // A 503 on a read acted on nothing; a 5xx on a write may have half-acted.
-                Err(if write {
-                    Attempt::Unknown(error)
-                } else {
-                    Attempt::NotApplied(error, retry_after)
-                })
-            }
-            s => Err(Attempt::Final(SinkError::Refused {
-                what: what.to_string(),
-                status: s.as_u16(),
-                body: truncate(&body),
-            })),
-        }
+            ),
+            _ => answered.attempt(what, truncate),
+        })
     }
 }
 
