@@ -86,10 +86,3 @@ impl Classify for crate::store::StoreError {
         }
     }
 }
-
-impl Classify for crate::config::ConfigError {
-    /// A configuration that cannot work needs an operator, whatever the detail.
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Fatal
-    }
-}
