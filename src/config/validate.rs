@@ -15,6 +15,8 @@ use crate::plan::{Policy, Safety};
 use crate::source::ItemLimits;
 
 impl ConfigFile<'_> {
+    /// Checks the whole file, table by table in the order §9 lists them, stopping at the
+    /// first refusal.
     pub(super) fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let agent = raw.agent.as_ref().ok_or_else(|| {
             self.invalid(
