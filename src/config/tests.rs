@@ -4,6 +4,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::dialplan::rule::Tag;
+use crate::source::fusion::FusionFeed;
 
 /// DESIGN.md §9's example, verbatim: the contract operators copy from.
 const DESIGN_EXAMPLE: &str = r#"

@@ -42,6 +42,16 @@ pub struct HttpConfig {
     pub retry_budget: Duration,
 }
 
+impl HttpConfig {
+    /// Fits the retries inside a source's whole-fetch `timeout`, so that a source failing with
+    /// 5xx reports the 5xx (after its retries) rather than only "timed out".
+    pub fn fit_within(&mut self, timeout: Duration) {
+        self.request_timeout = self.request_timeout.min(timeout);
+        self.retry_budget = self.retry_budget.min(timeout / 2);
+        self.retry_max = self.retry_max.min(timeout / 4);
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
