@@ -27,7 +27,10 @@
 //! leading digits, one interval per length) enters the sweep, marking where it might win. A
 //! lookup in such a *contested* interval tries the residual rules ranked above the interval's
 //! winner, by plain matching. So the answer is always exact; the cost of a pathological rule
-//! moves from memory to the lookups that fall near it.
+//! moves from memory to the lookups that fall near it. The worst case is many residual rules
+//! whose hulls cover the same numbers (a leading `x` or `.` gives a hull of every number of a
+//! length): a lookup there matches each residual rule ranked above the winner, which is
+//! `best_match`'s scan restricted to those rules.
 //!
 //! Cost: building is one sort of the rules, the expansion, and a sweep of `n log n` over the
 //! `n` expanded intervals; `n` is about the rule count for the shapes dialsync writes, a few
