@@ -290,7 +290,7 @@ impl Config {
                 timeout,
             } => {
                 let password = self.secret(password_file)?;
-                let mut config = SbcConfig::new(url, username, password.expose());
+                let mut config = SbcConfig::new(url, username, password);
                 config.dial_plan = self.dialplan.name.clone();
                 config.writes.rule_name = self.dialplan.rule_name.clone();
                 config.writes.adopt_foreign = self.dialplan.adopt_foreign;
@@ -319,7 +319,7 @@ impl Config {
                     url: url.clone(),
                     token_url: token_url.clone(),
                     client_id: client_id.clone(),
-                    client_secret: secret.expose().to_string(),
+                    client_secret: secret,
                     scope: scope.clone(),
                     customer_id: customer_id.clone(),
                     site_location_id: site_location_id.clone(),

@@ -909,7 +909,7 @@ fn plain_http_to_a_host_that_is_not_loopback_is_warned_about() {
     lab.write_config_text(&text);
     let expected = [
         format!(
-            "sbc.url {} is plain http",
+            "sbc.url: {} is plain http",
             lab.sbc.url().replace("127.0.0.1", "0.0.0.0")
         ),
         "source fusion: http://0.0.0.0:".to_string(),

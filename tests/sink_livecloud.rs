@@ -55,7 +55,7 @@ fn config(sim: &LiveCloudSim, batch_size: usize) -> LiveCloudConfig {
         url: sim.url(),
         token_url: sim.token_url(),
         client_id: platform.client_id.clone(),
-        client_secret: platform.client_secret.clone(),
+        client_secret: platform.client_secret.clone().into(),
         scope: platform.scope.clone(),
         customer_id: platform.customer_id.clone(),
         site_location_id: platform.site_location_id.clone(),

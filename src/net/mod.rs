@@ -18,24 +18,15 @@
 //!
 //! Warnings go through `tracing`, like every other log line.
 //!
-//! # For a sink
+//! # In the sinks
 //!
-//! A sink adopts the layer in three steps, each on its own:
-//!
-//! 1. Build its client with [`client::build_client`]`("sbc", &settings)` from a
-//!    [`client::ClientSettings`] carrying its `timeout`, `ca_file` and
-//!    `insecure_skip_verify`, check its URL with [`endpoint::check_url`], and call
-//!    [`client::warn_insecure`] each cycle while verification is off. Map
-//!    [`client::ClientError`] and [`endpoint::UrlError`] to its own TLS and URL errors.
-//! 2. Sort each outcome with [`verdict::of_response`] or [`verdict::of_error`], passing
-//!    [`verdict::Access::Write`] for a script or a PATCH and [`verdict::Access::Read`] for a
-//!    read or a save. [`verdict::Verdict::RefusedContent`] is the device's 400 or Live
-//!    Platform's problem-details 400 to a write: find the refused op. A 401 the sink can cure
-//!    (a new token) is its own business before it calls the verdict final.
-//! 3. Drive the attempts with [`retry::retry`], or, where it verifies between attempts, with
-//!    its own `loop` around [`retry::next_attempt`]. [`retry::GaveUp::Exhausted`] carries
-//!    the attempts, the time spent and the server's last `Retry-After` for a "device busy"
-//!    message.
+//! Both sinks build their client with [`client::build_client`] and check their URLs with
+//! [`endpoint::check_url`], naming the config key (`sbc.url`). `sink::reply` sorts each
+//! answer with [`verdict`] ([`verdict::Access::Write`] for a script or a PATCH, `Read` for a
+//! read or a save) and words only what a target knows better (a 401 a new token may cure,
+//! the SBC's busy 409, Live Platform's 409 conflict). [`retry::retry`] drives their reads and
+//! saves; the applier, which reads back between attempts of a write, drives its own loop
+//! around [`retry::next_attempt`].
 
 pub mod backoff;
 pub mod client;

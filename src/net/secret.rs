@@ -79,6 +79,20 @@ impl Secret {
     }
 }
 
+/// A secret given directly, as `Secret::new` takes it: so a config struct's secret field takes
+/// a literal or a `String` as readily as its plain fields do.
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret::new(value)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

@@ -10,8 +10,7 @@
 //! | 2xx | [`Done`] | [`Done`] |
 //! | connection never made (refused, DNS, connect timeout) | [`NotApplied`] | [`NotApplied`] |
 //! | 409 busy, 429 too many requests | [`NotApplied`] | [`NotApplied`] |
-//! | 503 with `Retry-After` | [`NotApplied`] | [`NotApplied`] |
-//! | 503 without `Retry-After`, any other 5xx | [`NotApplied`] | [`Unknown`] |
+//! | any 5xx, with or without `Retry-After` | [`NotApplied`] | [`Unknown`] |
 //! | request timeout, connection dropped, answer broken off | [`NotApplied`] | [`Unknown`] |
 //! | 400 | [`Final`] | [`RefusedContent`] |
 //! | 401, 403, any other 4xx, 3xx | [`Final`] | [`Final`] |
@@ -19,9 +18,11 @@
 //!
 //! A read changes nothing, so whatever may pass is simply sent again. A write that may have
 //! acted must be looked at (read back) before it is sent again, or it could be applied twice.
-//! A 503 that names a `Retry-After` is the server saying it is unavailable until then: it did
-//! not take the request in. Without one, a 503 may come from a gateway whose backend acted,
-//! like any other 5xx.
+//! A 5xx to a write is unknown even when it is a 503 naming a `Retry-After`: that usually
+//! means the server did not take the request in, but a gateway in front of a backend that
+//! acted can answer it too, and a blind resend then doubles an add (Live Platform refuses the
+//! duplicate, and the route's op would be quarantined). The read-back costs one read; the
+//! wrong guess costs a route.
 //!
 //! [`Done`]: Verdict::Done
 //! [`NotApplied`]: Verdict::NotApplied
@@ -75,7 +76,6 @@ pub fn of_status(status: StatusCode, access: Access, retry_after: Option<Duratio
         (s, _) if s.is_success() => Verdict::Done,
         (StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS, _) => not_applied,
         (s, Access::Read) if s.is_server_error() => not_applied,
-        (StatusCode::SERVICE_UNAVAILABLE, Access::Write) if retry_after.is_some() => not_applied,
         (s, Access::Write) if s.is_server_error() => Verdict::Unknown,
         (StatusCode::BAD_REQUEST, Access::Write) => Verdict::RefusedContent,
         _ => Verdict::Final,
@@ -125,7 +125,7 @@ mod tests {
             (429, Read, None, not_applied(None)),
             (429, Write, WAIT, not_applied(WAIT)),
             (503, Read, None, not_applied(None)),
-            (503, Write, WAIT, not_applied(WAIT)),
+            (503, Write, WAIT, Verdict::Unknown),
             (503, Write, None, Verdict::Unknown),
             (500, Read, WAIT, not_applied(WAIT)),
             (500, Write, WAIT, Verdict::Unknown),

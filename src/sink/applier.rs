@@ -13,8 +13,6 @@
 //! - an error after which some op may have landed leaves the journal unfinished, and
 //!   [`settle`] resolves it against a fresh read before anything else is written.
 
-use std::time::Duration;
-
 use super::control::ApplyControl;
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
@@ -23,6 +21,7 @@ use super::target::{Answer, Attempt, Target};
 use super::withheld::Withheld;
 use crate::error::{Classify, ErrorClass};
 use crate::net::backoff::Backoff;
+use crate::net::retry::{self, next_attempt, retry};
 use crate::plan::{Op, Plan};
 use crate::store::{OpState, PlanId, Store};
 
@@ -275,7 +274,6 @@ impl<T: Target> Run<'_, T> {
     async fn send(&mut self, seqs: &[usize]) -> Result<Outcome, Failure> {
         let mut remaining: Vec<usize> = seqs.to_vec();
         let mut backoff = self.target.writes().backoff();
-        let mut busy = 0u32;
         // Set when a request may have acted without saying so: read before sending again.
         let mut verify = false;
         loop {
@@ -327,34 +325,22 @@ impl<T: Target> Run<'_, T> {
                         unconfirmed,
                     });
                 }
-                Err(Attempt::NotApplied(error, retry_after)) => {
-                    busy += u32::from(matches!(error, SinkError::Busy { .. }));
-                    match backoff.next(retry_after) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => {
-                            return Err(Failure {
-                                error: given_up(error, busy, &backoff, retry_after),
-                                uncertain: false,
-                                unconfirmed: remaining,
-                            })
+                Err(failed) => {
+                    // Any earlier unknown outcome was resolved by the read before this send,
+                    // so only this one can leave the batch's outcome open.
+                    let uncertain = matches!(failed, Attempt::Unknown(_));
+                    verify |= uncertain;
+                    if let Err(gave_up) = next_attempt(&mut backoff, failed.retried()).await {
+                        let error = SinkError::from(gave_up);
+                        if uncertain {
+                            return Err(Failure::uncertain(error));
                         }
+                        return Err(Failure {
+                            error,
+                            uncertain: false,
+                            unconfirmed: remaining,
+                        });
                     }
-                }
-                Err(Attempt::Unknown(error)) => {
-                    verify = true;
-                    match backoff.next(None) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err(Failure::uncertain(error)),
-                    }
-                }
-                // Any earlier unknown outcome was resolved by the read before this send, so
-                // what is left certainly did not land.
-                Err(Attempt::Final(error)) => {
-                    return Err(Failure {
-                        error,
-                        uncertain: false,
-                        unconfirmed: remaining,
-                    })
                 }
             }
         }
@@ -368,16 +354,17 @@ impl<T: Target> Run<'_, T> {
         seqs: Vec<usize>,
         backoff: &mut Backoff,
     ) -> Result<Vec<usize>, SinkError> {
-        let now = loop {
-            match self.target.read().await {
-                Ok(now) => break now,
-                Err(e) if e.class() == ErrorClass::Transient => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
+        let target = self.target;
+        let now = retry(backoff, || async {
+            target.read().await.map_err(|error| match error.class() {
+                ErrorClass::Transient => retry::Attempt::Again {
+                    error,
+                    retry_after: None,
                 },
-                Err(e) => return Err(e),
-            }
-        };
+                _ => retry::Attempt::Stop(error),
+            })
+        })
+        .await?;
         let mut still = Vec::with_capacity(seqs.len());
         for seq in seqs {
             if self
@@ -422,25 +409,5 @@ impl<T: Target> Run<'_, T> {
         // unfinished and is settled against the target on the next start, which is safe.
         let _ = recorded;
         failure.error
-    }
-}
-
-/// The error to give up with once a request's retry budget is spent. A busy SBC's error says
-/// how often and how long it was tried, and what it last asked for: "1 attempt" alone reads as
-/// if the agent never waited, when the SBC asked for longer than the budget.
-pub(super) fn given_up(
-    error: SinkError,
-    busy: u32,
-    backoff: &Backoff,
-    retry_after: Option<Duration>,
-) -> SinkError {
-    match error {
-        SinkError::Busy { what, .. } => SinkError::Busy {
-            what,
-            attempts: busy.max(1),
-            waited: backoff.elapsed(),
-            asked: retry_after,
-        },
-        other => other,
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::audiocodes::cli_script::ScriptError;
 use crate::error::{Classify, ErrorClass};
+use crate::net::client::ClientError;
 use crate::net::reason::error_chain;
+use crate::net::retry::GaveUp;
 use crate::plan::ownership::OwnershipBreach;
 use crate::store::{PlanId, StoreError};
 
@@ -107,6 +109,43 @@ impl Classify for SinkError {
     }
 }
 
+impl From<GaveUp<SinkError>> for SinkError {
+    /// The error to give up with once a request's retry budget is spent. A busy SBC's error
+    /// says how often and how long it was tried, and what it last asked for: "1 attempt" alone
+    /// reads as if the agent never waited, when the SBC asked for longer than the budget.
+    fn from(gave_up: GaveUp<SinkError>) -> SinkError {
+        match gave_up {
+            GaveUp::Exhausted {
+                error: SinkError::Busy { what, .. },
+                attempts,
+                waited,
+                asked,
+            } => SinkError::Busy {
+                what,
+                attempts,
+                waited,
+                asked,
+            },
+            other => other.into_error(),
+        }
+    }
+}
+
+impl SinkError {
+    /// A client that cannot be built, as the TLS settings to fix: `key` is the setting the
+    /// client's failure points at (`sbc.ca_file`), which the operator looks for in the config.
+    pub(super) fn client(key: &'static str) -> impl Fn(ClientError) -> SinkError {
+        move |error| SinkError::Tls {
+            reason: match error {
+                ClientError::Build { .. } => error.to_string(),
+                ClientError::CaFile { .. } | ClientError::NotPem { .. } => {
+                    format!("{key}: {error}")
+                }
+            },
+        }
+    }
+}
+
 /// The end of a busy SBC's message when it asked to be retried later than the budget allows.
 fn asked_for(asked: &Option<Duration>) -> String {
     match asked {
@@ -115,5 +154,31 @@ fn asked_for(asked: &Option<Duration>) -> String {
             wait.as_secs()
         ),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_device_given_up_on_says_how_long_it_was_waited_out() {
+        let busy = SinkError::Busy {
+            what: "saving the configuration".into(),
+            attempts: 1,
+            waited: Duration::ZERO,
+            asked: None,
+        };
+        let error = SinkError::from(GaveUp::Exhausted {
+            error: busy,
+            attempts: 4,
+            waited: Duration::from_secs(3),
+            asked: Some(Duration::from_secs(3600)),
+        });
+        let text = error.to_string();
+        assert!(text.contains("for 4 attempts over 3.0 s"), "{text}");
+        assert!(text.contains("retried in 3600 s"), "{text}");
+        let other = SinkError::from(GaveUp::Final(SinkError::Unauthorized));
+        assert!(matches!(other, SinkError::Unauthorized));
     }
 }

@@ -7,7 +7,8 @@
 //! - The platform allows 10 requests per 10 s per client. The sink never reaches that limit:
 //!   a sliding window (`rate`) makes it wait before a request that would exceed it. A 429
 //!   (another agent sharing the client, a smaller limit than configured) is still retried,
-//!   honouring `Retry-After`, as are 5xx answers.
+//!   honouring `Retry-After` (the sinks' `reply` sorts every answer as [`crate::net::verdict`]
+//!   says), except a 409: a conflict with the platform's state, not a busy device, is final.
 //! - Live Platform rules have no index: a rule is its `name`, `prefix` and `tag`. [`read`]
 //!   gives each rule a synthetic index, its position in `ruleDTO`. The planner only needs
 //!   indexes to be stable within one cycle (read, plan, apply), which they are; they mean
@@ -28,25 +29,29 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, Method, StatusCode, Url};
+use reqwest::{Client, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
+use super::reply::{no_answer, receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::DialPlanRule;
+use crate::net::client::{build_client, ClientSettings};
+use crate::net::endpoint::check_url;
 use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::net::preview::truncate;
-use crate::net::retry::retry_after;
+use crate::net::retry::retry;
 use crate::net::secret::Secret;
+use crate::net::verdict::Access;
 use crate::plan::{Op, Route};
 
 /// The `[sbc]` settings for `sbc.kind = "livecloud"`.
 ///
 /// `dial_plan_id` is needed by the URL of DESIGN.md §5.2 although §9 does not list it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LiveCloudConfig {
     /// API base URL, e.g. `https://live.example.net`.
     pub url: String,
@@ -54,7 +59,7 @@ pub struct LiveCloudConfig {
     pub token_url: String,
     pub client_id: String,
     /// Never logged (redacted in `Debug`).
-    pub client_secret: String,
+    pub client_secret: Secret,
     pub scope: String,
     pub customer_id: String,
     pub site_location_id: String,
@@ -72,7 +77,7 @@ impl Default for LiveCloudConfig {
             url: String::new(),
             token_url: String::new(),
             client_id: String::new(),
-            client_secret: String::new(),
+            client_secret: Secret::new(""),
             scope: String::new(),
             customer_id: String::new(),
             site_location_id: String::new(),
@@ -84,23 +89,6 @@ impl Default for LiveCloudConfig {
                 (Duration::from_millis(500), Duration::from_secs(15)),
             ),
         }
-    }
-}
-
-impl fmt::Debug for LiveCloudConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LiveCloudConfig")
-            .field("url", &self.url)
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("scope", &self.scope)
-            .field("customer_id", &self.customer_id)
-            .field("site_location_id", &self.site_location_id)
-            .field("dial_plan_id", &self.dial_plan_id)
-            .field("rate", &self.rate)
-            .field("writes", &self.writes)
-            .finish()
     }
 }
 
@@ -174,20 +162,12 @@ impl Target for LiveCloudSink {
     async fn read(&self) -> Result<DeviceDialPlan, SinkError> {
         const WHAT: &str = "reading the Live Platform dial plan";
         let mut backoff = self.config.writes.backoff();
-        let body = loop {
-            match self.call(Method::GET, None, WHAT).await {
-                Ok(body) => break body,
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
-        };
+        let body = retry(&mut backoff, || async {
+            self.call(Method::GET, None, WHAT)
+                .await
+                .map_err(Attempt::retried)
+        })
+        .await?;
         let dto: DialPlanDto = serde_json::from_str(&body).map_err(|e| SinkError::BadResponse {
             what: WHAT.into(),
             reason: e.to_string(),
@@ -271,17 +251,14 @@ impl LiveCloudSink {
         if config.writes.batch_size == 0 {
             return Err(SinkError::BadBatchSize);
         }
-        for (url, name) in [(&config.url, "url"), (&config.token_url, "token_url")] {
-            let parsed = Url::parse(url).map_err(|e| SinkError::BadUrl {
+        for (url, key) in [
+            (&config.url, "sbc.url"),
+            (&config.token_url, "sbc.token_url"),
+        ] {
+            check_url(key, url).map_err(|e| SinkError::BadUrl {
                 url: url.clone(),
-                reason: format!("sbc.{name}: {e}"),
+                reason: format!("{key}: {e}"),
             })?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(SinkError::BadUrl {
-                    url: url.clone(),
-                    reason: format!("sbc.{name}: unsupported scheme {:?}", parsed.scheme()),
-                });
-            }
         }
         for (value, name) in [
             (&config.customer_id, "customer_id"),
@@ -296,12 +273,8 @@ impl LiveCloudSink {
                 });
             }
         }
-        let client = Client::builder()
-            .timeout(config.writes.timeout)
-            .build()
-            .map_err(|e| SinkError::Tls {
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let client = build_client("sbc", &ClientSettings::new(config.writes.timeout))
+            .map_err(SinkError::client("sbc"))?;
         let plan_url = format!(
             "{}/api/v2/customer/{}/sitelocation/{}/dialplan/{}",
             config.url.trim_end_matches('/'),
@@ -312,7 +285,7 @@ impl LiveCloudSink {
         let tokens = TokenCache::new(ClientCredentials {
             token_url: config.token_url.clone(),
             client_id: config.client_id.clone(),
-            client_secret: Secret::new(config.client_secret.clone()),
+            client_secret: config.client_secret.clone(),
             scope: config.scope.clone(),
         });
         Ok(LiveCloudSink {
@@ -353,12 +326,11 @@ impl LiveCloudSink {
         const WHAT: &str = "fetching an OAuth token";
         match self.tokens.token(&self.client, force).await {
             Ok(token) => Ok(token.expose().to_string()),
-            Err(OAuthError::Transport(source)) => Err(Attempt::NotApplied(
-                SinkError::Http {
-                    what: format!("{WHAT} from {}", self.config.token_url),
-                    source,
-                },
-                None,
+            // Fetching a token changes nothing: sent again like a read.
+            Err(OAuthError::Transport(source)) => Err(no_answer(
+                source,
+                Access::Read,
+                &format!("{WHAT} from {}", self.config.token_url),
             )),
             Err(OAuthError::Server {
                 status,
@@ -424,7 +396,11 @@ impl LiveCloudSink {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<String, Attempt> {
-        let write = method != Method::GET;
+        let access = if method == Method::GET {
+            Access::Read
+        } else {
+            Access::Write
+        };
         let mut refreshed = false;
         loop {
             let token = self.token(refreshed).await?;
@@ -435,80 +411,37 @@ impl LiveCloudSink {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = match self.send_limited(request).await {
-                Ok(response) => response,
-                Err(source) => {
-                    let connect = source.is_connect();
-                    let error = SinkError::Http {
-                        what: what.to_string(),
-                        source,
-                    };
-                    return Err(if connect || !write {
-                        Attempt::NotApplied(error, None)
-                    } else {
-                        Attempt::Unknown(error)
-                    });
-                }
+            let sent = self.send_limited(request).await;
+            let answered = match receive(sent, access, what).await? {
+                Reply::Done(text) => return Ok(text),
+                Reply::Answered(answered) => answered,
             };
-            let status = response.status();
-            let retry_after = retry_after(&response);
-            let text = match response.text().await {
-                Ok(text) => text,
-                Err(source) => {
-                    let error = SinkError::Http {
-                        what: what.to_string(),
-                        source,
-                    };
-                    return Err(if write {
-                        Attempt::Unknown(error)
-                    } else {
-                        Attempt::NotApplied(error, None)
-                    });
-                }
-            };
-            return match status {
-                s if s.is_success() => Ok(text),
+            return Err(match answered.status {
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     refreshed = true;
                     continue;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    Err(Attempt::Final(SinkError::Refused {
+                    Attempt::Final(SinkError::Refused {
                         what: format!(
                             "{what}: the platform refused a freshly fetched token for client \
                              {:?} (check its API permissions on customer {:?})",
                             self.config.client_id, self.config.customer_id
                         ),
-                        status: status.as_u16(),
-                        body: problem_detail(&text),
-                    }))
-                }
-                StatusCode::TOO_MANY_REQUESTS => Err(Attempt::NotApplied(
-                    SinkError::Server {
-                        what: format!("{what} (rate limited)"),
-                        status: 429,
-                        body: problem_detail(&text),
-                    },
-                    retry_after,
-                )),
-                s if s.is_server_error() => {
-                    let error = SinkError::Server {
-                        what: what.to_string(),
-                        status: s.as_u16(),
-                        body: problem_detail(&text),
-                    };
-                    Err(if write {
-                        Attempt::Unknown(error)
-                    } else {
-                        Attempt::NotApplied(error, retry_after)
+                        status: answered.status.as_u16(),
+                        body: problem_detail(&answered.body),
                     })
                 }
-                s => Err(Attempt::Final(SinkError::Refused {
+                // The SBC's 409 means busy (DESIGN.md §5.1); Live Platform documents no such
+                // meaning, and a REST conflict with the dial plan's state answers the same
+                // way however often it is sent. Final, as it was before the shared verdict.
+                StatusCode::CONFLICT => Attempt::Final(SinkError::Refused {
                     what: what.to_string(),
-                    status: s.as_u16(),
-                    body: problem_detail(&text),
-                })),
-            };
+                    status: answered.status.as_u16(),
+                    body: problem_detail(&answered.body),
+                }),
+                _ => answered.attempt(what, problem_detail),
+            });
         }
     }
 }

@@ -15,6 +15,7 @@ mod control;
 mod dial_plan;
 mod error;
 pub mod livecloud;
+mod reply;
 mod report;
 mod target;
 mod withheld;

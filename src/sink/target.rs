@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
 use super::write_settings::WriteSettings;
+use crate::net::retry;
 use crate::plan::Op;
 
 /// What the target said about one batch it received.
@@ -36,6 +37,22 @@ pub enum Attempt {
     Unknown(SinkError),
     /// Retrying cannot help (credentials, a request refused outright).
     Final(SinkError),
+}
+
+impl Attempt {
+    /// The failure as the one retry loop ([`crate::net::retry`]) takes it. An unknown outcome
+    /// may pass too, but waits the backoff's own time: whoever retries it reads the target
+    /// back first, or sends something that is safe twice.
+    pub fn retried(self) -> retry::Attempt<SinkError> {
+        match self {
+            Attempt::NotApplied(error, retry_after) => retry::Attempt::Again { error, retry_after },
+            Attempt::Unknown(error) => retry::Attempt::Again {
+                error,
+                retry_after: None,
+            },
+            Attempt::Final(error) => retry::Attempt::Stop(error),
+        }
+    }
 }
 
 /// A place a plan lands. Implemented by the SBC sink and the Live Platform sink.

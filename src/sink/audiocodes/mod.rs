@@ -13,18 +13,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::header::CONTENT_LENGTH;
-use reqwest::{Client, RequestBuilder, StatusCode, Url};
+use reqwest::{Client, RequestBuilder, StatusCode};
 
-use super::applier::given_up;
 use super::dial_plan::DeviceDialPlan;
 use super::error::SinkError;
+use super::reply::{receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
+use crate::net::client::{build_client, warn_insecure, ClientSettings};
+use crate::net::endpoint::check_url;
 use crate::net::preview::truncate;
-use crate::net::reason::error_chain;
-use crate::net::retry::retry_after;
-use crate::net::tls::is_tls_failure;
+use crate::net::retry::retry;
+use crate::net::secret::Secret;
+use crate::net::verdict::{Access, Verdict};
 use crate::plan::Op;
 
 const STATUS_PATH: &str = "/api/v1/status";
@@ -33,13 +35,13 @@ const INCREMENTAL_PATH: &str = "/api/v1/files/cliScript/incremental";
 const SAVE_PATH: &str = "/api/v1/actions/saveConfiguration";
 
 /// The `[sbc]` settings of an AudioCodes device (DESIGN.md §9).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SbcConfig {
     /// Base URL, e.g. `https://sbc1.example.net`.
     pub url: String,
     pub username: String,
     /// Read from `sbc.password_file`; never logged (redacted in `Debug`).
-    pub password: String,
+    pub password: Secret,
     /// The dial plan dialsync writes to (`OCDialPlan`).
     pub dial_plan: String,
     /// Persist to flash after a successful apply.
@@ -54,11 +56,11 @@ pub struct SbcConfig {
 
 impl SbcConfig {
     /// Settings with the defaults of DESIGN.md §9 for everything but the address and account.
-    pub fn new(url: &str, username: &str, password: &str) -> SbcConfig {
+    pub fn new(url: &str, username: &str, password: impl Into<Secret>) -> SbcConfig {
         SbcConfig {
             url: url.to_string(),
             username: username.to_string(),
-            password: password.to_string(),
+            password: password.into(),
             dial_plan: "OCDialPlan".into(),
             save_config: true,
             ca_file: None,
@@ -69,21 +71,6 @@ impl SbcConfig {
                 (Duration::from_millis(250), Duration::from_secs(10)),
             ),
         }
-    }
-}
-
-impl fmt::Debug for SbcConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SbcConfig")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("dial_plan", &self.dial_plan)
-            .field("save_config", &self.save_config)
-            .field("ca_file", &self.ca_file)
-            .field("insecure_skip_verify", &self.insecure_skip_verify)
-            .field("writes", &self.writes)
-            .finish()
     }
 }
 
@@ -110,51 +97,16 @@ impl AudioCodesSink {
         if config.writes.batch_size == 0 {
             return Err(SinkError::BadBatchSize);
         }
-        let bad_url = |reason: &str| SinkError::BadUrl {
+        check_url("sbc.url", &config.url).map_err(|e| SinkError::BadUrl {
             url: config.url.clone(),
-            reason: reason.to_string(),
-        };
-        let url = Url::parse(&config.url).map_err(|e| bad_url(&e.to_string()))?;
-        match url.scheme() {
-            "https" => {}
-            "http" => {
-                let host = url.host_str().unwrap_or("");
-                let loopback = host.eq_ignore_ascii_case("localhost")
-                    || host
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback());
-                if !loopback {
-                    tracing::warn!(
-                        "sbc.url {} is plain http to a host that is not loopback: credentials \
-                         and the dial plan travel unencrypted",
-                        config.url
-                    );
-                }
-            }
-            other => return Err(bad_url(&format!("unsupported scheme {other:?}"))),
-        }
-        let mut builder = Client::builder().timeout(config.writes.timeout);
-        if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|e| SinkError::Tls {
-                reason: format!("cannot read sbc.ca_file {}: {e}", ca_file.display()),
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| SinkError::Tls {
-                reason: format!(
-                    "sbc.ca_file {} is not a PEM certificate: {e}",
-                    ca_file.display()
-                ),
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if config.insecure_skip_verify {
-            warn_insecure(&config.url);
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let client = builder.build().map_err(|e| SinkError::Tls {
-            reason: format!("cannot build the HTTP client: {e}"),
+            reason: e.to_string(),
         })?;
+        let settings = ClientSettings {
+            ca_file: config.ca_file.clone(),
+            insecure_skip_verify: config.insecure_skip_verify,
+            ..ClientSettings::new(config.writes.timeout)
+        };
+        let client = build_client("sbc", &settings).map_err(SinkError::client("sbc.ca_file"))?;
         let base = config.url.trim_end_matches('/').to_string();
         Ok(AudioCodesSink {
             config,
@@ -173,7 +125,7 @@ impl AudioCodesSink {
     /// agent need not call this too.
     pub fn warn_if_insecure(&self) {
         if self.config.insecure_skip_verify {
-            warn_insecure(&self.config.url);
+            warn_insecure("sbc");
         }
     }
 
@@ -193,28 +145,19 @@ impl AudioCodesSink {
             .find(|i| plans.plans.iter().all(|p| p.index != *i))
             .unwrap_or(0);
         let mut backoff = self.config.writes.backoff();
-        loop {
+        let answer = retry(&mut backoff, || async {
             let script = cli_script::render_create_plan(index, &self.config.dial_plan);
-            match self.put_script(script).await {
-                // An answer without a status is settled by the read the agent makes right
-                // after: a plan that is still missing is reported as missing.
-                Ok(Answer::Applied | Answer::Unstated(_)) => return Ok(index),
-                Ok(Answer::Refused(reason)) => {
-                    return Err(SinkError::BadResponse {
-                        what: WHAT.into(),
-                        reason,
-                    })
-                }
-                Err(Attempt::NotApplied(e, retry_after)) => match backoff.next(retry_after) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
+            self.put_script(script).await.map_err(Attempt::retried)
+        })
+        .await?;
+        match answer {
+            // An answer without a status is settled by the read the agent makes right after:
+            // a plan that is still missing is reported as missing.
+            Answer::Applied | Answer::Unstated(_) => Ok(index),
+            Answer::Refused(reason) => Err(SinkError::BadResponse {
+                what: WHAT.into(),
+                reason,
+            }),
         }
     }
 
@@ -229,7 +172,7 @@ impl AudioCodesSink {
             .client
             .put(format!("{}{INCREMENTAL_PATH}", self.base))
             .multipart(form);
-        let body = match self.attempt(request, WHAT, true).await {
+        let body = match self.attempt(request, WHAT, Access::Write).await {
             Ok(body) => body,
             // "400 Bad request – provided CLI script is incorrect": a bad line or a bad value,
             // refused like a 200 saying `failure`.
@@ -359,113 +302,60 @@ impl AudioCodesSink {
     /// Persists the configuration to flash, retrying while busy.
     async fn save(&self) -> Result<(), SinkError> {
         let mut backoff = self.config.writes.backoff();
-        let mut busy = 0u32;
-        loop {
+        retry(&mut backoff, || async {
             let request = self
                 .client
                 .post(format!("{}{SAVE_PATH}", self.base))
                 // The device refuses a save with a body, or without the header.
                 .header(CONTENT_LENGTH, "0")
                 .body(Vec::<u8>::new());
-            match self
-                .attempt(request, "saving the configuration", true)
+            // Saving twice is harmless, so the save is sent again like a read.
+            self.attempt(request, "saving the configuration", Access::Read)
                 .await
-            {
-                Ok(_) => return Ok(()),
-                // Saving twice is harmless, so any transient failure is simply retried.
-                Err(Attempt::NotApplied(e, retry_after)) => {
-                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
-                    match backoff.next(retry_after) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err(given_up(e, busy, &backoff, retry_after)),
-                    }
-                }
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
-        }
+                .map_err(Attempt::retried)
+        })
+        .await?;
+        Ok(())
     }
 
     /// A GET, retried on transient failures within the budget.
     async fn get_text(&self, path: &str, what: &str) -> Result<String, SinkError> {
+        let url = format!("{}{path}", self.base);
         let mut backoff = self.config.writes.backoff();
-        let mut busy = 0u32;
-        loop {
-            let request = self.client.get(format!("{}{path}", self.base));
-            match self.attempt(request, what, false).await {
-                Ok(body) => return Ok(body),
-                Err(Attempt::NotApplied(e, retry_after)) => {
-                    busy += u32::from(matches!(e, SinkError::Busy { .. }));
-                    match backoff.next(retry_after) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err(given_up(e, busy, &backoff, retry_after)),
-                    }
-                }
-                Err(Attempt::Unknown(e)) => match backoff.next(None) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(e),
-                },
-                Err(Attempt::Final(e)) => return Err(e),
-            }
-        }
+        let body = retry(&mut backoff, || async {
+            let request = self.client.get(&url);
+            self.attempt(request, what, Access::Read)
+                .await
+                .map_err(Attempt::retried)
+        })
+        .await?;
+        Ok(body)
     }
 
-    /// One request with the credentials, its answer sorted by what it means.
+    /// One request with the credentials, its reply sorted by what it means.
     async fn attempt(
         &self,
         request: RequestBuilder,
         what: &str,
-        write: bool,
+        access: Access,
     ) -> Result<String, Attempt> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request
-            .basic_auth(&self.config.username, Some(&self.config.password))
+        let sent = request
+            .basic_auth(&self.config.username, Some(self.config.password.expose()))
             .send()
             .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(source) if is_tls_failure(&source) => {
-                // An untrusted certificate, or no TLS on the other end: settings to fix, not
-                // a moment to wait out.
-                return Err(Attempt::Final(SinkError::Tls {
-                    reason: format!("{what}: {}", error_chain(&source)),
-                }));
-            }
-            Err(source) => {
-                let connect = source.is_connect();
-                let error = SinkError::Http {
-                    what: what.to_string(),
-                    source,
-                };
-                // A connection never made carried nothing; anything else may have.
-                return Err(if connect {
-                    Attempt::NotApplied(error, None)
-                } else {
-                    Attempt::Unknown(error)
-                });
-            }
+        let answered = match receive(sent, access, what).await? {
+            Reply::Done(body) => return Ok(body),
+            Reply::Answered(answered) => answered,
         };
-        let status = response.status();
-        let retry_after = retry_after(&response);
-        let body = match response.text().await {
-            Ok(body) => body,
-            Err(source) => {
-                return Err(Attempt::Unknown(SinkError::Http {
-                    what: what.to_string(),
-                    source,
-                }))
-            }
-        };
-        match status {
-            s if s.is_success() => Ok(body),
-            StatusCode::UNAUTHORIZED => Err(Attempt::Final(SinkError::Unauthorized)),
-            StatusCode::FORBIDDEN => Err(Attempt::Final(SinkError::Forbidden {
+        Err(match (answered.status, answered.verdict) {
+            (StatusCode::UNAUTHORIZED, _) => Attempt::Final(SinkError::Unauthorized),
+            (StatusCode::FORBIDDEN, _) => Attempt::Final(SinkError::Forbidden {
                 user: self.config.username.clone(),
-            })),
-            StatusCode::CONFLICT => Err(Attempt::NotApplied(
+            }),
+            // The device's own "busy" (HA synchronisation): worded so that giving up says how
+            // long it was waited out.
+            (StatusCode::CONFLICT, Verdict::NotApplied { retry_after }) => Attempt::NotApplied(
                 SinkError::Busy {
                     what: what.to_string(),
                     attempts: 1,
@@ -473,26 +363,9 @@ impl AudioCodesSink {
                     asked: None,
                 },
                 retry_after,
-            )),
-            s if s.is_server_error() => {
-                let error = SinkError::Server {
-                    what: what.to_string(),
-                    status: s.as_u16(),
-                    body: truncate(&body),
-                };
-                // A 503 on a read acted on nothing; a 5xx on a write may have half-acted.
-                Err(if write {
-                    Attempt::Unknown(error)
-                } else {
-                    Attempt::NotApplied(error, retry_after)
-                })
-            }
-            s => Err(Attempt::Final(SinkError::Refused {
-                what: what.to_string(),
-                status: s.as_u16(),
-                body: truncate(&body),
-            })),
-        }
+            ),
+            _ => answered.attempt(what, truncate),
+        })
     }
 }
 
@@ -519,10 +392,6 @@ fn device_state(status: &serde_json::Value) -> (Option<String>, bool) {
         _ => false,
     };
     (upgrading, save_needed)
-}
-
-fn warn_insecure(url: &str) {
-    tracing::warn!("sbc.insecure_skip_verify is set: the certificate of {url} is not verified");
 }
 
 /// A string field of a JSON answer, empty when absent or not a string.
