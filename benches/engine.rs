@@ -13,11 +13,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dialsync::compile::{self as compiler, Encoding};
+use dialsync::dialplan::pattern::{best_match, Pattern};
 use dialsync::dialplan::rule::DialPlanRule;
 use dialsync::dialplan::rule::Tag;
+use dialsync::dialplan::rule_index::RuleIndex;
 use dialsync::index::sweep::{self as sweeper, Interval};
 use dialsync::index::{self, KeyRange, RangeIndex};
-use dialsync::number::POW10;
+use dialsync::number::{Number, POW10};
 use dialsync::plan::{self as planner, PlanSettings, Policy, Route, Safety};
 use dialsync::resolve::{self as resolver, Coverage, Entry, Mapping, Provenance};
 use rustc_hash::FxHashMap;
@@ -59,6 +61,7 @@ fn main() {
     sweep("", &realistic, &settings);
     compile("", &realistic, &settings);
     planning("", &realistic, &settings);
+    rule_index("", &realistic, &settings);
 
     let mixed = workloads::mixed(settings.ranges, SEED + 1);
     describe(&mixed);
@@ -452,6 +455,65 @@ fn routes(ranges: &[KeyRange]) -> Vec<Route> {
             tag: mapping.tag(rule.tag).clone(),
         })
         .collect()
+}
+
+/// The rule index over a shared dial plan: the workload compiled to rules, plus one Live
+/// Platform per-number rule (open, no `#`) for every tenth range, as in the field. Build time
+/// against one sort of the rules' ranges, lookups against the plain range index over the
+/// workload's ranges, on the same probes.
+fn rule_index(prefix: &str, workload: &Workload, settings: &Settings) {
+    let mut patterns: Vec<Pattern> = routes(&workload.ranges)
+        .into_iter()
+        .map(|route| route.prefix)
+        .collect();
+    for range in workload.ranges.iter().step_by(10) {
+        let number = Number::from_key(range.lo).expect("workload keys are numbers");
+        patterns.push(Pattern::parse(&number.to_string()).expect("a number is a prefix"));
+    }
+    let rules: Vec<(u32, &Pattern)> = patterns.iter().zip(0u32..).map(|(p, i)| (i, p)).collect();
+    let sort = sort_baseline(&workload.ranges, settings);
+    let build = best_of(
+        settings.repetitions,
+        || rules.clone(),
+        |rules| RuleIndex::build(rules).expect("a dial plan indexes"),
+    );
+    let index = RuleIndex::build(rules.clone()).expect("a dial plan indexes");
+
+    let pool = workloads::probes_inside(&workload.ranges, workload.ranges.len(), SEED ^ 1);
+    let probes = workloads::draws(&pool, settings.probes, SEED ^ 2);
+    for &key in probes.iter().take(100) {
+        let number = Number::from_key(key).expect("probes are numbers");
+        let brute = best_match(rules.iter().map(|&(i, p)| (i, p, &())), &number.to_string());
+        assert_eq!(index.lookup(number), brute.map(|(i, _)| i), "{number}");
+    }
+    let ranges = RangeIndex::build(workload.ranges.to_vec()).expect("disjoint workload");
+    let (rule_mops, _) = time_loop(&probes, settings, |key| {
+        index.lookup(Number::from_key(key).expect("probes are numbers"))
+    });
+    let (range_mops, _) = time_loop(&probes, settings, |key| {
+        ranges.lookup(key).map(|range| range.value)
+    });
+    println!(
+        "# {prefix}rule_index_rules={} intervals={} residual={} build_ms={:.1} sort_ms={:.1}",
+        rules.len(),
+        index.len(),
+        index.residual_rules(),
+        build.as_secs_f64() * 1e3,
+        sort.as_secs_f64() * 1e3
+    );
+    println!(
+        "{prefix}rule_index_build_over_sort={:.2}",
+        ratio(build, sort)
+    );
+    println!(
+        "{prefix}rule_index_bytes_per_rule={:.1}",
+        index.memory_bytes() as f64 / rules.len() as f64
+    );
+    println!("{prefix}lookup_rule_index_mops={rule_mops:.1}");
+    println!(
+        "{prefix}lookup_rule_index_over_index={:.2}",
+        rule_mops / range_mops
+    );
 }
 
 /// Planning a 1 % churn: the dial plan holds the workload's rules, the desired state is the

@@ -67,6 +67,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Whether every number the sources assign routes to its tag on the dial plan as last
+    /// read (foreign rules included), from the state database; exit 0 clean, 1 when numbers
+    /// are misrouted, shadowed or unrouted or an owned rule is stray
+    Audit {
+        /// Every finding as CSV: verdict, first, last, count, rule_index, rule_name, prefix,
+        /// winning_tag, desired_tag, source, item
+        #[arg(long)]
+        csv: bool,
+    },
     /// Monitoring plugin (Nagios/Icinga): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one
     /// line with perfdata
     Check {

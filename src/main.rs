@@ -116,6 +116,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &config, &numbers, json, &mut out,
             )?))
         }
+        Command::Audit { csv } => {
+            let config = load(&config_path)?;
+            Ok(code(commands::audit(
+                &config,
+                csv,
+                &mut io::stdout().lock(),
+            )?))
+        }
         Command::Check { warning, critical } => {
             let verdict = commands::check(
                 Config::load(&config_path),

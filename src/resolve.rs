@@ -253,6 +253,11 @@ pub struct Resolution {
 }
 
 impl Resolution {
+    /// The mapping alone, dropping what only `lookup` needs (every number's winning entry).
+    pub fn into_mapping(self) -> Mapping {
+        self.mapping
+    }
+
     /// The index (into the slice given to [`resolve`]) of the entry that decides `number`.
     pub fn winner(&self, number: Number) -> Option<usize> {
         self.winners.lookup(number.key()).map(|r| r.value as usize)

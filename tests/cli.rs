@@ -414,6 +414,141 @@ fn lookup_explains_a_number_from_the_state_database() {
     assert!(bad.stderr.contains("\"12ab\" is not a number"), "{bad}");
 }
 
+/// `audit --csv`'s rows as (verdict, first, count, rule_index, rule_name, winning_tag,
+/// desired_tag, source), header checked.
+fn audit_rows(text: &str) -> Vec<Vec<String>> {
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "verdict,first,last,count,rule_index,rule_name,prefix,winning_tag,desired_tag,\
+             source,item"
+        ),
+        "{text}"
+    );
+    lines
+        .map(|line| line.split(',').map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn audit_finds_shadowed_misrouted_unrouted_and_stray_numbers() {
+    let rig = Rig::start();
+    let early = rig.dialsync(&["audit"]);
+    assert_eq!(early.code, Some(1), "{early}");
+    assert!(early.stderr.contains("no state database"), "{early}");
+    assert!(!rig.path("state.db").exists(), "audit creates no database");
+
+    assert_eq!(rig.dialsync(&["sync"]).code, Some(0));
+    let clean = rig.dialsync(&["audit"]);
+    assert_eq!(clean.code, Some(0), "{clean}");
+    assert!(clean.stdout.contains("160 numbers assigned"), "{clean}");
+    assert!(
+        clean
+            .stdout
+            .contains("clean: every assigned number routes to its tag"),
+        "{clean}"
+    );
+    let csv = rig.dialsync(&["audit", "--csv"]);
+    assert_eq!(csv.code, Some(0), "{csv}");
+    assert!(audit_rows(&csv.stdout).is_empty(), "{csv}");
+
+    // A range that holds Live Platform's per-number rule: that number is shadowed.
+    rig.write(
+        "static.csv",
+        "start,end,tag\n+3225000000,+3225000009,Trunk=static\n\
+         +97239753000,+97239753009,Trunk=il\n",
+    );
+    let synced = rig.dialsync(&["sync"]);
+    assert_eq!(synced.code, Some(0), "{synced}");
+    // Hand edits on the SBC: globex's rule retagged, the static file's rule deleted, and a
+    // rule carrying dialsync's name for numbers no source assigns.
+    let owned = rig.owned_rules();
+    let index_of = |tag: &str| {
+        owned
+            .iter()
+            .find(|(_, _, t)| t == tag)
+            .unwrap_or_else(|| panic!("no owned rule for {tag}: {owned:?}"))
+            .0
+    };
+    let (globex, static_rule) = (index_of("Trunk=globex"), index_of("Trunk=static"));
+    {
+        let mut state = rig.sbc.state();
+        let rules = &mut state.plans.get_mut(&0).expect("OCDialPlan").rules;
+        rules.get_mut(&globex).expect("globex's rule").tag = "Trunk=wrong".into();
+        rules.remove(&static_rule);
+        rules.insert(60, sim_rule("dialsync", "+3299000[0-4]#", "Trunk=acme"));
+    }
+    // `plan` reads the SBC into the mirror and writes nothing.
+    let planned = rig.dialsync(&["plan"]);
+    assert_eq!(planned.code, Some(2), "{planned}");
+    let requests = rig.sbc.state().requests.len();
+
+    let found = rig.dialsync(&["audit"]);
+    assert_eq!(found.code, Some(1), "{found}");
+    let out = &found.stdout;
+    assert!(out.contains("170 numbers assigned"), "{found}");
+    for line in [
+        "  routed              109",
+        "  misrouted            50",
+        "  shadowed              1",
+        "  unrouted             10",
+        "stray: 1 owned rules route 5 numbers no source assigns",
+        "  rule 60 +3299000[0-4]#: 5 numbers, first +32990000",
+        "shadowed +97239753000 (1 number): rule 0 +97239753000 -> sandbox1.audiocodes.be \
+         (foreign, named \"LivePlatform\") wins; Trunk=il wanted by static (",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{found}");
+    }
+    assert_eq!(
+        rig.sbc.state().requests.len(),
+        requests,
+        "audit asks the SBC nothing"
+    );
+
+    let csv = rig.dialsync(&["audit", "--csv"]);
+    assert_eq!(csv.code, Some(1), "{csv}");
+    let rows = audit_rows(&csv.stdout);
+    // verdict, first, count, rule_index, rule_name, winning_tag, desired_tag, source
+    let brief: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let columns: Vec<&str> = [0, 1, 3, 4, 5, 7, 8, 9]
+                .iter()
+                .map(|&i| r[i].as_str())
+                .collect();
+            columns.join(",")
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            // Key order: shorter numbers first.
+            "stray,+32990000,5,60,dialsync,Trunk=acme,,".to_string(),
+            "unrouted,+3225000000,10,,,,Trunk=static,static".to_string(),
+            format!("misrouted,+3226130000,50,{globex},dialsync,Trunk=wrong,Trunk=globex,fusion"),
+            "shadowed,+97239753000,1,0,LivePlatform,sandbox1.audiocodes.be,Trunk=il,static"
+                .to_string(),
+        ],
+        "{csv}"
+    );
+    assert!(rows.iter().all(|r| r.len() == 11), "{csv}");
+
+    // check warns from the recorded audit of the last cycle.
+    let check = rig.dialsync(&["check"]);
+    assert_eq!(check.code, Some(1), "{check}");
+    assert!(
+        check
+            .stdout
+            .contains("50 numbers misrouted, 1 shadowed by foreign rules (see dialsync audit)"),
+        "{check}"
+    );
+    assert!(
+        check.stdout.contains("misrouted=50 shadowed=1 unrouted=10"),
+        "{check}"
+    );
+}
+
 #[test]
 fn check_says_unknown_ok_warning_and_critical() {
     let rig = Rig::start();

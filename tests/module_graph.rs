@@ -470,7 +470,9 @@ fn modules_naming(all: &BTreeMap<Module, String>, prefix: &[&str]) -> BTreeSet<S
 #[test]
 fn the_core_does_no_io_and_reads_no_clock() {
     let all = src();
-    let core = ["number", "dialplan", "index", "resolve", "compile", "plan"];
+    let core = [
+        "number", "dialplan", "index", "resolve", "compile", "plan", "audit",
+    ];
     for io in [
         &["tokio"][..],
         &["reqwest"],

@@ -255,8 +255,31 @@ fn run_notifies_systemd_serves_the_admin_port_and_syncs_on_demand() {
         "{status:#}"
     );
 
+    // The audit after the cycle: acme's 100, globex's 50 and the static file's 10 numbers all
+    // route to their tags; the foreign rules route only numbers no source assigns.
+    let audit = &status["audit"];
+    assert_eq!(audit["routed"], 160, "{status:#}");
+    for verdict in [
+        "misrouted",
+        "shadowed",
+        "unrouted",
+        "stray_rules",
+        "findings",
+    ] {
+        assert_eq!(audit[verdict], 0, "{verdict}: {status:#}");
+    }
+
     let (code, metrics) = daemon.get("/metrics");
     assert_eq!(code, 200);
+    assert_eq!(
+        metric(&metrics, "dialsync_audit_numbers{result=\"routed\"}"),
+        160.0
+    );
+    assert_eq!(
+        metric(&metrics, "dialsync_audit_numbers{result=\"shadowed\"}"),
+        0.0
+    );
+    assert_eq!(metric(&metrics, "dialsync_audit_stray_rules"), 0.0);
     assert_eq!(metric(&metrics, "dialsync_owned_rules"), 3.0);
     assert_eq!(metric(&metrics, "dialsync_foreign_rules"), 3.0);
     assert_eq!(metric(&metrics, "dialsync_unreadable_rules"), 1.0);

@@ -188,6 +188,15 @@ pub fn evaluate(
             ),
         );
     }
+    if let Some(audit) = last.audit.filter(|a| a.misrouted + a.shadowed > 0) {
+        raise(
+            Status::Warning,
+            format!(
+                "{} numbers misrouted, {} shadowed by foreign rules (see dialsync audit)",
+                audit.misrouted, audit.shadowed
+            ),
+        );
+    }
     let summary = if problems.is_empty() {
         format!(
             "in sync, last success {} ago; {} rules owned",
@@ -198,7 +207,7 @@ pub fn evaluate(
         problems.join("; ")
     };
     let duration_ms = last.finished_unix_ms - last.started_unix_ms;
-    let perfdata = format!(
+    let mut perfdata = format!(
         "last_success_age={}s;{};{};0 cycle_duration={:.3}s owned_rules={} rejected={} \
          conflicts={} adds={} modifies={} deletes={}",
         age.map_or_else(|| "U".to_string(), |a| a.as_secs().to_string()),
@@ -212,6 +221,12 @@ pub fn evaluate(
         last.modifies,
         last.deletes,
     );
+    if let Some(audit) = &last.audit {
+        perfdata.push_str(&format!(
+            " misrouted={} shadowed={} unrouted={}",
+            audit.misrouted, audit.shadowed, audit.unrouted
+        ));
+    }
     Verdict {
         status,
         line: format!("DIALSYNC {status} - {summary} | {perfdata}"),
@@ -263,7 +278,7 @@ fn human(age: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::CycleIssue;
+    use crate::store::{AuditRecord, CycleIssue};
 
     const MINUTE: i64 = 60_000;
 
@@ -285,6 +300,35 @@ mod tests {
             now,
             Thresholds::for_interval(Duration::from_secs(60)),
         )
+    }
+
+    #[test]
+    fn misrouted_or_shadowed_numbers_warn_and_unrouted_alone_does_not() {
+        let mut last = cycle(outcome::CONVERGED, 10 * MINUTE);
+        last.audit = Some(AuditRecord {
+            routed: 990,
+            shadowed: 1,
+            misrouted: 2,
+            unrouted: 7,
+            ..AuditRecord::default()
+        });
+        let verdict = judge(&last, Some(&last), 10 * MINUTE + 1_000);
+        assert_eq!(verdict.status, Status::Warning, "{}", verdict.line);
+        assert!(
+            verdict
+                .line
+                .contains("2 numbers misrouted, 1 shadowed by foreign rules"),
+            "{}",
+            verdict.line
+        );
+        assert!(verdict.line.ends_with("misrouted=2 shadowed=1 unrouted=7"));
+        last.audit = Some(AuditRecord {
+            routed: 990,
+            unrouted: 7,
+            ..AuditRecord::default()
+        });
+        let verdict = judge(&last, Some(&last), 10 * MINUTE + 1_000);
+        assert_eq!(verdict.status, Status::Ok, "{}", verdict.line);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod audit;
 pub mod check;
 pub mod clock;
 pub mod commands;

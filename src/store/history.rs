@@ -58,9 +58,23 @@ pub struct CycleRecord {
     pub owned_rules: u64,
     /// Sources that failed this cycle (their last good snapshot stood in, if any).
     pub source_failures: u64,
+    /// What the audit after the cycle found; `None` when it did not audit.
+    pub audit: Option<AuditRecord>,
     /// What lies behind the counts, at most [`MAX_ISSUES_PER_CYCLE`] of them. Filled only by
     /// [`Store::cycle_issues`]; the history list leaves it empty.
     pub issues: Vec<CycleIssue>,
+}
+
+/// What the audit after a cycle found, in numbers (see `crate::audit` for the verdicts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub routed: u64,
+    pub misrouted: u64,
+    pub shadowed: u64,
+    pub unrouted: u64,
+    pub unchecked: u64,
+    /// Owned rules routing numbers no source assigns.
+    pub stray_rules: u64,
 }
 
 /// The most issues kept per cycle: an upstream that turns to garbage can reject a million
@@ -140,6 +154,18 @@ impl Store {
             count("owned_rules", record.owned_rules)?,
             count("source_failures", record.source_failures)?,
         ];
+        let audit = match &record.audit {
+            None => None,
+            Some(a) => Some([
+                count("audit_routed", a.routed)?,
+                count("audit_misrouted", a.misrouted)?,
+                count("audit_shadowed", a.shadowed)?,
+                count("audit_unrouted", a.unrouted)?,
+                count("audit_unchecked", a.unchecked)?,
+                count("audit_stray_rules", a.stray_rules)?,
+            ]),
+        };
+        let audit_column = |i: usize| audit.map(|a| a[i]);
         let durations = record
             .phases
             .iter()
@@ -151,8 +177,11 @@ impl Store {
         tx.execute(
             "INSERT INTO cycle (started_unix_ms, finished_unix_ms, outcome, adds, modifies,
                                 deletes, rejected, conflicts, plan_checksum, error, fatal,
-                                owned_rules, source_failures)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                owned_rules, source_failures, audit_routed, audit_misrouted,
+                                audit_shadowed, audit_unrouted, audit_unchecked,
+                                audit_stray_rules)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19)",
             params![
                 record.started_unix_ms,
                 record.finished_unix_ms,
@@ -166,7 +195,13 @@ impl Store {
                 record.error,
                 record.fatal,
                 counts[5],
-                counts[6]
+                counts[6],
+                audit_column(0),
+                audit_column(1),
+                audit_column(2),
+                audit_column(3),
+                audit_column(4),
+                audit_column(5)
             ],
         )
         .map_err(sql_err(path, "cannot record the cycle"))?;
@@ -311,7 +346,8 @@ impl Store {
         let sql = format!(
             "SELECT id, started_unix_ms, finished_unix_ms, outcome, adds, modifies, deletes,
                     rejected, conflicts, plan_checksum, error, fatal, owned_rules,
-                    source_failures
+                    source_failures, audit_routed, audit_misrouted, audit_shadowed,
+                    audit_unrouted, audit_unchecked, audit_stray_rules
              FROM cycle {clause}"
         );
         let mut select = self
@@ -380,6 +416,37 @@ fn decode(row: &rusqlite::Row<'_>) -> Result<CycleRecord, String> {
         fatal: int(row, 11)? != 0,
         owned_rules: uint(row, 12, "owned_rules")?,
         source_failures: uint(row, 13, "source_failures")?,
+        audit: decode_audit(row)?,
         issues: Vec::new(),
     })
+}
+
+/// The audit columns: all NULL (no audit) or all counts.
+fn decode_audit(row: &rusqlite::Row<'_>) -> Result<Option<AuditRecord>, String> {
+    let names = [
+        "audit_routed",
+        "audit_misrouted",
+        "audit_shadowed",
+        "audit_unrouted",
+        "audit_unchecked",
+        "audit_stray_rules",
+    ];
+    let mut values = [0u64; 6];
+    for (i, name) in names.iter().enumerate() {
+        let value: Option<i64> = row.get(14 + i).map_err(|e| format!("{name}: {e}"))?;
+        match value {
+            None if i == 0 => return Ok(None),
+            None => return Err(format!("{name} is NULL while audit_routed is not")),
+            Some(v) => values[i] = u64::try_from(v).map_err(|_| format!("{name} is {v}"))?,
+        }
+    }
+    let [routed, misrouted, shadowed, unrouted, unchecked, stray_rules] = values;
+    Ok(Some(AuditRecord {
+        routed,
+        misrouted,
+        shadowed,
+        unrouted,
+        unchecked,
+        stray_rules,
+    }))
 }

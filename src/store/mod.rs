@@ -33,7 +33,8 @@ use crate::error::{Classify, ErrorClass};
 use rusqlite::{Connection, TransactionBehavior};
 
 pub use history::{
-    outcome, CycleId, CycleIssue, CycleRecord, IssueKind, PhaseTiming, MAX_ISSUES_PER_CYCLE,
+    outcome, AuditRecord, CycleId, CycleIssue, CycleRecord, IssueKind, PhaseTiming,
+    MAX_ISSUES_PER_CYCLE,
 };
 pub use journal::{JournalOp, JournalPlan, OpState, PlanId};
 pub use lock::{LockHolder, StateLock};

@@ -13,7 +13,7 @@
 pub const APPLICATION_ID: i32 = 0x6469_616c;
 
 /// Migration `n` (from 1) brings a database from `user_version` `n - 1` to `n`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The newest schema version this build reads and writes.
 pub const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -159,4 +159,16 @@ INSERT INTO cycle_issue_v4 (cycle_id, seq, kind, source, item, detail)
     SELECT cycle_id, seq, kind, source, item, detail FROM cycle_issue;
 DROP TABLE cycle_issue;
 ALTER TABLE cycle_issue_v4 RENAME TO cycle_issue;
+";
+
+/// Version 5: what the audit after each cycle found (`dialsync audit`, DESIGN.md §7), so that
+/// `check`, which reads only this database, can warn about misrouted and shadowed numbers.
+/// NULL: the cycle did not audit (it stopped before reading the SBC).
+const V5: &str = "
+ALTER TABLE cycle ADD COLUMN audit_routed INTEGER CHECK (audit_routed >= 0);
+ALTER TABLE cycle ADD COLUMN audit_misrouted INTEGER CHECK (audit_misrouted >= 0);
+ALTER TABLE cycle ADD COLUMN audit_shadowed INTEGER CHECK (audit_shadowed >= 0);
+ALTER TABLE cycle ADD COLUMN audit_unrouted INTEGER CHECK (audit_unrouted >= 0);
+ALTER TABLE cycle ADD COLUMN audit_unchecked INTEGER CHECK (audit_unchecked >= 0);
+ALTER TABLE cycle ADD COLUMN audit_stray_rules INTEGER CHECK (audit_stray_rules >= 0);
 ";

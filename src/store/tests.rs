@@ -171,6 +171,7 @@ fn cycle(started: i64, outcome: &str, adds: u64) -> CycleRecord {
         fatal: false,
         owned_rules: 1_200,
         source_failures: 1,
+        audit: None,
         issues: Vec::new(),
     }
 }

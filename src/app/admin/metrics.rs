@@ -134,6 +134,47 @@ pub fn render_metrics(status: &Status) -> String {
         out.family(GAUGE, name, help).sample(&[], Value::Int(value));
     }
 
+    // The audit after the last cycle that read the SBC; no samples before one has.
+    let audit = status.audit.as_ref();
+    let mut family = out.family(
+        GAUGE,
+        "dialsync_audit_numbers",
+        "Numbers the sources assign, by what the dial plan does with them after the last cycle.",
+    );
+    if let Some(a) = audit {
+        for (result, count) in [
+            ("routed", a.routed),
+            ("misrouted", a.misrouted),
+            ("shadowed", a.shadowed),
+            ("unrouted", a.unrouted),
+            ("unchecked", a.unchecked),
+        ] {
+            family.sample(&[("result", result)], Value::Int(count));
+        }
+    }
+    for (name, help, value) in [
+        (
+            "dialsync_audit_routed_by_foreign_numbers",
+            "Of the routed numbers, those a foreign rule with the desired tag wins.",
+            audit.map(|a| a.routed_by_foreign),
+        ),
+        (
+            "dialsync_audit_stray_rules",
+            "Owned rules routing numbers no source assigns, after the last cycle.",
+            audit.map(|a| a.stray_rules),
+        ),
+        (
+            "dialsync_audit_stray_numbers",
+            "Numbers no source assigns that an owned rule routes, after the last cycle.",
+            audit.map(|a| a.stray_numbers),
+        ),
+    ] {
+        let mut family = out.family(GAUGE, name, help);
+        if let Some(value) = value {
+            family.sample(&[], Value::Int(value));
+        }
+    }
+
     // Per-source families. The config keeps names unique, but a series must never repeat,
     // so a repeated name keeps its first entry.
     let mut seen = BTreeSet::new();

@@ -33,6 +33,6 @@ pub use routes::{
     listen_warning, router, serve, AdminState, ReadyProbe, SyncTrigger, PROBE_TIMEOUT,
 };
 pub use status::{
-    capped, BlockedPlan, CycleOutcome, CycleStatus, ItemIssue, OpCounts, RuleCounts, SourceState,
-    SourceStatus, Status, Totals, MAX_LISTED,
+    capped, AuditStatus, BlockedPlan, CycleOutcome, CycleStatus, ItemIssue, OpCounts, RuleCounts,
+    SourceState, SourceStatus, Status, Totals, MAX_LISTED,
 };

@@ -58,6 +58,8 @@ pub struct Status {
     /// indexes never written, at most [`MAX_LISTED`].
     pub unreadable_rows: Vec<String>,
     pub unreadable_rows_total: u64,
+    /// What the audit after the last cycle that read the SBC found; `None` before one has.
+    pub audit: Option<AuditStatus>,
     /// Counters since this process started.
     pub totals: Totals,
 }
@@ -174,6 +176,32 @@ pub struct RuleCounts {
     pub foreign: u64,
     /// Rules the desired state compiles to.
     pub desired: u64,
+}
+
+/// The audit of the dial plan after a cycle (`dialsync audit` tells the whole of it): how
+/// many numbers the sources assign are routed to their tag, and how many are not.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AuditStatus {
+    /// The winning rule carries the desired tag.
+    pub routed: u64,
+    /// Of `routed`, won by a foreign rule with the desired tag.
+    pub routed_by_foreign: u64,
+    /// A rule dialsync owns wins with another tag.
+    pub misrouted: u64,
+    /// A foreign rule wins with another tag.
+    pub shadowed: u64,
+    /// No rule matches.
+    pub unrouted: u64,
+    /// Left unverified (see `dialsync audit`); 0 on any dial plan of usual shapes.
+    pub unchecked: u64,
+    /// Owned rules routing numbers no source assigns, and those numbers.
+    pub stray_rules: u64,
+    pub stray_numbers: u64,
+    /// Findings (runs of numbers with one verdict and rule) in all.
+    pub findings: u64,
+    /// The first few findings, in words.
+    pub examples: Vec<String>,
+    pub duration_ms: u64,
 }
 
 /// A plan the safety gate or the capacity limit stopped.

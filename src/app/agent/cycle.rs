@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::audit::audit_cycle;
 use super::mode::Mode;
 use super::report::{confirmed_ops, CycleError, CycleReport, Outcome, SourceState};
 use super::setup::Agent;
@@ -43,6 +44,7 @@ impl Agent {
             settled: None,
             error: None,
             phases: Vec::new(),
+            audit: None,
         };
         if let Err(error) = self.reopen_if_replaced() {
             // Nowhere to record the cycle: the report (logs, /status, exit code) says why.
@@ -127,9 +129,10 @@ impl Agent {
             })
             .collect();
         phase.end("resolve", report);
-        let mapping = &resolution.mapping;
+        // The mapping outlives the rest of the resolution: the audit at the end needs it.
+        let mapping = resolution.into_mapping();
         let desired: Vec<Route> = compile(
-            mapping,
+            &mapping,
             self.config.dialplan.encoding,
             self.config.dialplan.max_bracket_digits,
         )
@@ -140,7 +143,6 @@ impl Agent {
         })
         .collect();
         report.desired_rules = desired.len();
-        drop(resolution);
         drop(entries);
         phase.end("compile", report);
 
@@ -213,6 +215,8 @@ impl Agent {
             report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
             report.foreign_rules = device.rules.len() - report.owned_rules;
             report.plan = Some(plan);
+            report.audit = audit_cycle(&mapping, &device.rules, &self.config.dialplan.rule_name);
+            phase.end("audit", report);
             return Ok(());
         }
 
@@ -268,6 +272,8 @@ impl Agent {
         report.plan = Some(plan);
         report.applied = Some(applied);
         phase.end("record", report);
+        report.audit = audit_cycle(&mapping, &after, &rule_name);
+        phase.end("audit", report);
         Ok(())
     }
 

@@ -12,14 +12,17 @@
 //! - `mode`: what a cycle may write;
 //! - `cycle`: the cycle itself, phase by phase;
 //! - `fetch`: its first phase, every source at once with last good snapshots standing in;
+//! - `audit`: the audit of the dial plan the cycle leaves, against what it resolved;
 //! - `report`: what a cycle did, as a person, `/status` and the state database read it.
 
+mod audit;
 mod cycle;
 mod fetch;
 mod mode;
 mod report;
 mod setup;
 
+pub use audit::{CycleAudit, AUDIT_EXAMPLES};
 pub use mode::Mode;
 pub use report::{CycleError, CycleReport, Outcome, SourceReport, SourceState};
 pub use setup::{Agent, AgentError};

@@ -4,12 +4,14 @@
 
 use serde::Serialize;
 
+use super::audit::CycleAudit;
+
 use crate::dialplan::rule::UnreadableRow;
 use crate::error::ErrorClass;
 use crate::plan::{self, OpCounts, Plan, Policy};
 use crate::sink::{ApplyReport, SettleReport};
 use crate::source::Rejected;
-use crate::store::{outcome, CycleIssue, CycleRecord, IssueKind, PhaseTiming};
+use crate::store::{outcome, AuditRecord, CycleIssue, CycleRecord, IssueKind, PhaseTiming};
 
 /// How a source fared this cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -108,6 +110,9 @@ pub struct CycleReport {
     pub settled: Option<SettleReport>,
     pub error: Option<CycleError>,
     pub phases: Vec<PhaseTiming>,
+    /// The audit of the dial plan the cycle left; `None` when it did not read the SBC (or
+    /// the apply failed, leaving what the SBC holds unknown until the next read).
+    pub audit: Option<CycleAudit>,
 }
 
 impl CycleReport {
@@ -288,6 +293,14 @@ impl CycleReport {
                 .is_some_and(|e| e.class == ErrorClass::Fatal),
             owned_rules: self.owned_rules as u64,
             source_failures: self.failed_sources().count() as u64,
+            audit: self.audit.as_ref().map(|a| AuditRecord {
+                routed: a.counts.routed,
+                misrouted: a.counts.misrouted,
+                shadowed: a.counts.shadowed,
+                unrouted: a.counts.unrouted,
+                unchecked: a.counts.unchecked,
+                stray_rules: a.counts.stray_rules,
+            }),
             issues,
         }
     }

@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::app::agent::AgentError;
+use crate::app::audit::AuditError;
 use crate::app::daemon;
 use crate::app::lookup::LookupError;
 use crate::config::ConfigError;
@@ -20,6 +21,8 @@ pub enum CommandError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("no state database at {path}{why}: run `dialsync sync` (or start the service) first")]
     NoState { path: String, why: &'static str },
     #[error("cannot write the output: {0}")]
@@ -40,6 +43,7 @@ impl Classify for CommandError {
             CommandError::Agent(e) => e.class(),
             CommandError::Store(e) => e.class(),
             CommandError::Lookup(e) => e.class(),
+            CommandError::Audit(e) => e.class(),
             CommandError::Daemon(e) => e.class(),
             // A bad config, no state yet, a closed stdout, an admin port taken: an operator
             // acts before running the command again.

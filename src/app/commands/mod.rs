@@ -5,12 +5,13 @@
 //! §7's contract with scripts and timers, so they are decided here, next to the output that
 //! explains them. One file per family of commands:
 //! - `cycle`: `sync`, `plan` and `apply`, which run a cycle, and `describe` which tells it;
-//! - `lookup`, `check`, `status` (`status` and `history`) and `config_check`, which read the
+//! - `lookup`, `audit`, `check`, `status` (`status` and `history`) and `config_check`, which read the
 //!   state database or the configuration and change nothing;
 //! - `state_db` and `sbc`: what several of them share.
 //!
 //! `run`, the long-running service, is assembled apart, in `app::service`.
 
+mod audit;
 mod check;
 mod config_check;
 mod cycle;
@@ -21,6 +22,7 @@ mod sbc;
 mod state_db;
 mod status;
 
+pub use audit::audit;
 pub use check::check;
 pub use config_check::config_check;
 pub use cycle::{apply, plan, sync};

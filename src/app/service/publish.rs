@@ -120,6 +120,23 @@ pub(super) fn publish(status: &mut admin::Status, report: &CycleReport, interval
         (status.unreadable_rows, status.unreadable_rows_total) =
             admin::capped(report.unreadable_rows.iter().map(ToString::to_string));
     }
+    // A cycle that did not audit (it did not read the SBC) leaves the last audit standing.
+    if let Some(audit) = &report.audit {
+        let c = &audit.counts;
+        status.audit = Some(admin::AuditStatus {
+            routed: c.routed,
+            routed_by_foreign: c.routed_by_foreign,
+            misrouted: c.misrouted,
+            shadowed: c.shadowed,
+            unrouted: c.unrouted,
+            unchecked: c.unchecked,
+            stray_rules: c.stray_rules,
+            stray_numbers: c.stray_numbers,
+            findings: audit.findings,
+            examples: audit.examples.clone(),
+            duration_ms: audit.duration_ms,
+        });
+    }
     let totals = &mut status.totals;
     totals.cycles += 1;
     if report.outcome == Outcome::Failed {
