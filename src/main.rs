@@ -117,12 +117,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?))
         }
         Command::Audit { csv } => {
-            let config = load(&config_path)?;
-            Ok(code(commands::audit(
-                &config,
-                csv,
-                &mut io::stdout().lock(),
-            )?))
+            // 1 means "found something", so a script must be able to tell a failed audit
+            // apart: 2, as `diff` and `grep` do.
+            let audited = load(&config_path)
+                .and_then(|config| Ok(commands::audit(&config, csv, &mut io::stdout().lock())?));
+            match audited {
+                Ok(found) => Ok(code(found)),
+                Err(error) => {
+                    eprintln!("dialsync: {}", describe(&error));
+                    Ok(code(2))
+                }
+            }
         }
         Command::Check { warning, critical } => {
             let verdict = commands::check(
