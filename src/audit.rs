@@ -80,6 +80,36 @@ impl Verdict {
     }
 }
 
+/// Who wins a number, as far as its verdict cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Winner {
+    /// The winning rule's tag is the desired one.
+    pub has_desired_tag: bool,
+    /// dialsync owns the winning rule.
+    pub owned: bool,
+}
+
+/// The verdict on a number that sources assign (`assigned`) or not, won by `winner`: the one
+/// rule both the audit and `lookup` judge by. `None` for a number no source assigns and no
+/// owned rule wins: none of dialsync's business. Never [`Verdict::Unchecked`], which is the
+/// audit's word for numbers it did not judge.
+pub fn verdict(assigned: bool, winner: Option<Winner>) -> Option<Verdict> {
+    Some(match (assigned, winner) {
+        (false, Some(Winner { owned: true, .. })) => Verdict::Stray,
+        (false, _) => return None,
+        (true, None) => Verdict::Unrouted,
+        (
+            true,
+            Some(Winner {
+                has_desired_tag: true,
+                ..
+            }),
+        ) => Verdict::Routed,
+        (true, Some(Winner { owned: true, .. })) => Verdict::Misrouted,
+        (true, Some(Winner { owned: false, .. })) => Verdict::Shadowed,
+    })
+}
+
 /// How many numbers got each verdict.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuditCounts {
@@ -310,11 +340,17 @@ impl<'a> Walker<'a> {
         let size = hi - lo + 1;
         let rule = winner.and_then(|index| self.rules.get(&index).map(|&r| (index, r)));
         let counts = &mut self.audit.counts;
-        let verdict = match (desired, rule) {
-            (None, Some((index, (_, true)))) => {
+        let winner = rule.map(|(_, (tag, owned))| Winner {
+            has_desired_tag: desired.is_some() && tag == desired,
+            owned,
+        });
+        let Some(verdict) = verdict(desired.is_some(), winner) else {
+            return;
+        };
+        match verdict {
+            Verdict::Stray => {
                 counts.stray_numbers += size;
-                let first = Number::from_key(lo);
-                if let Some(first) = first {
+                if let (Some((index, _)), Some(first)) = (rule, Number::from_key(lo)) {
                     self.strays
                         .entry(index)
                         .or_insert(StrayRule {
@@ -324,29 +360,19 @@ impl<'a> Walker<'a> {
                         })
                         .numbers += size;
                 }
-                Verdict::Stray
             }
-            (None, _) => return,
-            (Some(_), None) => {
-                counts.unrouted += size;
-                Verdict::Unrouted
-            }
-            (Some(want), Some((_, (tag, owned)))) if tag == Some(want) => {
+            Verdict::Routed => {
                 counts.routed += size;
-                if !owned {
+                if winner.is_some_and(|w| !w.owned) {
                     counts.routed_by_foreign += size;
                 }
                 return;
             }
-            (Some(_), Some((_, (_, true)))) => {
-                counts.misrouted += size;
-                Verdict::Misrouted
-            }
-            (Some(_), Some((_, (_, false)))) => {
-                counts.shadowed += size;
-                Verdict::Shadowed
-            }
-        };
+            Verdict::Unrouted => counts.unrouted += size,
+            Verdict::Misrouted => counts.misrouted += size,
+            Verdict::Shadowed => counts.shadowed += size,
+            Verdict::Unchecked => counts.unchecked += size,
+        }
         self.record(verdict, lo, hi, rule.map(|(index, _)| index), desired);
     }
 

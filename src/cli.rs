@@ -62,10 +62,18 @@ pub enum Command {
     /// conflict involving it (from the state database; no network)
     Lookup {
         /// E.164 numbers such as +3226127001
-        #[arg(required = true)]
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
         numbers: Vec<String>,
-        #[arg(long)]
+        /// Read the numbers from a file, one a line (`-` for stdin); blank lines and `#`
+        /// comments are skipped. Exit 1 when a line is not a number (each is named on stderr)
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// JSON: one array for numbers given as arguments, JSON Lines for --file
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// CSV, one row per number: rule, owner, desired tag, source item and verdict
+        #[arg(long)]
+        csv: bool,
     },
     /// Whether every number the sources assign routes to its tag on the dial plan as last
     /// read (foreign rules included), from the state database; exit 0 clean, 1 when numbers

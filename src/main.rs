@@ -109,11 +109,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runtime()?.block_on(commands::apply(config, &checksum, &mut out))?,
             ))
         }
-        Command::Lookup { numbers, json } => {
+        Command::Lookup {
+            numbers,
+            file,
+            json,
+            csv,
+        } => {
             let config = load(&config_path)?;
-            let mut out = io::stdout().lock();
+            let input = match &file {
+                Some(path) => commands::LookupInput::File(path),
+                None => commands::LookupInput::Numbers(&numbers),
+            };
+            let format = match (json, csv) {
+                (true, _) => commands::LookupFormat::Json,
+                (_, true) => commands::LookupFormat::Csv,
+                _ => commands::LookupFormat::Text,
+            };
+            let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
             Ok(code(commands::lookup_numbers(
-                &config, &numbers, json, &mut out,
+                &config, input, format, &mut out, &mut err,
             )?))
         }
         Command::Audit { csv } => {

@@ -651,6 +651,21 @@ async fn post_sync_calls_the_trigger_and_reports_queued_or_merged() {
 }
 
 #[tokio::test]
+async fn lookup_is_unavailable_before_the_first_cycle() {
+    let harness = Harness::start(loaded(), ok_probe(), no_trigger()).await;
+    let response = harness.get("/lookup?number=%2B3226127001").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(content_type(&response), "application/json");
+    let body: serde_json::Value = response.json().await.expect("a JSON error");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no cycle has finished yet")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn wrong_methods_and_paths_are_refused_in_plain_text() {
     let calls = Arc::new(Mutex::new(0));
     let counter = calls.clone();

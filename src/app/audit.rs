@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::app::last_known::LastKnown;
 use crate::audit::{self, Audit, Finding, Options, PlanRule, Verdict};
 use crate::config::Config;
 use crate::dialplan::pattern::Pattern;
@@ -68,13 +69,7 @@ pub struct FindingRow {
 /// Audits the mirror against the snapshots of the configured sources, in config order (the
 /// order resolution ranks them by, as in a cycle).
 pub fn audit_state(config: &Config, store: &Store) -> Result<StateAudit, AuditError> {
-    let mirror = store.mirror()?;
-    let mut entries = Vec::new();
-    for source in &config.sources {
-        if let Some(snapshot) = store.snapshot(&source.name)? {
-            entries.extend(snapshot.entries);
-        }
-    }
+    let LastKnown { mirror, entries } = LastKnown::load(config, store)?;
     let resolution = resolve(&entries);
     let rules = plan_rules(
         mirror

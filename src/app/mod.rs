@@ -16,6 +16,7 @@ pub mod clock;
 pub mod commands;
 pub mod daemon;
 pub mod demo;
+pub mod last_known;
 pub mod lookup;
 pub mod plan_report;
 pub mod preview;

@@ -15,6 +15,7 @@
 //! a damaged row is an error that names it, never a panic and never a row silently dropped.
 //! The store never reads the clock; callers pass times in.
 
+mod fingerprint;
 mod history;
 mod journal;
 mod lock;

@@ -1,5 +1,5 @@
-//! The admin HTTP port (DESIGN.md §7): `/livez`, `/readyz`, `/status`, `/metrics` and
-//! `POST /sync`.
+//! The admin HTTP port (DESIGN.md §7): `/livez`, `/readyz`, `/status`, `/metrics`,
+//! `GET /lookup?number=...` and `POST /sync`.
 //!
 //! It exists so that operators, supervisors and monitoring can see what the agent is doing
 //! and nudge it, without reading logs or the state database: a load balancer or systemd

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +20,8 @@ use super::metrics::{render_metrics, METRICS_CONTENT_TYPE};
 use super::readiness::readiness;
 use super::status::Status;
 use crate::app::clock::{now_unix_ms, unix_ms};
+use crate::app::lookup::LookupRow;
+use crate::number::Number;
 
 /// How long `/readyz` waits for the readiness probe. A database locked by another process
 /// can make the probe wait on SQLite's busy timeout; a supervisor asking readiness wants an
@@ -79,6 +82,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/lookup", get(lookup))
         .route("/sync", post(sync))
         .fallback(not_found)
         // Keeps the Allow header axum sets, but gives the 405 a plain-text body like every
@@ -177,6 +181,76 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         render_metrics(&status),
     )
         .into_response()
+}
+
+/// `/lookup`'s answer: one row per `number` parameter, in their order.
+#[derive(Serialize)]
+struct LookupAnswer<'a> {
+    answers: Vec<LookupRow<'a>>,
+}
+
+/// Why `/lookup` cannot answer, as JSON: `number` names the parameter at fault.
+#[derive(Serialize)]
+struct LookupRefusal {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<String>,
+}
+
+fn refuse(status: StatusCode, error: String, number: Option<String>) -> Response {
+    (status, Json(LookupRefusal { error, number })).into_response()
+}
+
+/// `GET /lookup?number=+3226127001&number=...`: the rule the SBC picks for each number, the
+/// desired tag and its source item, and the verdict, from the state of the last cycle.
+async fn lookup(
+    State(state): State<AdminState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let Ok(Query(params)) = query else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the query string cannot be read".to_string(),
+            None,
+        );
+    };
+    let Some(lookup) = state.status.borrow().lookup.clone() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no cycle has finished yet: nothing to look up".to_string(),
+            None,
+        );
+    };
+    let mut numbers = Vec::new();
+    for (key, text) in &params {
+        if key != "number" {
+            continue;
+        }
+        // An unencoded `+` reads as a space in a query string; the parser skips spaces, so
+        // `?number=+3226127001` still means the number.
+        match Number::parse(text) {
+            Ok(number) => numbers.push(number),
+            Err(e) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("{text:?} is not a number: {e}"),
+                    Some(text.clone()),
+                )
+            }
+        }
+    }
+    if numbers.is_empty() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "give at least one number: /lookup?number=%2B3226127001".to_string(),
+            None,
+        );
+    }
+    let answers = numbers
+        .into_iter()
+        .map(|number| lookup.row(None, number))
+        .collect();
+    Json(LookupAnswer { answers }).into_response()
 }
 
 #[derive(Serialize)]

@@ -62,6 +62,10 @@ pub struct Status {
     pub audit: Option<AuditStatus>,
     /// Counters since this process started.
     pub totals: Totals,
+    /// What `/lookup` answers from: the state after the last cycle, `None` before the first.
+    /// Shared, not copied: every request clones the status.
+    #[serde(skip)]
+    pub lookup: Option<std::sync::Arc<crate::app::lookup::LookupState>>,
 }
 
 impl Status {

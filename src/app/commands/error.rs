@@ -27,6 +27,12 @@ pub enum CommandError {
     NoState { path: String, why: &'static str },
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
+    #[error("cannot read {path}: {source}")]
+    Input {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot listen on {addr} (admin.listen): {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -50,6 +56,7 @@ impl Classify for CommandError {
             CommandError::Config(_)
             | CommandError::NoState { .. }
             | CommandError::Output(_)
+            | CommandError::Input { .. }
             | CommandError::Listen { .. } => ErrorClass::Fatal,
         }
     }

@@ -28,6 +28,6 @@ pub use config_check::config_check;
 pub use cycle::{apply, plan, sync};
 pub use describe::describe_cycle;
 pub use error::CommandError;
-pub use lookup::lookup_numbers;
+pub use lookup::{lookup_numbers, LookupFormat, LookupInput};
 pub(crate) use sbc::{insecure_warning, sbc_url};
 pub use status::{history, status};

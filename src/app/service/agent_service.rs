@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::publish::{fresh_status, publish};
 use crate::app::agent::{Agent, Mode, Outcome};
 use crate::app::commands::insecure_warning;
+use crate::app::lookup::LookupCache;
 use crate::app::{admin, daemon};
 use crate::config::Config;
 use crate::sink::ApplyControl;
@@ -15,6 +16,8 @@ use crate::sink::ApplyControl;
 pub(super) struct AgentService {
     pub(super) agent: Agent,
     pub(super) status: tokio::sync::watch::Sender<admin::Status>,
+    /// What `/lookup` answers from, rebuilt after a cycle only when the state changed.
+    pub(super) lookup: LookupCache,
 }
 
 impl daemon::Service for AgentService {
@@ -44,6 +47,7 @@ impl daemon::Service for AgentService {
             totals: previous.totals,
             last_cycle: previous.last_cycle,
             last_success_unix_ms: previous.last_success_unix_ms,
+            lookup: previous.lookup,
             ..fresh_status(new)
         });
         Ok(())
@@ -68,8 +72,21 @@ impl daemon::Service for AgentService {
             .shutdown
             .relay(agent.cycle(&mode, &stop), || stop.request())
             .await;
-        self.status
-            .send_modify(|status| publish(status, &report, config.agent.interval));
+        // Whatever the outcome: a failed cycle still leaves the mirror and snapshots `/lookup`
+        // should answer from, and an unreadable state keeps the last good answer.
+        let lookup = match self.lookup.refresh(config, self.agent.store()) {
+            Ok(lookup) => Some(lookup),
+            Err(e) => {
+                tracing::warn!("/lookup keeps the state of an earlier cycle: {e}");
+                None
+            }
+        };
+        self.status.send_modify(|status| {
+            publish(status, &report, config.agent.interval);
+            if lookup.is_some() {
+                status.lookup = lookup;
+            }
+        });
         let line = report.summary();
         if report.outcome == Outcome::Failed || report.failed_sources().next().is_some() {
             daemon::CycleSummary::failed(line)

@@ -53,6 +53,7 @@ pub async fn run(config: Config) -> Result<u8, CommandError> {
     let mut service = AgentService {
         agent,
         status: status_tx,
+        lookup: Default::default(),
     };
     let stopped = daemon::run_loop(
         &mut service,
