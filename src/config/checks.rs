@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::Field;
+use super::raw::{Field, RawSize};
 use super::{ConfigError, SecretFile};
 use crate::dialplan::rule::Tag;
 use crate::source::tag::{TagRule, TagTemplate};
@@ -149,6 +149,44 @@ impl ConfigFile<'_> {
         Ok(parsed)
     }
 
+    /// A size in bytes: a plain integer, or a number with a unit (`B`, `KB`/`KiB`, `MB`/`MiB`,
+    /// `GB`/`GiB`: powers of 1000 and of 1024). At least 1 KiB, so that not even an error
+    /// page is refused; at most 64 GiB, past which a typo is likelier than an answer.
+    pub(super) fn size(
+        &self,
+        value: &Field<RawSize>,
+        key: &str,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        const MIN: u64 = 1024;
+        const MAX: u64 = 64 << 30;
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let bytes = match value.get_ref() {
+            RawSize::Bytes(n) => u64::try_from(*n).ok(),
+            RawSize::Text(text) => parse_size(text),
+            RawSize::Other(_) => None,
+        };
+        let shown = match value.get_ref() {
+            RawSize::Bytes(n) => n.to_string(),
+            RawSize::Text(text) => format!("{text:?}"),
+            RawSize::Other(other) => other.to_string(),
+        };
+        let Some(bytes) = bytes else {
+            return Err(self.at(
+                value,
+                key,
+                format!("{shown} is not a size such as \"512MiB\", \"64MB\" or 1048576 (bytes)"),
+            ));
+        };
+        if !(MIN..=MAX).contains(&bytes) {
+            return Err(self.at(value, key, format!("{shown} is outside 1KiB..=64GiB")));
+        }
+        usize::try_from(bytes)
+            .map_err(|_| self.at(value, key, format!("{shown} is too large here")))
+    }
+
     pub(super) fn count(
         &self,
         value: &Field<u64>,
@@ -278,4 +316,26 @@ impl ConfigFile<'_> {
 /// Where a key is written, when it is: for refusing keys that do not belong.
 pub(super) fn offset<T>(field: &Field<T>) -> Option<usize> {
     field.as_ref().map(|v| v.span().start)
+}
+
+/// `"512MiB"`, `"64 MB"`, `"1048576"`: the bytes, or `None` for anything else (a fraction, a
+/// negative, an unknown unit, an overflow).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }

@@ -95,6 +95,7 @@ pub(super) struct RawSource {
     pub(super) kind: Field<String>,
     pub(super) timeout: Field<String>,
     pub(super) allow_empty: Option<bool>,
+    pub(super) max_body: Field<RawSize>,
     pub(super) tag: Field<String>,
     pub(super) tags: Field<BTreeMap<String, Spanned<String>>>,
     pub(super) url: Field<String>,
@@ -139,4 +140,14 @@ pub(super) struct RawApioGroup {
     pub(super) tenant: Field<String>,
     pub(super) group: Field<String>,
     pub(super) tag: Field<String>,
+}
+
+/// A size as written: a string with a unit (`"512MiB"`), or a plain integer of bytes.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSize {
+    Bytes(i64),
+    Text(String),
+    /// Anything else (`true`, `1.5`), kept so that the refusal can name the key.
+    Other(toml::Value),
 }

@@ -797,3 +797,51 @@ fn each_fusion_feed_requires_its_keys_naming_key_and_line() {
         "{error}"
     );
 }
+
+/// `max_body`: any kind takes it, as a size with a unit or plain bytes; the default admits a
+/// 2M-number `phone_usage` answer (about 200 bytes an item); a bad one names key and line.
+#[test]
+fn max_body_is_a_size_of_any_source_kind() {
+    let config = parse(MINIMAL).expect("minimal config");
+    assert_eq!(config.sources[0].max_body, 512 << 20);
+    assert!(config.sources[0].max_body >= 2_000_000 * 200);
+    let with = |value: &str| MINIMAL.replace("path = ", &format!("max_body = {value}\npath = "));
+    for (written, bytes) in [
+        ("\"512MiB\"", 512usize << 20),
+        ("\"64 MiB\"", 64 << 20),
+        ("\"400MB\"", 400_000_000),
+        ("\"1GiB\"", 1 << 30),
+        ("\"2048\"", 2048),
+        ("1048576", 1 << 20),
+        ("\"16kib\"", 16 << 10),
+    ] {
+        let config = parse(&with(written)).unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(config.sources[0].max_body, bytes, "{written}");
+    }
+    for written in [
+        "\"lots\"",
+        "\"1.5GiB\"",
+        "\"12 parsecs\"",
+        "-1",
+        "\"\"",
+        "true",
+    ] {
+        let error = refusal(&with(written));
+        assert!(
+            error.contains(":13: sources[0].max_body:") && error.contains("not a size"),
+            "{written}: {error}"
+        );
+    }
+    for written in ["0", "\"100B\"", "\"65GiB\"", "\"99999999999999999999GiB\""] {
+        let error = refusal(&with(written));
+        assert!(
+            error.contains(":13: sources[0].max_body:"),
+            "{written}: {error}"
+        );
+    }
+    // Every kind takes it: a fusion source, say.
+    let text = fusion_source(&format!(
+        "{FUSION_LOGIN}group_uuid = \"g\"\ntag = \"T\"\nmax_body = \"1GiB\"\n"
+    ));
+    assert_eq!(parse(&text).expect("fusion").sources[0].max_body, 1 << 30);
+}

@@ -23,6 +23,8 @@ pub enum FileError {
     },
     #[error("{path}: the first line must be the header start,end,tag (found {found:?})")]
     Header { path: String, found: String },
+    #[error("{path}: {size} bytes, larger than max_body ({max} bytes)")]
+    TooLarge { path: String, size: u64, max: usize },
 }
 
 impl Classify for FileError {
@@ -31,7 +33,7 @@ impl Classify for FileError {
             // The file may be mid-rewrite or on a slow mount: the next cycle tries again, and
             // meanwhile the source's last good snapshot stands in.
             FileError::Read { .. } => ErrorClass::Transient,
-            FileError::Header { .. } => ErrorClass::Fatal,
+            FileError::Header { .. } | FileError::TooLarge { .. } => ErrorClass::Fatal,
         }
     }
 }

@@ -26,6 +26,11 @@ use crate::net::secret::Secret;
 use crate::net::tls::is_tls_failure;
 use crate::net::verdict::{self, Access, Verdict};
 
+/// `max_body` when not set: 512 MiB. A real Fusion group answers `phone_usage` in one body of
+/// about 200 bytes per number (190 MiB for 1M), so this admits some 2.7M numbers. That feed
+/// is decoded as a stream, so there the cap bounds what is read, not what is held.
+pub const DEFAULT_MAX_BODY: usize = 512 * 1024 * 1024;
+
 /// How a source talks HTTP.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
@@ -57,7 +62,7 @@ impl Default for HttpConfig {
         HttpConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-            max_body: 64 * 1024 * 1024,
+            max_body: DEFAULT_MAX_BODY,
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(10),
             retry_budget: Duration::from_secs(60),

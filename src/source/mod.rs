@@ -126,7 +126,7 @@ pub enum SourceError {
         body: String,
     },
     /// An answer larger than the configured cap.
-    #[error("source {source_name}: {url}: answer larger than the {max} byte cap")]
+    #[error("source {source_name}: {url}: answer larger than max_body ({max} bytes)")]
     TooLarge {
         source_name: String,
         url: String,
@@ -254,6 +254,8 @@ pub struct FileSource {
     name: String,
     path: PathBuf,
     limits: ItemLimits,
+    /// `max_body`: a larger file is refused before it is read.
+    max_body: usize,
 }
 
 impl FileSource {
@@ -263,6 +265,25 @@ impl FileSource {
             error,
         };
         let shown = self.path.display().to_string();
+        let read_failed = |source| {
+            failed(file::FileError::Read {
+                path: shown.clone(),
+                source,
+            })
+        };
+        // The size is checked before reading: the CSV is read whole, so a file the operator
+        // never meant (a log, a dump) is refused rather than loaded.
+        let size = tokio::fs::metadata(&self.path)
+            .await
+            .map_err(read_failed)?
+            .len();
+        if size > self.max_body as u64 {
+            return Err(failed(file::FileError::TooLarge {
+                path: shown,
+                size,
+                max: self.max_body,
+            }));
+        }
         let bytes = tokio::fs::read(&self.path).await.map_err(|source| {
             failed(file::FileError::Read {
                 path: shown.clone(),
@@ -295,11 +316,12 @@ impl Source {
         livecloud::LiveCloudSource::new(config).map(Source::LiveCloud)
     }
 
-    pub fn file(name: &str, path: &Path, limits: ItemLimits) -> Source {
+    pub fn file(name: &str, path: &Path, limits: ItemLimits, max_body: usize) -> Source {
         Source::File(FileSource {
             name: name.to_string(),
             path: path.to_path_buf(),
             limits,
+            max_body,
         })
     }
 

@@ -115,6 +115,7 @@ pub(super) fn build(
     config.include_inactive = include_inactive;
     config.limits = building.limits;
     config.timeout = building.timeout;
+    config.http.max_body = building.max_body;
     config.http.fit_within(building.timeout);
     Source::apio(config).map_err(|e| building.refused(e))
 }

@@ -34,5 +34,5 @@ pub(super) fn settings(
 
 /// Builds the source: it reads the file at each fetch, so nothing can fail here.
 pub(super) fn build(building: &Building<'_>, path: &Path) -> Source {
-    Source::file(building.name, path, building.limits)
+    Source::file(building.name, path, building.limits, building.max_body)
 }

@@ -255,6 +255,7 @@ pub(super) fn build(
     config.page_size = page_size;
     config.limits = building.limits;
     config.timeout = building.timeout;
+    config.http.max_body = building.max_body;
     config.http.fit_within(building.timeout);
     Source::fusion(config).map_err(|e| building.refused(e))
 }

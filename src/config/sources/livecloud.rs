@@ -98,6 +98,7 @@ pub(super) fn build(
     );
     config.limits = building.limits;
     config.timeout = building.timeout;
+    config.http.max_body = building.max_body;
     config.http.fit_within(building.timeout);
     Source::livecloud(config).map_err(|e| building.refused(e))
 }

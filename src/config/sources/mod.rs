@@ -1,5 +1,5 @@
 //! `[[sources]]`: what each entry reads, by kind. The keys every kind shares (`name`, `kind`,
-//! `timeout`, `allow_empty`) are checked here; each kind's file checks its own keys and builds
+//! `timeout`, `allow_empty`, `max_body`) are checked here; each kind's file checks its own keys and builds
 //! its source from the result, so adding a kind is its own file plus one arm in each match
 //! below, its keys in `raw.rs` and its variant in [`SourceKind`].
 //!
@@ -23,6 +23,7 @@ use super::raw::{Field, RawSource};
 use super::{ConfigError, DialPlanSettings, SecretFile};
 use crate::net::secret::Secret;
 use crate::source::fusion::FusionFeed;
+use crate::source::http::DEFAULT_MAX_BODY;
 use crate::source::tag::TagRule;
 use crate::source::{ItemLimits, Source, SourceError};
 
@@ -88,6 +89,8 @@ pub struct SourceSettings {
     pub timeout: Duration,
     /// An empty answer may delete this source's rules.
     pub allow_empty: bool,
+    /// `max_body`: the largest answer (or file) accepted, in bytes.
+    pub max_body: usize,
     pub kind: SourceKind,
 }
 
@@ -185,6 +188,7 @@ impl SourceTable<'_> {
 struct Building<'a> {
     name: &'a str,
     timeout: Duration,
+    max_body: usize,
     limits: ItemLimits,
     /// The config file, named by errors.
     config_path: &'a Path,
@@ -278,6 +282,7 @@ impl ConfigFile<'_> {
             name,
             timeout: self.duration(&raw.timeout, &k("timeout"), Duration::from_secs(30))?,
             allow_empty: raw.allow_empty.unwrap_or(false),
+            max_body: self.size(&raw.max_body, &k("max_body"), DEFAULT_MAX_BODY)?,
             kind,
         })
     }
@@ -293,6 +298,7 @@ impl SourceSettings {
         let building = Building {
             name: &self.name,
             timeout: self.timeout,
+            max_body: self.max_body,
             limits,
             config_path,
         };
