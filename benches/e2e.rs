@@ -7,7 +7,8 @@
 //! - `ranges`: what §8 describes, the numbers as ranges. APIO serves each tenant's runs as ITC
 //!   number ranges (`minPhoneNumber`..`maxPhoneNumber`), one group per tenant, 2,000 groups.
 //! - `numbers`: the worst case, one item per number. Fusion's `phone_usage` serves all 1M
-//!   (paginated by 10,000), tagged by tenant.
+//!   in one unpaginated answer (about 190 MiB), as a real group does: the vendor documents no
+//!   paging for it. Tagged by tenant.
 //!
 //! The SBC starts with an empty `OCDialPlan` and a few foreign rules. Each scenario runs
 //! `dialsync sync` three times as a child process: the first sync, a cycle with nothing to do,
@@ -134,17 +135,34 @@ fn scenario(shape: Shape, numbers: u64) {
                     .await
                     .expect("apio"),
             ),
-            Shape::Numbers => {
-                let config = FusionSimConfig {
-                    default_page_size: Some(10_000),
-                    ..FusionSimConfig::default()
-                };
-                Upstream::Fusion(FusionSim::start(any, config).await.expect("fusion"))
-            }
+            // No page size: one answer of every number, as the real group sends it.
+            Shape::Numbers => Upstream::Fusion(
+                FusionSim::start(any, FusionSimConfig::default())
+                    .await
+                    .expect("fusion"),
+            ),
         };
         (sbc, upstream)
     });
     serve(&upstream, &runs);
+    if let Upstream::Fusion(fusion) = &upstream {
+        // The one answer's size: each item's JSON, a comma between, and the page's braces.
+        let state = fusion.state();
+        let bytes: usize = state
+            .phone_usages
+            .iter()
+            .map(|item| item.to_string().len() + 1)
+            .sum::<usize>()
+            + r#"{"phoneUsages":[]}"#.len();
+        out.line(
+            "answer_mib",
+            format!("{:.1}", bytes as f64 / (1 << 20) as f64),
+        );
+        out.line(
+            "answer_bytes_per_item",
+            bytes / state.phone_usages.len().max(1),
+        );
+    }
     write_config(dir.path(), &sbc, &upstream);
     let lower_bound = maximal_runs(&runs);
     out.line("rules_lower_bound", lower_bound);
