@@ -21,8 +21,10 @@ use dialsync::source::ItemLimits;
 use cli::{Cli, Command, ConfigCommand, Sim};
 
 mod cli;
+mod malloc_tuning;
 
 fn main() -> ExitCode {
+    malloc_tuning::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

@@ -29,7 +29,9 @@ impl DeviceDialPlan {
         plan_index: u32,
         rows: impl IntoIterator<Item = Result<DialPlanRule, UnreadableRow>>,
     ) -> DeviceDialPlan {
-        let mut rules = Vec::new();
+        let rows = rows.into_iter();
+        // Sized once: growing by doubling left up to half the vector unused at 100k rules.
+        let mut rules = Vec::with_capacity(rows.size_hint().0);
         let mut unreadable = Vec::new();
         for row in rows {
             match row {

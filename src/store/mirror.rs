@@ -26,8 +26,21 @@ impl Store {
     ///
     /// A read equal to the stored mirror (same digest) rewrites nothing.
     pub fn replace_mirror(&mut self, rules: &[MirrorRule]) -> Result<(), StoreError> {
+        self.replace_mirror_rows(rules.iter().map(|r| (&r.rule, r.owned)))
+    }
+
+    /// [`replace_mirror`](Self::replace_mirror) from each rule and whether it is owned, so a
+    /// caller holding the rules as read need not copy them into [`MirrorRule`]s first (a
+    /// second copy of every rule, 12 MB at 100k rules).
+    pub fn replace_mirror_rows<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = (&'a DialPlanRule, bool)>,
+    ) -> Result<(), StoreError> {
         let Store { conn, path, .. } = self;
-        let digest = mirror_digest(rules);
+        // By index, as the rows are stored: the same rules read in another order are the same.
+        let mut rules: Vec<(&DialPlanRule, bool)> = rows.into_iter().collect();
+        rules.sort_by_key(|(rule, _)| rule.index);
+        let digest = mirror_digest(&rules);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err(path, "cannot begin replacing the mirror"))?;
@@ -57,7 +70,7 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(sql_err(path, "cannot prepare the mirror insert"))?;
-            for MirrorRule { rule, owned } in rules {
+            for (rule, owned) in rules {
                 insert
                     .execute(params![
                         rule.index,
@@ -173,18 +186,15 @@ impl TagCache {
     }
 }
 
-/// A digest of the mirror's rows as stored.
-fn mirror_digest(rules: &[MirrorRule]) -> String {
+/// A digest of the mirror's rows as stored, `rules` sorted by index.
+fn mirror_digest(rules: &[(&DialPlanRule, bool)]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     };
-    // By index, as the rows are stored: the same rules read in another order are the same.
-    let mut sorted: Vec<&MirrorRule> = rules.iter().collect();
-    sorted.sort_by_key(|r| r.rule.index);
-    for MirrorRule { rule, owned } in sorted {
+    for (rule, owned) in rules {
         field(&rule.index.to_le_bytes());
         field(rule.name.as_bytes());
         field(rule.prefix.as_str().as_bytes());

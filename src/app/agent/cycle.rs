@@ -17,7 +17,7 @@ use crate::plan::{self, Plan, Policy, Route};
 use crate::resolve::resolve;
 use crate::sink::ApplyControl;
 use crate::sink::SinkError;
-use crate::store::{MirrorRule, PhaseTiming, StoreError};
+use crate::store::{PhaseTiming, StoreError};
 
 /// How many cycles the history keeps.
 const HISTORY_KEEP: usize = 10_000;
@@ -241,11 +241,10 @@ impl Agent {
         // had one refused report "0 rules owned", and `lookup` miss all 240 until the next
         // cycle.)
         let rule_name = self.config.dialplan.rule_name.clone();
-        let confirmed: Vec<plan::Op> = confirmed_ops(&plan, &applied)
-            .into_iter()
-            .cloned()
-            .collect();
-        let after = plan::apply(&device.rules, &confirmed, &rule_name);
+        let after = plan::apply(&device.rules, confirmed_ops(&plan, &applied), &rule_name);
+        // The dial plan as read is done with: `after` replaces it, and the audit below builds
+        // its own index over `after`; holding both was 8 MB of a 100k-rule first sync's peak.
+        drop(device);
         self.mirror(&after)?;
         report.owned_rules = owned(&after, &rule_name);
         report.foreign_rules = after.len() - report.owned_rules;
@@ -279,14 +278,8 @@ impl Agent {
 
     fn mirror(&mut self, rules: &[DialPlanRule]) -> Result<(), StoreError> {
         let rule_name = &self.config.dialplan.rule_name;
-        let mirror: Vec<MirrorRule> = rules
-            .iter()
-            .map(|rule| MirrorRule {
-                owned: &rule.name == rule_name,
-                rule: rule.clone(),
-            })
-            .collect();
-        self.store.replace_mirror(&mirror)
+        self.store
+            .replace_mirror_rows(rules.iter().map(|rule| (rule, &rule.name == rule_name)))
     }
 }
 
