@@ -229,11 +229,8 @@ fn scenario(shape: Shape, numbers: u64) -> Figures {
             .map(|item| item.to_string().len() + 1)
             .sum::<usize>()
             + r#"{"phoneUsages":[]}"#.len();
-        out.line(
-            "answer_mib",
-            format!("{:.1}", bytes as f64 / (1 << 20) as f64),
-        );
-        out.line(
+        out.measured("answer_mib", bytes as f64 / (1 << 20) as f64, 1);
+        out.count(
             "answer_bytes_per_item",
             bytes / state.phone_usages.len().max(1),
         );
