@@ -36,6 +36,8 @@ struct Settings {
 fn main() {
     // Cargo passes `--bench` and libtest-style flags; only `--quick` means anything here.
     let quick = std::env::args().any(|arg| arg == "--quick");
+    // `-- --lookups` runs the lookup comparison alone.
+    let lookups_only = std::env::args().any(|arg| arg == "--lookups");
     let settings = if quick {
         Settings {
             ranges: 100_000,
@@ -53,7 +55,20 @@ fn main() {
 
     let realistic = workloads::realistic(settings.ranges, SEED);
     describe(&realistic);
-    lookups("", &realistic.ranges, &settings);
+    let other = workloads::realistic(settings.ranges, SEED + 10);
+    lookups("", [&realistic.ranges, &other.ranges], &settings);
+    drop(other);
+    if lookups_only {
+        let adversarial = workloads::adversarial(settings.ranges, SEED + 2);
+        let other = workloads::adversarial(settings.ranges, SEED + 12);
+        describe(&adversarial);
+        lookups(
+            "adversarial_",
+            [&adversarial.ranges, &other.ranges],
+            &settings,
+        );
+        return;
+    }
     memory("", &realistic.ranges);
     build("", &realistic.ranges, &settings);
     diff("", &realistic.ranges, &settings);
@@ -65,7 +80,9 @@ fn main() {
 
     let mixed = workloads::mixed(settings.ranges, SEED + 1);
     describe(&mixed);
-    lookups("mixed_", &mixed.ranges, &settings);
+    let other = workloads::mixed(settings.ranges, SEED + 11);
+    lookups("mixed_", [&mixed.ranges, &other.ranges], &settings);
+    drop(other);
     memory("mixed_", &mixed.ranges);
     build("mixed_", &mixed.ranges, &settings);
 
@@ -77,7 +94,13 @@ fn main() {
 
     let adversarial = workloads::adversarial(settings.ranges, SEED + 2);
     describe(&adversarial);
-    lookups("adversarial_", &adversarial.ranges, &settings);
+    let other = workloads::adversarial(settings.ranges, SEED + 12);
+    lookups(
+        "adversarial_",
+        [&adversarial.ranges, &other.ranges],
+        &settings,
+    );
+    drop(other);
     memory("adversarial_", &adversarial.ranges);
     build("adversarial_", &adversarial.ranges, &settings);
 }
@@ -130,72 +153,8 @@ fn sort_baseline(ranges: &[KeyRange], settings: &Settings) -> Duration {
     )
 }
 
-/// Lookup throughput of the index and of the three baselines, on the same probes.
-///
-/// The probes are `probes` draws from a pool of as many distinct numbers as there are ranges,
-/// each inside a range. The hash map holds exactly the pool (one key per probed number), which
-/// is the smallest exact-match table that can answer these probes and so the hash map's best
-/// case: a map of every routed number would hold the workload's whole number count.
-fn lookups(prefix: &str, ranges: &[KeyRange], settings: &Settings) {
-    let index = RangeIndex::build(ranges.to_vec()).expect("workload ranges are disjoint");
-    let pool = workloads::probes_inside(ranges, ranges.len(), SEED ^ 1);
-    let probes = workloads::draws(&pool, settings.probes, SEED ^ 2);
-
-    let mut exact: FxHashMap<u64, u32> = FxHashMap::default();
-    for &number in &pool {
-        let found = index.lookup(number).expect("probes hit ranges");
-        exact.insert(number, found.value);
-    }
-    let sorted = SortedRanges::new(ranges);
-    let trie = DigitTrie::new(ranges);
-
-    // One monomorphic loop per structure: a `dyn Fn` call per probe would add the same cost to
-    // every structure and so blur the ratios.
-    let (single_mops, single_sum) = time_loop(&probes, settings, |key| {
-        index.lookup(key).map(|range| range.value)
-    });
-    let (index_mops, index_sum) = time_batches(&probes, settings, &index);
-    let (fxhash_mops, fxhash_sum) = time_loop(&probes, settings, |key| exact.get(&key).copied());
-    let (sorted_mops, sorted_sum) = time_loop(&probes, settings, |key| sorted.lookup(key));
-    let (trie_mops, trie_sum) = time_loop(&probes, settings, |key| trie.lookup(key));
-    assert_eq!(index_sum, single_sum, "batched and single lookups disagree");
-    assert_eq!(index_sum, fxhash_sum, "index and hash map disagree");
-    assert_eq!(index_sum, sorted_sum, "index and sorted vector disagree");
-    assert_eq!(index_sum, trie_sum, "index and digit trie disagree");
-
-    println!(
-        "# probes={} pool={} checksum={index_sum}",
-        probes.len(),
-        pool.len()
-    );
-    println!("{prefix}lookup_index_mops={index_mops:.1}");
-    println!("{prefix}lookup_index_single_mops={single_mops:.1}");
-    println!("{prefix}lookup_fxhash_mops={fxhash_mops:.1}");
-    println!("{prefix}lookup_sortedvec_mops={sorted_mops:.1}");
-    println!("{prefix}lookup_digittrie_mops={trie_mops:.1}");
-    println!(
-        "{prefix}lookup_index_over_fxhash={:.2}",
-        index_mops / fxhash_mops
-    );
-    println!(
-        "{prefix}lookup_index_over_digittrie={:.2}",
-        index_mops / trie_mops
-    );
-    println!(
-        "{prefix}lookup_index_single_over_fxhash={:.2}",
-        single_mops / fxhash_mops
-    );
-    println!(
-        "{prefix}lookup_index_single_over_digittrie={:.2}",
-        single_mops / trie_mops
-    );
-    println!("# {prefix}index_depth={}", index.depth());
-    println!(
-        "# {prefix}digittrie_nodes={} digittrie_bytes_per_range={:.1}",
-        trie.nodes.len(),
-        (trie.nodes.len() * std::mem::size_of::<TrieNode>()) as f64 / ranges.len() as f64
-    );
-}
+/// Share of probes that miss every range (numbers in the gaps between ranges).
+const MISS_SHARE: f64 = 0.15;
 
 /// Millions of lookups per second of `lookup` over `probes` (best of the repetitions), and a
 /// checksum of what it found.
@@ -222,31 +181,203 @@ fn time_loop(
     (probes.len() as f64 / elapsed.as_secs_f64() / 1e6, checksum)
 }
 
-/// Keys per [`RangeIndex::lookup_batch`] call: enough independent reads in flight to cover
-/// the index's chain of dependent ones (measured: 16 gains most of it, 32 a little more).
+/// Keys per batch, for the index's [`RangeIndex::lookup_batch`] and for the hash map's batched
+/// loop alike: enough independent reads in flight to cover the index's chain of dependent ones.
 const BATCH: usize = 32;
 
-/// As [`time_loop`], through the batched lookup (`lookup_index_mops`); the probes not filling a
-/// last batch are left out of both the count and the checksum.
-fn time_batches(probes: &[u64], settings: &Settings, index: &RangeIndex) -> (f64, u64) {
-    let batched = &probes[..probes.len() / BATCH * BATCH];
-    let mut checksum = 0;
-    let elapsed = best_of(
-        settings.repetitions,
-        || (),
-        |()| {
-            let mut sum = 0u64;
-            for chunk in batched.chunks_exact(BATCH) {
-                let keys: &[u64; BATCH] = chunk.try_into().expect("chunks of BATCH");
-                for range in index.lookup_batch(black_box(keys)).into_iter().flatten() {
-                    sum += u64::from(range.value) + 1;
-                }
+/// One data set for the lookup comparison: every structure over the same ranges, the probes,
+/// and what an independent brute force says they should find.
+struct LookupSet {
+    index: RangeIndex,
+    sorted: SortedRanges,
+    exact: FxHashMap<u64, u32>,
+    trie: DigitTrie,
+    probes: Vec<u64>,
+    /// Sum over the probes of `value + 1` of the range holding each (0 for a miss), from the
+    /// brute force.
+    expected: u64,
+}
+
+impl LookupSet {
+    /// `probes` draws from a pool of as many distinct numbers as there are ranges, each inside
+    /// a range, and [`MISS_SHARE`] of draws from a pool of numbers in gaps. The hash map holds
+    /// exactly the hit pool (one key per probed number, the value the brute force finds), the
+    /// smallest exact-match table that answers these probes and so the hash map's best case: a
+    /// map of every routed number would hold the workload's whole number count.
+    fn new(ranges: &[KeyRange], total: usize, seed: u64) -> LookupSet {
+        let index = RangeIndex::build(ranges.to_vec()).expect("workload ranges are disjoint");
+        let sorted = SortedRanges::new(ranges);
+        let hits = workloads::probes_inside(ranges, ranges.len(), seed ^ 1);
+        let misses = workloads::probes_outside(ranges, ranges.len() / 4, seed ^ 4);
+        let mut exact: FxHashMap<u64, u32> = FxHashMap::default();
+        for &number in &hits {
+            exact.insert(number, sorted.lookup(number).expect("probes inside hit"));
+        }
+        let hit_count = (total as f64 * (1.0 - MISS_SHARE)) as usize;
+        let mut probes = workloads::draws(&hits, hit_count, seed ^ 2);
+        probes.extend(workloads::draws(&misses, total - hit_count, seed ^ 3));
+        workloads::shuffle(&mut probes, seed ^ 5);
+        let expected = probes
+            .iter()
+            .filter_map(|&key| sorted.lookup(key))
+            .map(|value| u64::from(value) + 1)
+            .sum();
+        LookupSet {
+            trie: DigitTrie::new(ranges),
+            index,
+            sorted,
+            exact,
+            probes,
+            expected,
+        }
+    }
+
+    /// Every probe, one by one: the index single and batched, the map, and the trie against
+    /// the brute force (checksums only cover what the timed loops saw).
+    fn check(&self) {
+        for chunk in self.probes.chunks_exact(BATCH) {
+            let keys: &[u64; BATCH] = chunk.try_into().expect("chunks of BATCH");
+            let batch = self.index.lookup_batch(keys);
+            for (i, &key) in keys.iter().enumerate() {
+                let truth = self.sorted.lookup(key);
+                assert_eq!(self.index.lookup(key).map(|r| r.value), truth, "{key:#x}");
+                assert_eq!(batch[i].map(|r| r.value), truth, "batched {key:#x}");
+                assert!(batch[i].is_none_or(|r| r.contains(key)));
+                assert_eq!(self.exact.get(&key).copied(), truth, "map {key:#x}");
+                assert_eq!(self.trie.lookup(key), truth, "trie {key:#x}");
             }
-            checksum = sum;
-            sum
-        },
+        }
+        let misses = self
+            .probes
+            .iter()
+            .filter(|&&key| self.sorted.lookup(key).is_none())
+            .count();
+        println!(
+            "# probes={} misses={misses} ({:.0} %)",
+            self.probes.len(),
+            100.0 * misses as f64 / self.probes.len() as f64
+        );
+    }
+}
+
+/// The structures timed, in the order each repetition runs them.
+const STRUCTURES: [&str; 6] = [
+    "index_single",
+    "index_batched",
+    "fxhash_single",
+    "fxhash_batched",
+    "sortedvec_single",
+    "digittrie_single",
+];
+
+/// Lookup throughput of the index and of the baselines, like with like: single lookups against
+/// single lookups, batches of [`BATCH`] against the same batches probed in a loop. Two data
+/// sets (two seeds of the workload) alternate, so that no structure runs twice in a row on the
+/// data its caches and branch predictors just learned; a repetition times every structure on
+/// both sets, and each figure is the best repetition.
+fn lookups(prefix: &str, sets: [&[KeyRange]; 2], settings: &Settings) {
+    let sets = [
+        LookupSet::new(sets[0], settings.probes / 2, SEED ^ 0x11),
+        LookupSet::new(sets[1], settings.probes / 2, SEED ^ 0x22),
+    ];
+    for set in &sets {
+        set.check();
+    }
+    let mut best = [Duration::MAX; STRUCTURES.len()];
+    for _ in 0..settings.repetitions {
+        let mut elapsed = [Duration::ZERO; STRUCTURES.len()];
+        for set in &sets {
+            let index = &set.index;
+            let timings = [
+                time_single(set, |key| index.lookup(key).map(|range| range.value)),
+                time_batched(set, |keys| {
+                    index
+                        .lookup_batch(keys)
+                        .map(|found| found.map(|range| range.value))
+                }),
+                time_single(set, |key| set.exact.get(&key).copied()),
+                time_batched(set, |keys| keys.map(|key| set.exact.get(&key).copied())),
+                time_single(set, |key| set.sorted.lookup(key)),
+                time_single(set, |key| set.trie.lookup(key)),
+            ];
+            for (total, timing) in elapsed.iter_mut().zip(timings) {
+                *total += timing;
+            }
+        }
+        for (best, elapsed) in best.iter_mut().zip(elapsed) {
+            *best = (*best).min(elapsed);
+        }
+    }
+    let probes = sets.iter().map(|set| set.probes.len()).sum::<usize>() as f64;
+    let mops = best.map(|elapsed| probes / elapsed.as_secs_f64() / 1e6);
+    for (name, mops) in STRUCTURES.iter().zip(mops) {
+        println!("{prefix}lookup_{name}_mops={mops:.1}");
+    }
+    let [index_single, index_batched, fx_single, fx_batched, _, trie] = mops;
+    println!(
+        "{prefix}lookup_index_single_over_fxhash={:.2}",
+        index_single / fx_single
     );
-    (batched.len() as f64 / elapsed.as_secs_f64() / 1e6, checksum)
+    println!(
+        "{prefix}lookup_index_batched_over_fxhash={:.2}",
+        index_batched / fx_batched
+    );
+    println!(
+        "{prefix}lookup_index_single_over_digittrie={:.2}",
+        index_single / trie
+    );
+    println!(
+        "# {prefix}lookups against FxHashMap (target >= 0.8x): single {:.2}x, batched {:.2}x",
+        index_single / fx_single,
+        index_batched / fx_batched
+    );
+    println!(
+        "# {prefix}index_depth={} digittrie_bytes_per_range={:.1}",
+        sets[0].index.depth(),
+        (sets[0].trie.nodes.len() * std::mem::size_of::<TrieNode>()) as f64
+            / sets[0].index.len() as f64
+    );
+}
+
+/// The time of one pass of `lookup` over the set's probes, one key at a time; panics if what
+/// it found disagrees with the brute force.
+fn time_single(set: &LookupSet, lookup: impl Fn(u64) -> Option<u32>) -> Duration {
+    let started = Instant::now();
+    let mut sum = 0u64;
+    for &probe in &set.probes {
+        if let Some(value) = lookup(black_box(probe)) {
+            sum += u64::from(value) + 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        black_box(sum),
+        set.expected,
+        "lookups disagree with the brute force"
+    );
+    elapsed
+}
+
+/// As [`time_single`], [`BATCH`] keys at a time (every set's probe count is a multiple).
+fn time_batched(
+    set: &LookupSet,
+    lookup: impl Fn(&[u64; BATCH]) -> [Option<u32>; BATCH],
+) -> Duration {
+    let started = Instant::now();
+    let mut sum = 0u64;
+    for chunk in set.probes.chunks_exact(BATCH) {
+        let keys: &[u64; BATCH] = chunk.try_into().expect("chunks of BATCH");
+        for value in lookup(black_box(keys)).into_iter().flatten() {
+            sum += u64::from(value) + 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        black_box(sum),
+        set.expected,
+        "lookups disagree with the brute force"
+    );
+    elapsed
 }
 
 fn memory(prefix: &str, ranges: &[KeyRange]) {

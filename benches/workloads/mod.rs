@@ -424,10 +424,39 @@ pub fn probes_inside(ranges: &[KeyRange], count: usize, seed: u64) -> Vec<u64> {
         .collect()
 }
 
+/// `count` numbers inside no range of `ranges` (disjoint), for lookups that miss: a number in
+/// the gap after a range chosen uniformly (up to the next range of the same length, or to the
+/// last number of that length).
+pub fn probes_outside(ranges: &[KeyRange], count: usize, seed: u64) -> Vec<u64> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut misses = Vec::with_capacity(count);
+    while misses.len() < count && !sorted.is_empty() {
+        let at = rng.random_range(0..sorted.len());
+        let range = sorted[at];
+        let length = range.hi >> 50;
+        let last_of_length = (length << 50) | (POW10[length as usize] - 1);
+        let end = sorted
+            .get(at + 1)
+            .filter(|next| next.lo >> 50 == length)
+            .map_or(last_of_length, |next| next.lo - 1);
+        if range.hi < end {
+            misses.push(rng.random_range(range.hi + 1..=end));
+        }
+    }
+    misses
+}
+
 /// A probe sequence of `count` draws from `pool`.
 pub fn draws(pool: &[u64], count: usize, seed: u64) -> Vec<u64> {
     let mut rng = SmallRng::seed_from_u64(seed);
     (0..count)
         .map(|_| pool[rng.random_range(0..pool.len())])
         .collect()
+}
+
+/// Shuffles `items` in place, reproducibly.
+pub fn shuffle<T>(items: &mut [T], seed: u64) {
+    items.shuffle(&mut SmallRng::seed_from_u64(seed));
 }

@@ -6,7 +6,8 @@
 //! must be fast at that scale and that DESIGN.md §8 measures:
 //!
 //! - [`KeyRange`], the interval-with-payload every piece speaks;
-//! - [`RangeIndex`], the lookup structure (a table slot, a window of `lo`s, one tail per lookup);
+//! - [`RangeIndex`], the lookup structure (tables and a window of cached line keys, then one
+//!   cache line of ranges read from memory per lookup);
 //! - [`diff`], the comparison of two snapshots of ranges (DESIGN.md §8 sets its speed; the
 //!   planner compares rules, not ranges, so today only `benches/engine.rs` calls it);
 //! - [`sweep`], the overlap sweep used by the resolver.

@@ -1,34 +1,37 @@
-//! [`RangeIndex`]: which of a million disjoint ranges holds a number, in three dependent reads.
+//! [`RangeIndex`]: which of a million disjoint ranges holds a number, with one read from memory.
 //!
 //! A plain digit trie walks one node per digit (six or more dependent cache misses for an
 //! E.164 number), and a binary search over a million sorted ranges touches about twenty cache
-//! lines, the first handful cached and the rest not. This index instead puts a direct table
-//! over the leading bits of the key in front of the sorted ranges, per digit length (the top
-//! bits of a key), so that a lookup is: one table slot (the tables are small enough to stay in
-//! cache), then one fixed-size window of sorted `lo`s that arrives as a single burst of memory
-//! traffic, then the range's extent and value (8 bytes).
+//! lines, the first handful cached and the rest not. This index keeps the ranges sorted, four to
+//! a 64-byte cache line with their extents and values, and searches only the first `lo` of every
+//! line (`firsts`, 2 bytes per range, small enough to stay in the processor's caches): a direct
+//! table over the leading bits of the key, per digit length (the top bits of a key), gives a
+//! window of [`WINDOW`] `firsts` that holds the line; then that one line, the only read that goes
+//! to memory, gives the range. Memory traffic per lookup, not comparisons, bounds the
+//! throughput of a million-range lookup, so the layout spends compares to save lines: a window of
+//! sixteen 16-byte entries was four or five lines per lookup, and ran at half this speed.
 //!
 //! Real data is skewed: a few country codes, most numbers under a few area codes. A table sized
-//! for the average would leave a few buckets holding thousands of ranges, so a bucket holding
+//! for the average would leave a few buckets holding thousands of lines, so a bucket holding
 //! more than a window's worth gets a child table over the next bits (as a burst trie does),
-//! recursively, until every bucket's ranges fit in one window.
+//! recursively, until every bucket's lines fit in one window.
 
 use super::{IndexError, KeyRange, KEY_LIMIT, LENGTH_SHIFT};
 
-/// Ranges searched per lookup, and so the most a bucket may hold before it gets a child table.
-/// Sixteen `lo`s are 128 bytes: two or three cache lines, all requested at once because the
-/// search reads them independently.
-const WINDOW: usize = 16;
+/// Line `firsts` searched per lookup: one more than the most lines a bucket may hold before it
+/// gets a child table (the window starts at the line before the bucket). Eight are 64 bytes;
+/// measured against 4 and 16, 8 was fastest on both the clustered and adversarial workloads.
+const WINDOW: usize = 8;
 
-/// Average ranges per bucket a table is sized for: leaves room under [`WINDOW`] for unevenness
-/// while keeping the tables near one `u32` per four ranges.
-const BUCKET_TARGET: usize = 4;
+/// Average lines per bucket a table is sized for: leaves room under [`WINDOW`] for unevenness
+/// while keeping the tables near one `u32` per eight ranges.
+const BUCKET_TARGET: usize = 2;
 
 /// The widest table (in bits) one node may have, so a single dense bucket cannot ask for a
 /// table far larger than its ranges.
 const MAX_NODE_BITS: u32 = 20;
 
-/// Marks a slot that points at a child table instead of holding a range position.
+/// Marks a slot that points at a child table instead of holding a line position.
 const CHILD: u32 = 1 << 31;
 
 /// One table: `2^bits` buckets of `2^shift` keys from `base`. Keys outside `base..=top` are
@@ -45,37 +48,51 @@ struct Node {
     offset: u32,
 }
 
-/// What the index keeps of a range besides its `lo`: 8 bytes, read once per lookup.
+/// A range as the index keeps it: 16 bytes, `lo` beside the extent and value, so that the line
+/// searched last also holds the answer.
 #[derive(Clone, Copy, Debug, Default)]
-struct Tail {
+struct Entry {
+    lo: u64,
     /// `hi - lo`, or [`WIDE`] when that does not fit (then `hi` is in `RangeIndex::wide`).
     extent: u32,
     value: u32,
 }
 
-/// Marks a [`Tail`] whose extent did not fit in 32 bits. Dial-plan ranges are far smaller
+/// Entries per [`Line`].
+const PER_LINE: usize = 4;
+
+/// Four entries in one 64-byte cache line: the only read of a lookup that goes to memory.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([Entry; PER_LINE]);
+
+/// Marks an [`Entry`] whose extent did not fit in 32 bits. Dial-plan ranges are far smaller
 /// (DESIGN.md §3 rejects more than `max_range_size`, 10^6 by default); only long open prefixes
 /// resolved to 15-digit ranges get here.
 const WIDE: u32 = u32::MAX;
 
 /// An index over disjoint [`KeyRange`]s answering "which range holds this key?".
 ///
-/// Layout: the ranges sorted by `lo`, as the `lo`s (searched, a window at a time) and the
-/// [`Tail`]s (read once, for the range found): 16 bytes per range. Sentinels frame them so that
-/// the search never needs a bounds branch: position 0 holds an empty range (reached when no range
-/// starts at or below the key), and [`WINDOW`] empty ranges with `lo = KEY_LIMIT` follow the
-/// last one. `slots` holds all tables: a slot is the position of the first range whose `lo` is
-/// at or above its bucket's first key, or [`CHILD`] | the child's position in `nodes`.
-/// `nodes[length]` is the root for keys of that many digits.
+/// Layout: the ranges sorted by `lo`, as [`Entry`]s packed four to a cache line: 16 bytes per
+/// range. Position 0 holds a sentinel with `lo = 0` that holds nothing (the answer when no range
+/// starts at or below the key), and sentinels with `lo = KEY_LIMIT` pad the last line. `firsts`
+/// holds the first `lo` of every line (followed by [`WINDOW`] copies of `KEY_LIMIT`): 2 bytes
+/// per range, small enough to stay in cache, and the tables search it rather than the ranges.
+/// A lookup finds the line (tables, then a window of `firsts`, all cached), then reads that one
+/// line from memory, where the range holding the key is if any is.
+///
+/// `slots` holds all tables: a slot is the position in `firsts` of the line before its
+/// bucket's first (so that the window starting there always holds the answer), or [`CHILD`] |
+/// the child's position in `nodes`. `nodes[length]` is the root for keys of that many digits.
 #[derive(Clone, Debug)]
 pub struct RangeIndex {
-    lo: Vec<u64>,
-    tails: Vec<Tail>,
+    lines: Vec<Line>,
+    firsts: Vec<u64>,
     /// `(position, hi)` of the entries marked [`WIDE`], by position.
     wide: Vec<(usize, u64)>,
     slots: Vec<u32>,
     nodes: Vec<Node>,
-    /// Tables on the longest path from a root to a range.
+    /// Tables on the longest path from a root to a line.
     depth: u32,
     len: usize,
 }
@@ -92,42 +109,45 @@ impl RangeIndex {
     pub fn build_sorted(ranges: &[KeyRange]) -> Result<RangeIndex, IndexError> {
         check(ranges)?;
         if ranges.len() >= (CHILD as usize) - WINDOW - 1 {
-            // Slots address ranges with 31 bits; two billion ranges is far beyond any dial plan.
+            // Slots address lines with 31 bits; two billion ranges is far beyond any dial plan.
             return Err(IndexError::OutOfRange(ranges[CHILD as usize - WINDOW - 2]));
         }
-        let total = ranges.len() + 1 + WINDOW;
-        let mut lo = Vec::with_capacity(total);
-        let mut tails = Vec::with_capacity(total);
+        let line_count = (ranges.len() + 1).div_ceil(PER_LINE);
+        let padding = Entry {
+            lo: KEY_LIMIT,
+            ..Entry::default()
+        };
+        let mut lines = vec![Line([padding; PER_LINE]); line_count];
+        lines[0].0[0] = Entry::default();
         let mut wide = Vec::new();
-        lo.push(KEY_LIMIT);
-        tails.push(Tail::default());
-        for range in ranges {
+        for (position, range) in (1..).zip(ranges) {
             let extent = match u32::try_from(range.hi - range.lo) {
                 Ok(extent) if extent != WIDE => extent,
                 _ => {
-                    wide.push((lo.len(), range.hi));
+                    wide.push((position, range.hi));
                     WIDE
                 }
             };
-            lo.push(range.lo);
-            tails.push(Tail {
+            lines[position / PER_LINE].0[position % PER_LINE] = Entry {
+                lo: range.lo,
                 extent,
                 value: range.value,
-            });
+            };
         }
-        lo.resize(total, KEY_LIMIT);
-        tails.resize(total, Tail::default());
+        let mut firsts: Vec<u64> = Vec::with_capacity(line_count + WINDOW);
+        firsts.extend(lines.iter().map(|line| line.0[0].lo));
+        firsts.resize(line_count + WINDOW, KEY_LIMIT);
 
         let mut builder = TableBuilder {
-            lo: &lo,
-            slots: Vec::with_capacity(ranges.len() / BUCKET_TARGET + 64),
+            lo: &firsts,
+            slots: Vec::with_capacity(line_count / BUCKET_TARGET + 64),
             nodes: vec![Node::default(); 16],
             depth: 1,
         };
         let mut first = 1;
         for length in 0..16 {
             let end_key = (length as u64 + 1) << LENGTH_SHIFT;
-            let end = first + lo[first..total - WINDOW].partition_point(|&key| key < end_key);
+            let end = first + firsts[first..line_count].partition_point(|&key| key < end_key);
             builder.node(length, first, end, 1);
             first = end;
         }
@@ -141,8 +161,8 @@ impl RangeIndex {
         nodes.shrink_to_fit();
         wide.shrink_to_fit();
         Ok(RangeIndex {
-            lo,
-            tails,
+            lines,
+            firsts,
             wide,
             slots,
             nodes,
@@ -154,41 +174,39 @@ impl RangeIndex {
     /// The range holding `key`, if any.
     #[inline(always)]
     pub fn lookup(&self, key: u64) -> Option<KeyRange> {
-        self.holding(self.position(key), key)
+        let line = self.line_of(self.leaf_slot(key) as usize, key);
+        self.holding(self.position_in(line, key), key)
     }
 
     /// The range at `position` if it holds `key`.
     #[inline(always)]
     fn holding(&self, position: usize, key: u64) -> Option<KeyRange> {
         let range = self.range_at(position);
-        // The sentinels start at KEY_LIMIT; only a key at or past it can reach them.
-        (range.lo <= key && key <= range.hi && key < KEY_LIMIT).then_some(range)
+        // The sentinels hold nothing: the first is at position 0, the last ones start at
+        // KEY_LIMIT, which only a key at or past it can reach.
+        (range.lo <= key && key <= range.hi && key < KEY_LIMIT && position != 0).then_some(range)
     }
 
     /// The ranges holding each of `keys`, as [`RangeIndex::lookup`] would find them one by one.
     ///
-    /// For throughput: a single lookup is a chain of dependent reads (table, child tables,
-    /// window, extent), and on skewed data its exit from the child tables mispredicts, which
-    /// throws away the other lookups the processor had started. Here every stage runs across
-    /// the whole batch, so the batch's reads are independent of each other and in flight
-    /// together, and the table descent runs a fixed number of rounds (a key that reached its
-    /// leaf keeps re-reading the same slot, from cache), with no data-dependent branch.
+    /// For throughput: every stage runs across the whole batch, so the batch's reads are
+    /// independent of each other and in flight together.
     pub fn lookup_batch<const N: usize>(&self, keys: &[u64; N]) -> [Option<KeyRange>; N] {
+        // The descent runs a fixed number of rounds (a key that reached its leaf re-reads the
+        // same slot, from cache), with no data-dependent branch.
         let mut at = keys.map(|key| (key >> LENGTH_SHIFT) as usize & 15);
         let mut slots = [0u32; N];
         for _ in 0..self.depth {
             for i in 0..N {
-                let node = self.nodes[at[i]];
-                let relative = keys[i].max(node.base).min(node.top) - node.base;
-                let slot = self.slots[node.offset as usize + (relative >> node.shift) as usize];
-                let child = (slot >> 31) as usize;
-                at[i] = child * (slot & !CHILD) as usize + (1 - child) * at[i];
-                slots[i] = slot;
+                (at[i], slots[i]) = self.step(at[i], keys[i]);
             }
         }
         let mut positions = [0usize; N];
         for i in 0..N {
-            positions[i] = self.window_position(slots[i] as usize, keys[i]);
+            positions[i] = self.line_of(slots[i] as usize, keys[i]);
+        }
+        for i in 0..N {
+            positions[i] = self.position_in(positions[i], keys[i]);
         }
         let mut found = [None; N];
         for i in 0..N {
@@ -197,41 +215,56 @@ impl RangeIndex {
         found
     }
 
-    /// The position of the last range whose `lo` is at or below `key` (0, the empty sentinel,
-    /// when there is none). For a key at or above [`KEY_LIMIT`] (no number has one) it is some
-    /// position whose range cannot hold the key, since every `hi` is below the limit; that
-    /// saves the hot path a branch.
+    /// The leaf slot of `key`: where its window over `firsts` starts. Unlike the batch, this
+    /// leaves the descent at the leaf (measured: on the clustered workload a fixed number of
+    /// rounds cost more in instructions than the exit's mispredictions).
     #[inline(always)]
-    fn position(&self, key: u64) -> usize {
+    fn leaf_slot(&self, key: u64) -> u32 {
         let mut node = self.nodes[(key >> LENGTH_SHIFT) as usize & 15];
-        let slot = loop {
+        loop {
             let relative = key.max(node.base).min(node.top) - node.base;
             let slot = self.slots[node.offset as usize + (relative >> node.shift) as usize];
             if slot & CHILD == 0 {
                 break slot;
             }
             node = self.nodes[(slot & !CHILD) as usize];
-        };
-        self.window_position(slot as usize, key)
+        }
     }
 
-    /// The position of the last range at or below `key`, given the leaf slot of its bucket.
+    /// One round of the batch's descent from `nodes[at]`: the node to read next (itself once at
+    /// a leaf) and the slot read.
     #[inline(always)]
-    fn window_position(&self, start: usize, key: u64) -> usize {
-        // Every range of the bucket is inside the window, those before it start below the
-        // bucket and those after it above the key, so counting `lo <= key` finds the position.
-        let below = match self.lo[start..].first_chunk::<WINDOW>() {
-            // `lo <= key` is the sign bit of `lo - (key + 1)` while both are below 2^63 (every
-            // `lo` is at most KEY_LIMIT; a larger key only miscounts, see above). Summed like
-            // this the count compiles to a few vector subtractions and shifts, where
-            // `filter(..).count()` became a bit mask and a slow software popcount.
-            Some(window) => window
-                .iter()
-                .map(|&lo| (lo.wrapping_sub(key.wrapping_add(1)) >> 63) as usize)
-                .sum(),
+    fn step(&self, at: usize, key: u64) -> (usize, u32) {
+        let node = self.nodes[at];
+        let relative = key.max(node.base).min(node.top) - node.base;
+        let slot = self.slots[node.offset as usize + (relative >> node.shift) as usize];
+        let child = (slot >> 31) as usize;
+        (child * (slot & !CHILD) as usize + (1 - child) * at, slot)
+    }
+
+    /// The last line whose first `lo` is at or below `key`, given the leaf slot of its bucket.
+    #[inline(always)]
+    fn line_of(&self, start: usize, key: u64) -> usize {
+        // The window starts at the line before the bucket (at or below the key), holds every
+        // line of the bucket, and those after it start above the key, so counting
+        // `first <= key` finds the line.
+        let below: usize = match self.firsts[start..].first_chunk::<WINDOW>() {
+            Some(window) => window.iter().map(|&first| at_or_below(first, key)).sum(),
             None => 0,
         };
-        start + below - 1
+        // Only a key at or past KEY_LIMIT counts the padding past the last line.
+        (start + below).saturating_sub(1).min(self.lines.len() - 1)
+    }
+
+    /// The position of the last range at or below `key` in `line`, which starts at or below it.
+    #[inline(always)]
+    fn position_in(&self, line: usize, key: u64) -> usize {
+        let below: usize = self.lines[line]
+            .0
+            .iter()
+            .map(|entry| at_or_below(entry.lo, key))
+            .sum();
+        (line * PER_LINE + below).saturating_sub(1)
     }
 
     /// `hi` of the [`WIDE`] entry at `position`: off the hot path, found by binary search.
@@ -244,17 +277,16 @@ impl RangeIndex {
 
     #[inline(always)]
     fn range_at(&self, position: usize) -> KeyRange {
-        let lo = self.lo[position];
-        let tail = self.tails[position];
-        let hi = if tail.extent == WIDE {
+        let entry = self.lines[position / PER_LINE].0[position % PER_LINE];
+        let hi = if entry.extent == WIDE {
             self.wide_hi(position)
         } else {
-            lo + u64::from(tail.extent)
+            entry.lo + u64::from(entry.extent)
         };
         KeyRange {
-            lo,
+            lo: entry.lo,
             hi,
-            value: tail.value,
+            value: entry.value,
         }
     }
 
@@ -289,12 +321,21 @@ impl RangeIndex {
 
     /// Heap bytes held by the index (allocated capacity, sentinels and tables included).
     pub fn memory_bytes(&self) -> usize {
-        self.lo.capacity() * std::mem::size_of::<u64>()
-            + self.tails.capacity() * std::mem::size_of::<Tail>()
+        self.lines.capacity() * std::mem::size_of::<Line>()
+            + self.firsts.capacity() * std::mem::size_of::<u64>()
             + self.wide.capacity() * std::mem::size_of::<(usize, u64)>()
             + self.slots.capacity() * std::mem::size_of::<u32>()
             + self.nodes.capacity() * std::mem::size_of::<Node>()
     }
+}
+
+/// 1 when `lo <= key`, else 0: the sign bit of `lo - (key + 1)` while both are below 2^63 (every
+/// `lo` is at most KEY_LIMIT; a larger key only miscounts, which `holding` rejects). Summed over
+/// a window this compiles to subtractions and shifts, where `filter(..).count()` became a bit
+/// mask and a slow software popcount.
+#[inline(always)]
+fn at_or_below(lo: u64, key: u64) -> usize {
+    (lo.wrapping_sub(key.wrapping_add(1)) >> 63) as usize
 }
 
 /// Refuses input the index cannot represent; `ranges` is sorted by `lo`.
@@ -323,7 +364,7 @@ fn check(ranges: &[KeyRange]) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// Lays out the tables in `slots` and `nodes`, given the sorted, sentinel-framed `lo`s.
+/// Lays out the tables in `slots` and `nodes`, given the sorted, sentinel-framed `firsts`.
 struct TableBuilder<'a> {
     lo: &'a [u64],
     slots: Vec<u32>,
@@ -339,9 +380,9 @@ impl TableBuilder<'_> {
         self.depth = self.depth.max(level);
         let offset = self.slots.len() as u32;
         if first == end {
-            // One bucket whose window starts past the node: every key lands on the range
-            // before it, which either holds the key or holds nothing.
-            self.slots.push(first as u32);
+            // One bucket with no range: every key lands on the range before it, which either
+            // holds the key or holds nothing.
+            self.slots.push(first as u32 - 1);
             self.nodes[at] = Node {
                 base: 0,
                 top: 0,
@@ -370,14 +411,15 @@ impl TableBuilder<'_> {
                 position += 1;
             }
             // Disjoint ranges have distinct `lo`s, so a crowded bucket holds more than one key
-            // and its child's table is narrower than the bucket: the recursion ends.
-            let slot = if position - from > WINDOW && shift > 0 {
+            // and its child's table is narrower than the bucket: the recursion ends. The window
+            // also holds the range before the bucket, hence `WINDOW - 1`.
+            let slot = if position - from > WINDOW - 1 && shift > 0 {
                 let child = self.nodes.len();
                 self.nodes.push(Node::default());
                 self.node(child, from, position, level + 1);
                 CHILD | child as u32
             } else {
-                from as u32
+                from as u32 - 1
             };
             self.slots[offset as usize + bucket] = slot;
         }
@@ -474,9 +516,11 @@ mod tests {
 
     #[test]
     fn clustered_ranges_get_child_tables() {
-        let ranges = (0..200)
+        let ranges = (0..20_000)
             .map(|i| KeyRange::new(key(3_226_127_000 + 2 * i), key(3_226_127_000 + 2 * i), 0))
-            .chain([KeyRange::new(key(4_400_000_000), key(4_400_000_000), 1)])
+            .chain((0..8).map(|i| {
+                KeyRange::new(key(4_400_000_000 + 10 * i), key(4_400_000_000 + 10 * i), 1)
+            }))
             .collect();
         let index = RangeIndex::build(ranges).unwrap();
         assert!(index.depth() > 1, "depth {}", index.depth());
@@ -540,8 +584,7 @@ mod tests {
 
     #[test]
     fn crowded_prefix_gets_child_tables() {
-        // 20 000 single numbers under one 9-digit prefix, plus one huge range elsewhere: the
-        // root table cannot separate them, so lookups go through child tables.
+        // 20 000 single numbers under one 9-digit prefix, plus one huge range elsewhere.
         let mut ranges: Vec<KeyRange> = (0..20_000u64)
             .map(|i| {
                 let number = key(32261270000 + i * 3);
@@ -551,7 +594,9 @@ mod tests {
         ranges.push(KeyRange::new(key(10000000000), key(19999999999), 99));
         ranges.push(KeyRange::new(key(90000000000), key(90000000000), 98));
         let index = RangeIndex::build(ranges.clone()).unwrap();
-        assert!(index.nodes.len() > 16);
+        // The tables search the lines' first keys, which here are all in the crowd (the huge
+        // range and the lone number share lines with it): the root alone separates them.
+        assert_eq!(index.depth(), 1);
         assert_eq!(index.wide.len(), 1);
         for i in 0..60_010u64 {
             let probe = key(32261270000 + i);
@@ -643,6 +688,78 @@ mod tests {
             for probe in probes {
                 let probe = key(3226100000 + probe);
                 prop_assert_eq!(index.lookup(probe), brute_force(&ranges, probe));
+            }
+        }
+    }
+
+    /// The range holding `probe` by binary search over `sorted` (sorted, disjoint): independent
+    /// of the index's tables and lines.
+    fn binary_search(sorted: &[KeyRange], probe: u64) -> Option<KeyRange> {
+        let after = sorted.partition_point(|range| range.lo <= probe);
+        let candidate = sorted[..after].last()?;
+        candidate.contains(probe).then_some(*candidate)
+    }
+
+    /// Clustered and adversarial shapes at once, in two lengths (10 and 15 digits): runs of
+    /// single numbers and small blocks with gaps of 0-2 numbers (many lines per bucket, child
+    /// tables), a few far jumps, and huge ranges beside the crowd (bucket widths sized for the
+    /// span are useless there).
+    fn clustered_ranges() -> impl Strategy<Value = Vec<KeyRange>> {
+        prop::collection::vec((0u64..3, 1u64..4, any::<u8>()), 1..3000).prop_map(|steps| {
+            let mut ranges = Vec::new();
+            let (mut short, mut long) = (3_226_100_000u64, 322_612_700_000_000u64);
+            for (i, (gap, width, kind)) in steps.into_iter().enumerate() {
+                let cursor = if kind % 2 == 0 { &mut short } else { &mut long };
+                *cursor += gap;
+                let width = match kind {
+                    250.. => 10_000_000,
+                    _ => width,
+                };
+                if kind % 64 == 1 {
+                    *cursor += 1_000_000;
+                }
+                ranges.push(KeyRange::new(
+                    key(*cursor),
+                    key(*cursor + width - 1),
+                    i as u32,
+                ));
+                *cursor += width;
+            }
+            ranges.sort_unstable();
+            ranges
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Lines, the windows over their first keys and the tables, single and batched, against
+        /// a binary search: every range's ends, the numbers just outside, a middle, and random
+        /// numbers across the span (mostly misses in the gaps).
+        #[test]
+        fn lookup_equals_binary_search_on_clustered_ranges(
+            ranges in clustered_ranges(),
+            offsets in prop::collection::vec(0u64..40_000_000, 64),
+        ) {
+            let index = RangeIndex::build(ranges.clone()).unwrap();
+            prop_assert_eq!(index.ranges(), ranges.clone());
+            let mut keys = vec![0, 1, KEY_LIMIT - 1, KEY_LIMIT, u64::MAX];
+            for range in &ranges {
+                keys.extend([range.lo - 1, range.lo, range.lo + (range.hi - range.lo) / 2]);
+                keys.extend([range.hi, range.hi + 1]);
+            }
+            for &offset in &offsets {
+                keys.extend([key(3_226_100_000 + offset), key(322_612_700_000_000 + offset)]);
+            }
+            for chunk in keys.chunks(16) {
+                let mut batch = [0u64; 16];
+                batch[..chunk.len()].copy_from_slice(chunk);
+                let found = index.lookup_batch(&batch);
+                for (i, &probe) in batch.iter().enumerate() {
+                    let truth = binary_search(&ranges, probe);
+                    prop_assert_eq!(index.lookup(probe), truth, "probe {:#x}", probe);
+                    prop_assert_eq!(found[i], truth, "batched probe {:#x}", probe);
+                }
             }
         }
     }
