@@ -37,21 +37,7 @@ const BRUTE_SAMPLE: usize = 300;
 
 fn main() {
     let workload = workloads::realistic(RANGES, SEED);
-    let tag_count = workload.ranges.iter().map(|r| r.value).max().unwrap_or(0) + 1;
-    let tags: Vec<Tag> = (0..tag_count)
-        .map(|t| Tag::parse(&format!("Trunk=t{t}"), 64).expect("valid tag"))
-        .collect();
-    let pairs = workload
-        .ranges
-        .iter()
-        .map(|r| {
-            (
-                r.number_range().expect("workload keys are numbers"),
-                r.value,
-            )
-        })
-        .collect();
-    let mapping = Mapping::new(tags.clone(), Vec::new(), pairs).expect("disjoint workload");
+    let mapping = workloads::mapping(&workload);
     let numbers: u64 = mapping.ranges().iter().map(|(r, _)| r.size()).sum();
 
     // The dial plan: every compiled rule, owned; one in a hundred retagged by hand and one in

@@ -495,21 +495,7 @@ fn sweep(prefix: &str, workload: &Workload, settings: &Settings) {
 /// engine from entries (nested and overlapping ones included) to rules: rules emitted per
 /// maximal same-tag range, whose lower bound is 1.
 fn compile(prefix: &str, workload: &Workload, settings: &Settings) {
-    let tag_count = workload.ranges.iter().map(|r| r.value).max().unwrap_or(0) + 1;
-    let tags: Vec<Tag> = (0..tag_count)
-        .map(|t| Tag::parse(&format!("Trunk=t{t}"), 64).expect("valid tag"))
-        .collect();
-    let pairs = workload
-        .ranges
-        .iter()
-        .map(|r| {
-            (
-                r.number_range().expect("workload keys are numbers"),
-                r.value,
-            )
-        })
-        .collect();
-    let mapping = Mapping::new(tags.clone(), Vec::new(), pairs).expect("disjoint workload");
+    let mapping = workloads::mapping(workload);
     let mut rules = 0;
     let elapsed = best_of(
         settings.repetitions,
@@ -530,6 +516,7 @@ fn compile(prefix: &str, workload: &Workload, settings: &Settings) {
         mapping.ranges().len() as f64 / elapsed.as_secs_f64()
     );
 
+    let tags = mapping.tags();
     let entries: Vec<Entry> = workload
         .ranges
         .iter()

@@ -6,8 +6,10 @@
 //! order (the engine receives unsorted input) and, unless its documentation says otherwise,
 //! disjoint, because that is what the resolver hands to the index.
 
+use dialsync::dialplan::rule::Tag;
 use dialsync::index::KeyRange;
 use dialsync::number::{Number, NumberRange, POW10};
+use dialsync::resolve::Mapping;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -459,4 +461,24 @@ pub fn draws(pool: &[u64], count: usize, seed: u64) -> Vec<u64> {
 /// Shuffles `items` in place, reproducibly.
 pub fn shuffle<T>(items: &mut [T], seed: u64) {
     items.shuffle(&mut SmallRng::seed_from_u64(seed));
+}
+
+/// The workload as the resolver would hand it on: one tag `Trunk=t{value}` per distinct value,
+/// so the compiler and the audit are measured on the same mapping.
+pub fn mapping(workload: &Workload) -> Mapping {
+    let tag_count = workload.ranges.iter().map(|r| r.value).max().unwrap_or(0) + 1;
+    let tags: Vec<Tag> = (0..tag_count)
+        .map(|t| Tag::parse(&format!("Trunk=t{t}"), 64).expect("valid tag"))
+        .collect();
+    let pairs = workload
+        .ranges
+        .iter()
+        .map(|r| {
+            (
+                r.number_range().expect("workload keys are numbers"),
+                r.value,
+            )
+        })
+        .collect();
+    Mapping::new(tags, Vec::new(), pairs).expect("disjoint workload")
 }
