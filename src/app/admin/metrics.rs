@@ -143,11 +143,11 @@ pub fn render_metrics(status: &Status) -> String {
     );
     if let Some(a) = audit {
         for (result, count) in [
-            ("routed", a.routed),
-            ("misrouted", a.misrouted),
-            ("shadowed", a.shadowed),
-            ("unrouted", a.unrouted),
-            ("unchecked", a.unchecked),
+            ("routed", a.counts.routed),
+            ("misrouted", a.counts.misrouted),
+            ("shadowed", a.counts.shadowed),
+            ("unrouted", a.counts.unrouted),
+            ("unchecked", a.counts.unchecked),
         ] {
             family.sample(&[("result", result)], Value::Int(count));
         }
@@ -156,17 +156,17 @@ pub fn render_metrics(status: &Status) -> String {
         (
             "dialsync_audit_routed_by_foreign_numbers",
             "Of the routed numbers, those a foreign rule with the desired tag wins.",
-            audit.map(|a| a.routed_by_foreign),
+            audit.map(|a| a.counts.routed_by_foreign),
         ),
         (
             "dialsync_audit_stray_rules",
             "Owned rules routing numbers no source assigns, after the last cycle.",
-            audit.map(|a| a.stray_rules),
+            audit.map(|a| a.counts.stray_rules),
         ),
         (
             "dialsync_audit_stray_numbers",
             "Numbers no source assigns that an owned rule routes, after the last cycle.",
-            audit.map(|a| a.stray_numbers),
+            audit.map(|a| a.counts.stray_numbers),
         ),
     ] {
         let mut family = out.family(GAUGE, name, help);

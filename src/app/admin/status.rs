@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::audit::AuditCounts;
+
 use crate::store;
 
 /// How many rejected items, conflicts or foreign collisions `/status` lists. The totals
@@ -186,21 +188,9 @@ pub struct RuleCounts {
 /// many numbers the sources assign are routed to their tag, and how many are not.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AuditStatus {
-    /// The winning rule carries the desired tag.
-    pub routed: u64,
-    /// Of `routed`, won by a foreign rule with the desired tag.
-    pub routed_by_foreign: u64,
-    /// A rule dialsync owns wins with another tag.
-    pub misrouted: u64,
-    /// A foreign rule wins with another tag.
-    pub shadowed: u64,
-    /// No rule matches.
-    pub unrouted: u64,
-    /// Left unverified (see `dialsync audit`); 0 on any dial plan of usual shapes.
-    pub unchecked: u64,
-    /// Owned rules routing numbers no source assigns, and those numbers.
-    pub stray_rules: u64,
-    pub stray_numbers: u64,
+    /// The counts by verdict, as the audit gives them (field by field in the JSON).
+    #[serde(flatten)]
+    pub counts: AuditCounts,
     /// Findings (runs of numbers with one verdict and rule) in all.
     pub findings: u64,
     /// The first few findings, in words.

@@ -122,16 +122,8 @@ pub(super) fn publish(status: &mut admin::Status, report: &CycleReport, interval
     }
     // A cycle that did not audit (it did not read the SBC) leaves the last audit standing.
     if let Some(audit) = &report.audit {
-        let c = &audit.counts;
         status.audit = Some(admin::AuditStatus {
-            routed: c.routed,
-            routed_by_foreign: c.routed_by_foreign,
-            misrouted: c.misrouted,
-            shadowed: c.shadowed,
-            unrouted: c.unrouted,
-            unchecked: c.unchecked,
-            stray_rules: c.stray_rules,
-            stray_numbers: c.stray_numbers,
+            counts: audit.counts,
             findings: audit.findings,
             examples: audit.examples.clone(),
             duration_ms: audit.duration_ms,
