@@ -349,13 +349,7 @@ fn time_single(set: &LookupSet, lookup: impl Fn(u64) -> Option<u32>) -> Duration
             sum += u64::from(value) + 1;
         }
     }
-    let elapsed = started.elapsed();
-    assert_eq!(
-        black_box(sum),
-        set.expected,
-        "lookups disagree with the brute force"
-    );
-    elapsed
+    agreed(set, started.elapsed(), sum)
 }
 
 /// As [`time_single`], [`BATCH`] keys at a time (every set's probe count is a multiple).
@@ -371,7 +365,11 @@ fn time_batched(
             sum += u64::from(value) + 1;
         }
     }
-    let elapsed = started.elapsed();
+    agreed(set, started.elapsed(), sum)
+}
+
+/// `elapsed`, once the pass's checksum `sum` matches the brute force's.
+fn agreed(set: &LookupSet, elapsed: Duration, sum: u64) -> Duration {
     assert_eq!(
         black_box(sum),
         set.expected,
