@@ -239,12 +239,24 @@ impl DialPlanRule {
     ///
     /// A row whose prefix dialsync cannot parse is [`UnreadableRow`]: its index stays taken.
     pub fn read(index: u32, name: &str, prefix: &str, tag: &str) -> Result<Self, UnreadableRow> {
+        DialPlanRule::read_sharing(index, name, prefix, tag, &mut HeldTags::default())
+    }
+
+    /// [`read`](Self::read) for one row of a whole dial plan being read: its tag is shared
+    /// with the rows read before it that hold the same text.
+    pub fn read_sharing(
+        index: u32,
+        name: &str,
+        prefix: &str,
+        tag: &str,
+        tags: &mut HeldTags,
+    ) -> Result<Self, UnreadableRow> {
         match Pattern::parse(prefix) {
             Ok(pattern) => Ok(DialPlanRule {
                 index,
                 name: name.to_string(),
                 prefix: pattern,
-                tag: Tag::held(tag),
+                tag: tags.held(tag),
             }),
             Err(error) => Err(UnreadableRow::new(
                 index,
@@ -252,6 +264,29 @@ impl DialPlanRule {
                 format!("prefix {prefix:?} cannot be read: {error}"),
             )),
         }
+    }
+}
+
+/// The tags of one dial plan being read, one shared copy per distinct text: a 100k-rule plan
+/// holds a few thousand distinct tags, and a copy per row was 5 MB of every read.
+#[derive(Debug, Default)]
+pub struct HeldTags(std::collections::HashSet<Tag>);
+
+impl HeldTags {
+    /// [`Tag::held`], shared with every earlier tag of the same text.
+    pub fn held(&mut self, text: &str) -> Tag {
+        if let Some(tag) = self.0.get(text) {
+            return tag.clone();
+        }
+        let tag = Tag::held(text);
+        self.0.insert(tag.clone());
+        tag
+    }
+}
+
+impl std::borrow::Borrow<str> for Tag {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 

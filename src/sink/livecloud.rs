@@ -38,7 +38,7 @@ use super::error::SinkError;
 use super::reply::{no_answer, receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
-use crate::dialplan::rule::DialPlanRule;
+use crate::dialplan::rule::{DialPlanRule, HeldTags};
 use crate::net::client::{build_client, ClientSettings};
 use crate::net::endpoint::check_url;
 use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
@@ -185,8 +185,15 @@ impl Target for LiveCloudSink {
         // Live Platform's own Operator Connect rules come back as it wrote them: one number,
         // no `#` (an open prefix, as the SBC reads it) and a bare FQDN for a tag. They are
         // read like any other row and never written.
+        let mut tags = HeldTags::default();
         let rows = dto.rule_dto.iter().enumerate().map(|(position, text)| {
-            DialPlanRule::read(position as u32, &text.name, &text.prefix, &text.tag)
+            DialPlanRule::read_sharing(
+                position as u32,
+                &text.name,
+                &text.prefix,
+                &text.tag,
+                &mut tags,
+            )
         });
         Ok(DeviceDialPlan::of_rows(0, rows))
     }

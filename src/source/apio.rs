@@ -19,7 +19,6 @@
 //! "service not assigned to this group": an empty set for that group.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -125,7 +124,7 @@ const CONCURRENT_GROUPS: usize = 8;
 type GroupFetch<'a> = std::pin::Pin<
     Box<
         dyn std::future::Future<
-                Output = Result<(&'a ApioGroup, Vec<(List, String, Vec<u8>)>), SourceError>,
+                Output = Result<(&'a ApioGroup, Vec<(List, String, HttpAnswer)>), SourceError>,
             > + Send
             + 'a,
     >,
@@ -203,14 +202,18 @@ impl ApioSource {
                 answers.push_back(Box::pin(self.fetch_group(group)));
             }
             let (group, lists) = answer?;
-            for (list, url, body) in lists {
-                decoder
-                    .page(group, list, &body)
-                    .map_err(|reason| SourceError::BadBody {
+            for (list, url, answer) in lists {
+                if let Err(reason) = decoder.page(group, list, &answer.body) {
+                    // Not JSON at all is said as for any other answer; JSON of another shape,
+                    // in the decoder's words. (Checking every answer as JSON first was a
+                    // whole extra pass over every body, on the path where nothing is wrong.)
+                    self.http.json::<serde::de::IgnoredAny>(&url, &answer)?;
+                    return Err(SourceError::BadBody {
                         source_name: self.config.name.clone(),
                         url,
                         reason,
-                    })?;
+                    });
+                }
             }
         }
         Ok(decoder.finish())
@@ -221,7 +224,7 @@ impl ApioSource {
     async fn fetch_group<'g>(
         &self,
         group: &'g ApioGroup,
-    ) -> Result<(&'g ApioGroup, Vec<(List, String, Vec<u8>)>), SourceError> {
+    ) -> Result<(&'g ApioGroup, Vec<(List, String, HttpAnswer)>), SourceError> {
         let base = format!(
             "{}/tenant/{}/group/{}/services/immediate_trunking_connectivity",
             self.gateway,
@@ -238,9 +241,7 @@ impl ApioSource {
             if answer.status != StatusCode::OK {
                 return Err(self.refused(&url, &answer));
             }
-            // Checked as JSON here (a precise error if not), decoded by the decoder.
-            self.http.json::<serde::de::IgnoredAny>(&url, &answer)?;
-            lists.push((list, url, answer.body));
+            lists.push((list, url, answer));
         }
         Ok((group, lists))
     }
@@ -560,6 +561,39 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// The array under one key of an answer's top-level object, each item left as raw JSON, in
+/// one pass over the answer: the other keys' values are skipped, checked only as JSON.
+/// `None` when the key is absent; should a key appear twice, the last counts.
+struct ListOf(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ListOf {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ListOf {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an object holding {:?}", self.0)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut list = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.0 {
+                list = Some(map.next_value::<Vec<&'de RawValue>>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(list)
+    }
+}
+
 /// Why `body` is not an answer holding `list`: the whole answer read as a tree, only when the
 /// fast reading of [`Decoder::page`] failed.
 fn shape_error(list: List, body: &[u8]) -> String {
@@ -629,16 +663,15 @@ impl Decoder {
         // Only the list is read, and of each item only its fields; the other fields of the
         // answer are skipped. An answer of another shape is read again as a tree, for the
         // message that says what is wrong with it.
-        let items = serde_json::from_slice::<HashMap<String, &RawValue>>(body)
-            .ok()
-            .and_then(|mut page| page.remove(list.key()))
-            .and_then(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()).ok());
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        let items = serde::de::DeserializeSeed::deserialize(ListOf(list.key()), &mut reader)
+            .and_then(|items| reader.end().map(|()| items));
         match items {
-            Some(items) => {
+            Ok(Some(items)) => {
                 self.items(group, list, &items);
                 Ok(())
             }
-            None => Err(shape_error(list, body)),
+            Ok(None) | Err(_) => Err(shape_error(list, body)),
         }
     }
 
@@ -649,6 +682,9 @@ impl Decoder {
     }
 
     fn items(&mut self, group: &ApioGroup, list: List, items: &[&RawValue]) {
+        // The tag depends on the group alone: made once, when the first item needs it (a
+        // page with no good item claims no slug), and shared by every entry of the page.
+        let mut tag: Option<Result<Tag, String>> = None;
         for (index, raw) in items.iter().enumerate() {
             let fields = ItemFields::read(raw);
             let what = match (list, fields.as_ref().ok()) {
@@ -676,18 +712,20 @@ impl Decoder {
                     Err(reason) => Err(reason),
                 };
             let result = result.and_then(|coverage| {
-                let field = |name: &str| match name {
-                    "tenant" => Some(group.tenant.as_str()),
-                    "group" => Some(group.group.as_str()),
-                    _ => None,
-                };
-                let tag = group.tags.tag_for(
-                    Some(&group.tenant),
-                    field,
-                    self.limits.max_tag_len,
-                    &mut self.slugs,
-                )?;
-                Ok((coverage, tag))
+                let tag = tag.get_or_insert_with(|| {
+                    let field = |name: &str| match name {
+                        "tenant" => Some(group.tenant.as_str()),
+                        "group" => Some(group.group.as_str()),
+                        _ => None,
+                    };
+                    group.tags.tag_for(
+                        Some(&group.tenant),
+                        field,
+                        self.limits.max_tag_len,
+                        &mut self.slugs,
+                    )
+                });
+                Ok((coverage, tag.clone()?))
             });
             self.push(label, result);
         }

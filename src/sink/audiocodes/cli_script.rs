@@ -263,6 +263,21 @@ fn parse_value(line: usize, field: &'static str, rest: &str) -> Result<String, S
             found: rest.to_string(),
         });
     };
+    if let Some(end) = body
+        .find(['"', '\\'])
+        .filter(|&end| body[end..].starts_with('"'))
+    {
+        // No escape before the closing quote, as in nearly every value: one copy.
+        let after = body[end + 1..].trim();
+        if !after.is_empty() {
+            return Err(ScriptError::TrailingText {
+                line,
+                field,
+                rest: after.to_string(),
+            });
+        }
+        return Ok(body[..end].to_string());
+    }
     let mut value = String::new();
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
@@ -308,6 +323,11 @@ enum Header {
 /// Recognises the dial-plan lines; `None` for any other line, an error for one of them with
 /// bad numbers.
 fn parse_header(line: &Line) -> Option<Result<Header, ScriptError>> {
+    // Most lines of a full script are fields and other sections' lines: turned away before
+    // their words are collected (a 100k-rule script has some 600k lines).
+    if !(line.text.starts_with("sbc") || line.text.starts_with("no")) {
+        return None;
+    }
     let tokens: Vec<&str> = line.text.split_whitespace().collect();
     let (delete, rest) = match tokens.as_slice() {
         ["no", rest @ ..] => (true, rest),
@@ -384,7 +404,12 @@ enum Open<'a> {
 /// plan's own block that cannot be read (which plan is `OCDialPlan` would be a guess), and a
 /// block left open before the next header or section, except at the end of the file.
 pub fn parse_dial_plans(text: &str) -> Result<DialPlans, ScriptError> {
-    let mut out = DialPlans::default();
+    // Sized once from a count of the rows' headers (a few more if some are `no` lines):
+    // grown by doubling, the rows' vector of a 100k-rule plan held 3.5 MB unused.
+    let mut out = DialPlans {
+        plans: Vec::new(),
+        rules: Vec::with_capacity(text.matches("dial-plan-rule ").count()),
+    };
     let mut plan_at: HashMap<u32, usize> = HashMap::new();
     let mut rule_at: HashMap<(u32, u32), usize> = HashMap::new();
     let mut saw_voip = false;

@@ -20,7 +20,7 @@ use super::error::SinkError;
 use super::reply::{receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
-use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
+use crate::dialplan::rule::{DialPlanRule, HeldTags, UnreadableRow};
 use crate::net::client::{build_client, warn_insecure, ClientSettings};
 use crate::net::endpoint::check_url;
 use crate::net::preview::truncate;
@@ -247,9 +247,16 @@ impl Target for AudioCodesSink {
                 name: self.config.dial_plan.clone(),
             });
         };
+        let mut tags = HeldTags::default();
         let rows = texts.into_iter().map(|text| match text.unreadable {
             Some(why) => Err(UnreadableRow::new(text.index, &text.name, why)),
-            None => DialPlanRule::read(text.index, &text.name, &text.prefix, &text.tag),
+            None => DialPlanRule::read_sharing(
+                text.index,
+                &text.name,
+                &text.prefix,
+                &text.tag,
+                &mut tags,
+            ),
         });
         Ok(DeviceDialPlan {
             upgrading,
