@@ -348,6 +348,16 @@ impl Pattern {
     /// constrained element wins; a pattern that still has an element beats one that has ended.
     pub fn specificity_cmp(&self, other: &Pattern) -> Ordering {
         let (mut a, mut b) = (self.tokens(), other.tokens());
+        // A run of digits and `+` that both share from the start is equal token for token
+        // (none of those bytes opens a bracket or an escape): skipped as bytes. Sorting a
+        // 100k-rule dial plan compares rules of one country code, which share most of it.
+        let same = a
+            .text
+            .iter()
+            .zip(b.text)
+            .take_while(|&(x, y)| x == y && (x.is_ascii_digit() || *x == b'+'))
+            .count();
+        (a.at, b.at) = (same, same);
         loop {
             match (a.next(), b.next()) {
                 (None, None) => return Ordering::Equal,
@@ -1051,7 +1061,34 @@ mod tests {
         }
     }
 
+    /// Two patterns that share their first elements, as rules of one country code do.
+    fn kindred_patterns() -> impl Strategy<Value = (Pattern, Pattern)> {
+        let common = prop::collection::vec(
+            prop_oneof![3 => element(), 1 => Just(Element::Literal(b'+'))],
+            0..6,
+        );
+        let tail = || (prop::collection::vec(element(), 0..3), any::<bool>());
+        (common, tail(), tail()).prop_map(|(common, a, b)| {
+            let build = |(tail, end): (Vec<Element>, bool)| {
+                let mut elements = common.clone();
+                elements.extend(tail);
+                if end {
+                    elements.push(Element::End);
+                }
+                Pattern::from_elements(&elements).unwrap()
+            };
+            (build(a), build(b))
+        })
+    }
+
     proptest! {
+        /// The byte-level skip of a shared start changes no answer.
+        #[test]
+        fn specificity_cmp_equals_the_vendor_rule((a, b) in kindred_patterns()) {
+            prop_assert_eq!(a.specificity_cmp(&b), reference_beats(&a, &b), "{} vs {}", a, b);
+            prop_assert_eq!(b.specificity_cmp(&a), reference_beats(&b, &a), "{} vs {}", b, a);
+        }
+
         #[test]
         fn printing_round_trips(pattern in pattern()) {
             let text = pattern.to_string();
