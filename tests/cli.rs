@@ -718,3 +718,48 @@ fn config_check_accepts_a_good_config_and_names_what_is_wrong() {
     );
     assert_eq!(rig.sbc.state().requests, Vec::<String>::new(), "no network");
 }
+
+/// A file source larger than its `max_body` is refused before it is read, naming the file and
+/// both sizes; the other sources still sync, and once the file fits again it counts.
+#[test]
+fn a_file_over_max_body_is_refused_before_it_is_read() {
+    let rig = Rig::start();
+    let rows = "start,end,tag\n+3249990000,+3249990009,Trunk=extra\n";
+    let mut csv = rows.to_string();
+    while csv.len() <= 1024 {
+        csv.push_str("# a comment that takes the file past max_body\n");
+    }
+    rig.write("extra.csv", &csv);
+    let path = rig.path("extra.csv");
+    rig.write_config(&Settings {
+        extra: format!(
+            "\n[[sources]]\nname = \"extra\"\nkind = \"file\"\npath = \"{}\"\nmax_body = \"1KiB\"\n",
+            path.display()
+        ),
+        ..Settings::default()
+    });
+
+    let out = rig.dialsync(&["sync"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let said = format!(
+        "{}: {} bytes, larger than max_body (1024 bytes)",
+        path.display(),
+        csv.len()
+    );
+    assert!(format!("{out}").contains(&said), "{said}\n{out}");
+    assert_eq!(
+        rig.sbc_tag("+3226120042").as_deref(),
+        Some("Trunk=acme"),
+        "{out}"
+    );
+    assert_eq!(rig.sbc_tag("+3249990005"), None, "{out}");
+
+    rig.write("extra.csv", rows);
+    let out = rig.dialsync(&["sync"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        rig.sbc_tag("+3249990005").as_deref(),
+        Some("Trunk=extra"),
+        "{out}"
+    );
+}
