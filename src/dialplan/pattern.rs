@@ -267,18 +267,25 @@ impl Pattern {
         }
         let mut text = String::with_capacity(elements.len() + 8);
         for element in elements {
-            use std::fmt::Write as _;
-            // Writing to a String cannot fail.
-            let _ = match element {
-                Element::Literal(c) if is_special(*c) => write!(text, "\\{}", *c as char),
-                Element::Literal(c) => write!(text, "{}", *c as char),
-                Element::Set(set) => write!(text, "{set}"),
-                Element::TwoToNine => write!(text, "n"),
-                Element::NonZero => write!(text, "z"),
-                Element::AnyDigit => write!(text, "x"),
-                Element::AnyChar => write!(text, "."),
-                Element::End => write!(text, "#"),
-            };
+            // Pushed, not formatted: every rule read from a dial plan is rendered once.
+            match element {
+                Element::Literal(c) => {
+                    if is_special(*c) {
+                        text.push('\\');
+                    }
+                    text.push(*c as char);
+                }
+                Element::Set(set) => {
+                    use std::fmt::Write as _;
+                    // Writing to a String cannot fail.
+                    let _ = write!(text, "{set}");
+                }
+                Element::TwoToNine => text.push('n'),
+                Element::NonZero => text.push('z'),
+                Element::AnyDigit => text.push('x'),
+                Element::AnyChar => text.push('.'),
+                Element::End => text.push('#'),
+            }
         }
         Pattern { text: text.into() }
     }

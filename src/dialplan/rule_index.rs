@@ -246,6 +246,14 @@ impl Block {
         }
     }
 
+    /// The one value the block admits, if it admits only one.
+    fn single(&self) -> Option<u64> {
+        match self.ranges.as_slice() {
+            &[(lo, hi)] if lo == hi => Some(lo),
+            _ => None,
+        }
+    }
+
     /// Whether the block admits every value of its width.
     fn is_full(&self) -> bool {
         self.ranges == [(0, POW10[self.width as usize] - 1)]
@@ -308,7 +316,17 @@ impl Shape {
             if shape.width > MAX_DIGITS {
                 return None;
             }
-            shape.blocks.push(block);
+            // Consecutive single values (a prefix's literal digits) are one block of their
+            // digits together: what it matches is the same, and a 13-digit prefix is then one
+            // block rather than 13, each its own allocation, for every rule of the plan.
+            match (shape.blocks.last_mut(), block.single()) {
+                (Some(last), Some(value)) if last.single().is_some() => {
+                    let joined = last.ranges[0].0 * POW10[block.width as usize] + value;
+                    last.ranges[0] = (joined, joined);
+                    last.width += block.width;
+                }
+                _ => shape.blocks.push(block),
+            }
         }
         (shape.lengths().next().is_some()).then_some(shape)
     }
