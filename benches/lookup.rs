@@ -15,20 +15,26 @@
 //! - `rule_index_build_ms`: the rule index over the 100,000 rules;
 //! - `lookup_rule_index_mops`, `lookup_fxhash_mops` and their ratio, one lookup at a time on
 //!   both sides, over the same probes (misses included), after checking that both agree with
-//!   an independent expectation built by the generator.
+//!   an independent expectation built by the generator;
+//! - `lookup_state_mb`: what the daemon holds for `/lookup` once loaded, counted by the
+//!   bench's own allocator.
 //!
 //! `cargo bench --bench lookup`; `-- --quick` uses 100,000 numbers and 10,000 rules. A figure
 //! is one function taking the [`Fixture`]; a new one is one more call in `main`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dialsync::app::lookup::LookupState;
+use dialsync::config::Config;
 use dialsync::dialplan::pattern::{best_match, Pattern};
 use dialsync::dialplan::rule::{DialPlanRule, Tag};
 use dialsync::dialplan::rule_index::RuleIndex;
@@ -64,6 +70,52 @@ fn main() {
     );
     lookup_cli(&fixture);
     rule_index(&fixture);
+    lookup_state(&fixture);
+}
+
+/// Counts the bytes the bench holds on the heap, so that what a loaded state keeps can be
+/// read as the difference before and after it is built.
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is kept.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// What the daemon holds for `/lookup` once its cache is built: the state loaded from the
+/// database (the mirror, the snapshots' entries, their resolution and the rule index), as
+/// heap bytes the load leaves allocated.
+fn lookup_state(fixture: &Fixture) {
+    let config = Config::load(&fixture.config).expect("the bench's config");
+    let store = Store::open(&config.agent.state_db).expect("state database");
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let state = LookupState::load(&config, &store).expect("the state loads");
+    let held = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    println!("# lookup state: {state:?}");
+    println!("lookup_state_mb={:.1}", held as f64 / 1e6);
+    println!(
+        "lookup_state_bytes_per_rule={:.0}",
+        held as f64 / fixture.rules.len() as f64
+    );
 }
 
 /// What every figure runs against: the state database, its config, the numbers file, and the
