@@ -199,6 +199,16 @@ pub struct Pattern {
 impl Pattern {
     /// Parses the pattern as an operator or the SBC wrote it.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
+        if is_canonical(text.as_bytes()) {
+            // What the slow path would render is the text itself: every rule a dial plan
+            // holds is read this way, and most were written canonical (by dialsync).
+            return Ok(Pattern { text: text.into() });
+        }
+        Pattern::parse_elements(text)
+    }
+
+    /// [`parse`](Self::parse) element by element, rendering the canonical text anew.
+    fn parse_elements(text: &str) -> Result<Pattern, PatternError> {
         if text.is_empty() {
             return Err(PatternError::Empty);
         }
@@ -735,6 +745,43 @@ fn parse_set(chars: &[char], open: usize) -> Result<(DigitSet, usize), PatternEr
     Ok((set, close + 1))
 }
 
+/// Whether `text` is a pattern already in canonical form, of the shapes dialsync writes:
+/// digits, `+`, `x`, `z`, `n` and `.`, brackets of one value or one rising range of equal-width
+/// bounds, and `#` last. `false` means only "not sure": [`Pattern::parse_elements`] decides.
+fn is_canonical(text: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&c) = text.get(at) {
+        match c {
+            b'0'..=b'9' | b'+' | b'x' | b'z' | b'n' | b'.' => at += 1,
+            b'#' if at + 1 == text.len() => at += 1,
+            b'[' => {
+                let Some(len) = text[at + 1..].iter().position(|&c| c == b']') else {
+                    return false;
+                };
+                let items = &text[at + 1..at + 1 + len];
+                let digits = |bound: &[u8]| {
+                    (1..=MAX_SET_WIDTH).contains(&bound.len())
+                        && bound.iter().all(u8::is_ascii_digit)
+                };
+                let canonical = match items.iter().position(|&c| c == b'-') {
+                    None => digits(items),
+                    // Equal widths, so comparing the digits as bytes compares the values.
+                    Some(dash) => {
+                        let (lo, hi) = (&items[..dash], &items[dash + 1..]);
+                        digits(lo) && digits(hi) && lo.len() == hi.len() && lo < hi
+                    }
+                };
+                if !canonical {
+                    return false;
+                }
+                at += len + 2;
+            }
+            _ => return false,
+        }
+    }
+    at > 0
+}
+
 /// Characters that mean something in the language and must be escaped to stand for themselves.
 fn is_special(c: u8) -> bool {
     matches!(
@@ -1088,7 +1135,34 @@ mod tests {
         })
     }
 
+    /// Texts near the canonical shapes: the fast path's alphabet, brackets of every form
+    /// (single, rising, equal, falling, of unequal widths, several items), stray characters.
+    fn near_canonical() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            4 => "[0-9+xzn.]{1,4}",
+            2 => "\\[[0-9]{1,2}\\]",
+            2 => "\\[[0-9]{1,2}-[0-9]{1,2}\\]",
+            1 => "\\[[0-9]{1,2}(,[0-9]{1,2}(-[0-9])?){0,2}\\]",
+            1 => "[#*()\\\\\\[\\],a-]",
+        ];
+        (prop::collection::vec(piece, 0..5), any::<bool>())
+            .prop_map(|(pieces, end)| pieces.concat() + if end { "#" } else { "" })
+    }
+
     proptest! {
+        /// A text taken as canonical parses to what the element-by-element parse gives, and
+        /// every text gets the same answer (or the same error) either way.
+        #[test]
+        fn the_canonical_fast_path_agrees_with_the_full_parse(text in near_canonical()) {
+            prop_assert_eq!(Pattern::parse(&text), Pattern::parse_elements(&text), "{:?}", text);
+            if is_canonical(text.as_bytes()) {
+                prop_assert_eq!(
+                    Pattern::parse_elements(&text).map(|p| p.as_str().to_string()),
+                    Ok(text.clone())
+                );
+            }
+        }
+
         /// The byte-level skip of a shared start changes no answer.
         #[test]
         fn specificity_cmp_equals_the_vendor_rule((a, b) in kindred_patterns()) {
