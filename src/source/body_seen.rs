@@ -26,6 +26,14 @@ pub struct BodySeen {
 }
 
 impl BodySeen {
+    /// What there is to see of a body read whole.
+    pub fn of(body: &[u8]) -> BodySeen {
+        let mut seen = BodySeen::default();
+        seen.take(body);
+        seen.end();
+        seen
+    }
+
     /// The next `chunk` of the body.
     pub fn take(&mut self, chunk: &[u8]) {
         self.utf8.feed(chunk, self.bytes);

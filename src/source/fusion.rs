@@ -331,10 +331,8 @@ impl FusionSource {
                 // A 2xx phone_usage answer streams; read whole, it is decoded the same way.
                 List::PhoneUsage => {
                     let mut decoder = phone_usage::UsageDecoder::new();
-                    let mut seen = BodySeen::default();
-                    seen.take(&answer.body);
-                    seen.end();
                     decoder.feed(parser, &answer.body);
+                    let seen = BodySeen::of(&answer.body);
                     self.usage_page(&page_url, answer.status, &seen, decoder, parser)?
                 }
                 List::OcNumbers {

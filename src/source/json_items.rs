@@ -61,6 +61,11 @@ impl std::fmt::Display for ScanError {
 
 impl std::error::Error for ScanError {}
 
+/// Whoever takes the pieces: an error of theirs refuses the body at the piece's place.
+pub trait Take: FnMut(Piece<'_>) -> Result<(), serde_json::Error> {}
+
+impl<F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>> Take for F {}
+
 /// A key at the top level longer than this cannot be one of the named keys (each at most a
 /// few dozen bytes, escapes included), so its text is not kept.
 const KEY_KEEP: usize = 4096;
@@ -266,10 +271,7 @@ impl ItemScanner {
     /// rather than skips (and so words some refusals otherwise: "trailing comma" for
     /// "expected value", say), is said in the words of its reader: the value as far as it
     /// goes is handed over, and what its reader says of it is the refusal.
-    fn in_own_words<F>(&self, e: ScanError, take: &mut F) -> ScanError
-    where
-        F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>,
-    {
+    fn in_own_words(&self, e: ScanError, take: &mut impl Take) -> ScanError {
         if matches!(self.state, State::TopColon | State::TopValue) || self.frames.is_empty() {
             return e;
         }
@@ -292,7 +294,9 @@ impl ItemScanner {
         if let State::Num(num) = self.state {
             match num {
                 Num::Zero | Num::Int | Num::Frac | Num::ExpDigits => {
-                    self.value_done(end, &mut |_: Piece<'_>| Ok(()))?;
+                    self.value_done(end, &mut |_: Piece<'_>| -> serde_json::Result<()> {
+                        Ok(())
+                    })?;
                 }
                 _ => return Err(self.eof_error("invalid number", Category::Syntax)),
             }
@@ -445,10 +449,7 @@ impl ItemScanner {
         }
     }
 
-    fn scan<F>(&mut self, take: &mut F) -> Result<(), ScanError>
-    where
-        F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>,
-    {
+    fn scan(&mut self, take: &mut impl Take) -> Result<(), ScanError> {
         let len = self.buf.len();
         while self.pos < len {
             let p = self.pos;
@@ -488,10 +489,13 @@ impl ItemScanner {
                         _ => return Err(self.syntax(p, "key must be a string")),
                     }
                 }
-                State::TopColon => match b {
+                State::TopColon | State::Colon => match b {
                     b':' => {
                         self.pos += 1;
-                        self.state = State::TopValue;
+                        self.state = match self.state {
+                            State::TopColon => State::TopValue,
+                            _ => State::Value,
+                        };
                     }
                     _ => return Err(self.syntax(p, "expected `:`")),
                 },
@@ -592,13 +596,6 @@ impl ItemScanner {
                     self.pos += 1;
                     self.begin_value(p, b)?;
                 }
-                State::Colon => match b {
-                    b':' => {
-                        self.pos += 1;
-                        self.state = State::Value;
-                    }
-                    _ => return Err(self.syntax(p, "expected `:`")),
-                },
                 State::After => {
                     self.pos += 1;
                     match (self.frames.last(), b) {
@@ -658,10 +655,7 @@ impl ItemScanner {
 
     /// A value ends just before `buf[end]`: hand it over if it is a piece, and go on in
     /// what holds it.
-    fn value_done<F>(&mut self, end: usize, take: &mut F) -> Result<(), ScanError>
-    where
-        F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>,
-    {
+    fn value_done(&mut self, end: usize, take: &mut impl Take) -> Result<(), ScanError> {
         self.state = match self.frames.last() {
             None => State::Done,
             Some(Frame::Top) => {
@@ -702,16 +696,13 @@ impl ItemScanner {
 
     /// An element of the list, an object, array or string: looks for its end only (its
     /// reader checks it), then hands it over.
-    fn item<F>(
+    fn item(
         &mut self,
         mut depth: u32,
         mut in_str: bool,
         mut escaped: bool,
-        take: &mut F,
-    ) -> Result<(), ScanError>
-    where
-        F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>,
-    {
+        take: &mut impl Take,
+    ) -> Result<(), ScanError> {
         let len = self.buf.len();
         let mut p = self.pos;
         while p < len {
@@ -762,15 +753,12 @@ impl ItemScanner {
     }
 
     /// A string that is not an element of the list, checked as serde_json does.
-    fn string<F>(
+    fn string(
         &mut self,
         role: StrRole,
         mut escape: Escape,
-        take: &mut F,
-    ) -> Result<(), ScanError>
-    where
-        F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>,
-    {
+        take: &mut impl Take,
+    ) -> Result<(), ScanError> {
         let len = self.buf.len();
         let mut p = self.pos;
         while p < len {
@@ -827,10 +815,12 @@ impl ItemScanner {
     }
 
     /// A string ends just before `buf[end]`.
-    fn string_done<F>(&mut self, role: StrRole, end: usize, take: &mut F) -> Result<(), ScanError>
-    where
-        F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>,
-    {
+    fn string_done(
+        &mut self,
+        role: StrRole,
+        end: usize,
+        take: &mut impl Take,
+    ) -> Result<(), ScanError> {
         match role {
             StrRole::Value => self.value_done(end, take),
             StrRole::Key => {
@@ -880,10 +870,7 @@ impl ItemScanner {
     }
 
     /// The byte `b` at `pos` in a number in state `num`.
-    fn number<F>(&mut self, num: Num, b: u8, take: &mut F) -> Result<(), ScanError>
-    where
-        F: FnMut(Piece<'_>) -> Result<(), serde_json::Error>,
-    {
+    fn number(&mut self, num: Num, b: u8, take: &mut impl Take) -> Result<(), ScanError> {
         let p = self.pos;
         let digit = b.is_ascii_digit();
         let next = match (num, b) {

@@ -419,38 +419,37 @@ mod generated {
             self.out.push('"');
         }
 
+        /// `items` between `open` and `close`, each written by `write`, with commas.
+        fn seq<T>(
+            &mut self,
+            open: char,
+            close: char,
+            items: impl Iterator<Item = T>,
+            write: impl Fn(&mut Self, T),
+        ) {
+            self.out.push(open);
+            for (i, item) in items.enumerate() {
+                if i > 0 {
+                    self.ws();
+                    self.out.push(',');
+                }
+                self.ws();
+                write(self, item);
+            }
+            self.ws();
+            self.out.push(close);
+        }
+
         fn value(&mut self, v: &Value) {
             match v {
-                Value::Array(items) => {
-                    self.out.push('[');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            self.ws();
-                            self.out.push(',');
-                        }
-                        self.ws();
-                        self.value(item);
-                    }
-                    self.ws();
-                    self.out.push(']');
-                }
-                Value::Object(fields) => {
-                    self.out.push('{');
-                    for (i, (key, item)) in fields.iter().enumerate() {
-                        if i > 0 {
-                            self.ws();
-                            self.out.push(',');
-                        }
-                        self.ws();
-                        self.string(key);
-                        self.ws();
-                        self.out.push(':');
-                        self.ws();
-                        self.value(item);
-                    }
-                    self.ws();
-                    self.out.push('}');
-                }
+                Value::Array(items) => self.seq('[', ']', items.iter(), |w, item| w.value(item)),
+                Value::Object(fields) => self.seq('{', '}', fields.iter(), |w, (key, item)| {
+                    w.string(key);
+                    w.ws();
+                    w.out.push(':');
+                    w.ws();
+                    w.value(item);
+                }),
                 Value::String(s) => self.string(s),
                 other => self.out.push_str(&other.to_string()),
             }
