@@ -840,7 +840,12 @@ impl Parser {
     fn usage_item(&mut self, item: &[u8]) -> Result<(), serde_json::Error> {
         self.index += 1;
         let index = self.index;
-        match serde_json::from_slice::<PhoneUsage>(item) {
+        // Checked as UTF-8 once, the item's strings are not checked again one by one.
+        let read = match std::str::from_utf8(item) {
+            Ok(text) => serde_json::from_str::<PhoneUsage>(text),
+            Err(_) => serde_json::from_slice::<PhoneUsage>(item),
+        };
+        match read {
             Ok(usage) => {
                 let label = format!(
                     "phone_usage #{index} number={:?} tenant={:?}",

@@ -206,6 +206,30 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
         .map(|k| at + k)
 }
 
+/// Where the first quote or backslash of `bytes` is: the end of a stretch of an item's
+/// string. Eight bytes at a time: an item's strings are short (a name, a number), too short
+/// for `memchr`'s set-up to pay.
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const LOW: u64 = u64::from_ne_bytes([0x7F; 8]);
+    /// The high bit of each byte of `y` that is zero, and no other.
+    fn zeros(y: u64) -> u64 {
+        !(((y & LOW).wrapping_add(LOW)) | y | LOW)
+    }
+    let mut at = 0;
+    for block in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(block);
+        let x = u64::from_le_bytes(word);
+        let found =
+            zeros(x ^ u64::from_ne_bytes([b'"'; 8])) | zeros(x ^ u64::from_ne_bytes([b'\\'; 8]));
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    memchr2(b'"', b'\\', &bytes[at..]).map(|k| at + k)
+}
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
@@ -710,7 +734,7 @@ impl ItemScanner {
                 escaped = false;
                 p += 1;
             } else if in_str {
-                match memchr2(b'"', b'\\', &self.buf[p..]) {
+                match quote_or_backslash(&self.buf[p..]) {
                     None => p = len,
                     Some(k) => {
                         p += k + 1;

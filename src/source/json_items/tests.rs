@@ -564,3 +564,14 @@ mod generated {
         }
     }
 }
+
+#[test]
+fn quotes_and_backslashes_are_found_word_by_word() {
+    let text = b"abcdefgh\"ijklmnopqrstu\\vwxyz0123456789";
+    for start in 0..text.len() {
+        let want = text[start..].iter().position(|&b| b == b'"' || b == b'\\');
+        assert_eq!(quote_or_backslash(&text[start..]), want, "{start}");
+    }
+    assert_eq!(quote_or_backslash("é€😀\"".as_bytes()), Some(9));
+    assert_eq!(quote_or_backslash(&[0x80; 20]), None);
+}
