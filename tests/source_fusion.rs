@@ -619,6 +619,169 @@ async fn an_answer_past_the_body_cap_fails() {
     assert_clean(&sim);
 }
 
+/// A server answering every GET with `body` in chunks of `chunk` bytes and no
+/// `Content-Length`, as a proxy or a large answer streamed by Fusion may: the cap can only be
+/// counted as the bytes come, and items and characters are split across chunks.
+async fn chunked_server(body: Vec<u8>, chunk: usize) -> String {
+    let body = std::sync::Arc::new(body);
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                body.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+            let stream = futures_util::stream::iter(chunks);
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(stream),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(ANY_PORT).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn chunked_config(url: &str) -> FusionConfig {
+    let mut config = FusionConfig::new(
+        "fusion",
+        url,
+        "draas",
+        "group",
+        FusionAuth::Token(Secret::new("machine-token")),
+        rule("Trunk={tenant:slug}", &[]),
+    );
+    config.http = fast_http();
+    config.timeout = Duration::from_secs(10);
+    config
+}
+
+/// One `phone_usage` answer of `n` items (a tenant name with an accent, so characters split
+/// across chunks), as Fusion sends it: unpaginated.
+fn usage_answer(n: u64) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = (0..n)
+        .map(|i| usage(&format!("+3222{:06}", i), "Atelier Hortá"))
+        .collect();
+    serde_json::to_vec(&json!({ "phoneUsages": items })).unwrap()
+}
+
+#[tokio::test]
+async fn one_large_answer_is_decoded_as_it_streams() {
+    let body = usage_answer(2_000);
+    let size = body.len();
+    // Odd chunks: items, strings and the two bytes of "á" fall across chunk boundaries.
+    let url = chunked_server(body, 7_919).await;
+    let mut cfg = chunked_config(&url);
+    cfg.http.max_body = size;
+    let out = fetch(cfg.clone()).await.unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.entries.len(), 2_000);
+    assert!(out
+        .entries
+        .iter()
+        .all(|e| e.tag.as_str() == "Trunk=atelier-horta"));
+
+    // One byte under the answer: refused as it streams, naming the key.
+    cfg.http.max_body = size - 1;
+    let err = fetch(cfg).await.unwrap_err();
+    assert!(
+        matches!(err, SourceError::TooLarge { max, .. } if max == size - 1),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_body"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+}
+
+/// What a body gives streamed in chunks of `chunk` bytes: its error's text.
+async fn streamed_error(body: &[u8], chunk: usize) -> String {
+    let url = chunked_server(body.to_vec(), chunk).await;
+    let err = fetch(chunked_config(&url)).await.unwrap_err();
+    assert!(matches!(err, SourceError::BadBody { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+    err.to_string()
+}
+
+#[tokio::test]
+async fn a_streamed_answer_says_what_is_wrong_with_it() {
+    // Not UTF-8, found across a chunk boundary: said as such, with where.
+    let mut body = usage_answer(50);
+    let at = body.len() / 2;
+    body[at] = 0xFF;
+    let err = streamed_error(&body, 13).await;
+    assert!(
+        err.contains(&format!(
+            "not valid UTF-8 (a byte that is not UTF-8 at offset {at})"
+        )),
+        "{err}"
+    );
+    // Cut short: not valid JSON, where serde_json says, the start of the body shown.
+    let mut body = usage_answer(50);
+    body.truncate(body.len() - 10);
+    let err = streamed_error(&body, 64).await;
+    let whole = serde_json::from_slice::<serde_json::Value>(&body).unwrap_err();
+    assert!(
+        err.contains(&format!("not valid JSON: {whole}")),
+        "{err}\n{whole}"
+    );
+    assert!(err.contains("{\"phoneUsages\""), "{err}");
+    // Empty.
+    let err = streamed_error(b"  ", 64).await;
+    assert!(err.contains("the answer is empty"), "{err}");
+    // JSON, but not a page, or a page without its list, or with one of another type.
+    let err = streamed_error(b"[1, 2]", 2).await;
+    assert!(
+        err.contains("expected an object with phoneUsages, found [1, 2]"),
+        "{err}"
+    );
+    let err = streamed_error(br#"{"next": null}"#, 2).await;
+    assert!(err.contains("no phoneUsages list"), "{err}");
+    let err = streamed_error(br#"{"phoneUsages": {"0": {}}}"#, 3).await;
+    assert!(
+        err.contains("not of the documented shape: invalid type: map, expected a sequence"),
+        "{err}"
+    );
+    // A bad item rejects itself only; trailing text after the page fails it.
+    let body = br#"{"phoneUsages":[{"phoneNumber":"+3222000001","tenant":"a"},{"phoneNumber":5}]}"#;
+    let url = chunked_server(body.to_vec(), 5).await;
+    let out = fetch(chunked_config(&url)).await.unwrap();
+    assert_eq!((out.entries.len(), out.rejected.len()), (1, 1));
+    assert!(
+        out.rejected[0].reason.contains("not a phone usage object"),
+        "{:?}",
+        out.rejected
+    );
+    let err = streamed_error(&[&body[..], b" {}"].concat(), 5).await;
+    assert!(
+        err.contains("not valid JSON: trailing characters at line 1 column"),
+        "{err}"
+    );
+    // An item that is not JSON fails the answer, placed in the whole body.
+    let body = br#"{"phoneUsages":[{"phoneNumber":"+3222000001"},{"phoneNumber" 5}]}"#;
+    let err = streamed_error(body, 7).await;
+    let whole = serde_json::from_slice::<serde_json::Value>(body).unwrap_err();
+    assert!(err.contains(&format!("not valid JSON: {whole}")), "{err}");
+}
+
+#[tokio::test]
+async fn a_paged_phone_usage_answer_is_followed_when_it_streams() {
+    // Fusion documents no paging for phone_usage, but a `next` in an answer is followed.
+    let first = br#"{"phoneUsages":[{"phoneNumber":"+3222000001","tenant":"a"}],"next":"p2"}"#;
+    let second = br#"{"next":null,"phoneUsages":[{"phoneNumber":"+3222000002","tenant":"a"}]}"#;
+    let app = axum::Router::new().fallback(
+        move |query: axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+            match query.get("next").map(String::as_str) {
+                Some("p2") => second.to_vec(),
+                _ => first.to_vec(),
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(ANY_PORT).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let out = fetch(chunked_config(&url)).await.unwrap();
+    assert_eq!(out.entries.len(), 2, "{:?}", out.rejected);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "performance figure: cargo test --release -- --ignored fetch_1m --nocapture"]
 async fn fetch_1m_numbers() {

@@ -68,18 +68,31 @@ pub fn preview_json(value: &serde_json::Value) -> String {
 /// Why `body` is not a `T`: not UTF-8, not JSON at all, or JSON of another shape, with
 /// serde_json's reason (line and column).
 pub fn json_failure(body: &[u8], error: &serde_json::Error) -> String {
+    let not_utf8_at = std::str::from_utf8(body)
+        .err()
+        .map(|bad| bad.valid_up_to() as u64);
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    json_failure_seen(not_utf8_at, blank, error.classify(), error)
+}
+
+/// [`json_failure`] for a body decoded as it arrived, which is not at hand whole: where its
+/// first byte that is not UTF-8 was, if any, whether it was all whitespace, and the kind of
+/// failure with its reason.
+pub fn json_failure_seen(
+    not_utf8_at: Option<u64>,
+    blank: bool,
+    category: serde_json::error::Category,
+    error: &dyn std::fmt::Display,
+) -> String {
     use serde_json::error::Category;
-    if let Err(bad) = std::str::from_utf8(body) {
+    if let Some(at) = not_utf8_at {
         return format!(
-            "the answer is not valid UTF-8 (a byte that is not UTF-8 at offset {}): {error}",
-            bad.valid_up_to()
+            "the answer is not valid UTF-8 (a byte that is not UTF-8 at offset {at}): {error}"
         );
     }
-    match error.classify() {
+    match category {
         Category::Data => format!("the answer is not of the documented shape: {error}"),
-        Category::Eof if body.iter().all(u8::is_ascii_whitespace) => {
-            "the answer is empty, not JSON".to_string()
-        }
+        Category::Eof if blank => "the answer is empty, not JSON".to_string(),
         Category::Syntax | Category::Eof | Category::Io => {
             format!("the answer is not valid JSON: {error}")
         }

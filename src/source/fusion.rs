@@ -24,7 +24,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
+use super::body_seen::BodySeen;
+use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, Opened, SourceHttp};
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
@@ -34,6 +35,7 @@ use crate::number::{Number, NumberRange};
 use crate::resolve::{Coverage, Entry, Provenance};
 
 mod oc_numbers;
+mod phone_usage;
 
 pub use oc_numbers::{OcSubscription, DEFAULT_PAGE_SIZE as OC_DEFAULT_PAGE_SIZE};
 
@@ -283,7 +285,26 @@ impl FusionSource {
         let mut page = 0usize;
         loop {
             let page_url = self.page_url(url, cursor.as_deref(), page_size);
-            let answer = self.get_authorised(&page_url).await?;
+            // phone_usage is one answer of a whole group: decoded as it arrives.
+            let stream = matches!(list, List::PhoneUsage);
+            let answer = match self.get_authorised(&page_url, stream).await? {
+                Opened::Streaming(body) => {
+                    let status = body.status;
+                    let mut decoder = phone_usage::UsageDecoder::new();
+                    let seen = self
+                        .http
+                        .read_stream(&page_url, body, |chunk| decoder.feed(parser, chunk))
+                        .await?;
+                    let next = self.usage_page(&page_url, status, &seen, decoder, parser)?;
+                    page += 1;
+                    match self.follow(&page_url, next, &mut seen_cursors)? {
+                        Some(next) => cursor = Some(next),
+                        None => return Ok(()),
+                    }
+                    continue;
+                }
+                Opened::Whole(answer) => answer,
+            };
             if answer.status == StatusCode::NOT_FOUND {
                 if page == 0 {
                     return Ok(());
@@ -307,14 +328,12 @@ impl FusionSource {
                     drop(answer);
                     parser.ranges_page(body, &page_url)?
                 }
+                // A 2xx phone_usage answer streams; read whole, it is decoded the same way.
                 List::PhoneUsage => {
-                    self.object_page(&page_url, &answer, "phoneUsages")?;
-                    let body: UsagePage = self.http.json(&page_url, &answer)?;
-                    let Some(items) = body.phone_usages else {
-                        return Err(self.bad_body(&page_url, "no phoneUsages list"));
-                    };
-                    parser.usages(items);
-                    body.next
+                    let mut decoder = phone_usage::UsageDecoder::new();
+                    decoder.feed(parser, &answer.body);
+                    let seen = BodySeen::of(&answer.body);
+                    self.usage_page(&page_url, answer.status, &seen, decoder, parser)?
                 }
                 List::OcNumbers {
                     subscription,
@@ -330,26 +349,74 @@ impl FusionSource {
                 }
             };
             page += 1;
-            match next_cursor(next) {
-                Ok(None) => return Ok(()),
-                Ok(Some(next)) => {
-                    if !seen_cursors.insert(next.clone()) {
-                        return Err(SourceError::Pagination {
-                            source_name: self.config.name.clone(),
-                            url: page_url,
-                            reason: format!("cursor {next:?} came back: the chain loops"),
-                        });
-                    }
-                    cursor = Some(next);
-                }
-                Err(reason) => {
-                    return Err(SourceError::Pagination {
-                        source_name: self.config.name.clone(),
-                        url: page_url,
-                        reason,
-                    })
-                }
+            match self.follow(&page_url, next, &mut seen_cursors)? {
+                Some(next) => cursor = Some(next),
+                None => return Ok(()),
             }
+        }
+    }
+
+    /// The cursor of the page after `page_url`'s, if any; a cursor that comes back, or one
+    /// that is not a cursor, breaks the chain.
+    fn follow(
+        &self,
+        page_url: &str,
+        next: Option<Value>,
+        seen_cursors: &mut HashSet<String>,
+    ) -> Result<Option<String>, SourceError> {
+        let broken = |reason| SourceError::Pagination {
+            source_name: self.config.name.clone(),
+            url: page_url.to_string(),
+            reason,
+        };
+        match next_cursor(next).map_err(broken)? {
+            None => Ok(None),
+            Some(next) if !seen_cursors.insert(next.clone()) => Err(broken(format!(
+                "cursor {next:?} came back: the chain loops"
+            ))),
+            Some(next) => Ok(Some(next)),
+        }
+    }
+
+    /// A `phone_usage` answer decoded to its end: its `next`, or why it is not a page, in the
+    /// words said of any answer that is not the documented JSON (not UTF-8 at an offset, not
+    /// JSON, empty, not of the documented shape), with the start of the body.
+    fn usage_page(
+        &self,
+        page_url: &str,
+        status: StatusCode,
+        seen: &BodySeen,
+        decoder: phone_usage::UsageDecoder,
+        parser: &mut Parser,
+    ) -> Result<Option<Value>, SourceError> {
+        let refused = |failure: String| SourceError::BadBody {
+            source_name: self.config.name.clone(),
+            url: page_url.to_string(),
+            reason: format!(
+                "HTTP {status}, {} bytes: {failure}; body: {}",
+                seen.bytes,
+                seen.preview()
+            ),
+        };
+        let page = decoder
+            .finish(parser)
+            .map_err(|e| refused(seen.failure(e.category, &e)))?;
+        if seen.not_utf8_at().is_some() {
+            let reason = "invalid unicode code point";
+            return Err(refused(
+                seen.failure(serde_json::error::Category::Syntax, &reason),
+            ));
+        }
+        match page.listed {
+            Some(true) => Ok(page.next),
+            Some(false) => Err(self.bad_body(page_url, "no phoneUsages list")),
+            None => Err(self.bad_body(
+                page_url,
+                &format!(
+                    "expected an object with phoneUsages, found {}",
+                    seen.preview()
+                ),
+            )),
         }
     }
 
@@ -416,8 +483,9 @@ impl FusionSource {
     }
 
     /// `GET url` with a valid access token: logs in first if needed; on 401 refreshes once,
-    /// then logs in again once, then gives up.
-    async fn get_authorised(&mut self, url: &str) -> Result<HttpAnswer, SourceError> {
+    /// then logs in again once, then gives up. With `stream`, a 2xx answer's body is left to
+    /// be decoded as it arrives.
+    async fn get_authorised(&mut self, url: &str, stream: bool) -> Result<Opened, SourceError> {
         if self.tokens.is_none() {
             self.tokens = Some(self.authenticate().await?);
         }
@@ -425,12 +493,19 @@ impl FusionSource {
         let mut relogged = false;
         loop {
             let access = self.tokens.as_ref().map(|t| t.access.clone());
-            let answer = match &access {
-                Some(token) => self.http.get(url, Auth::Bearer(token)).await?,
-                None => self.http.get(url, Auth::None).await?,
+            let auth = match &access {
+                Some(token) => Auth::Bearer(token),
+                None => Auth::None,
+            };
+            let answer = match stream {
+                true => match self.http.get_streaming(url, auth).await? {
+                    Opened::Whole(answer) => answer,
+                    streaming => return Ok(streaming),
+                },
+                false => self.http.get(url, auth).await?,
             };
             if answer.status != StatusCode::UNAUTHORIZED {
-                return Ok(answer);
+                return Ok(Opened::Whole(answer));
             }
             if let FusionAuth::Token(_) = self.config.auth {
                 return Err(self.unauthorized(&format!(
@@ -612,16 +687,7 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// One page of `phone_usage`. Items borrow from the answer: a page of ten thousand numbers
-/// parses without a string copy per field.
-#[derive(Deserialize)]
-struct UsagePage<'a> {
-    #[serde(rename = "phoneUsages", borrow)]
-    phone_usages: Option<Vec<Lenient<PhoneUsage<'a>>>>,
-    #[serde(default)]
-    next: Option<Value>,
-}
-
+/// One `phone_usage` item. Its fields borrow from the item's text (copied only when escaped).
 #[derive(Deserialize)]
 struct PhoneUsage<'a> {
     #[serde(rename = "phoneNumber", borrow, default)]
@@ -648,27 +714,6 @@ struct OcPage<'a> {
     numbers: Option<Vec<&'a RawValue>>,
     #[serde(default)]
     next: Option<Value>,
-}
-
-/// An item that either has the expected shape or is kept as a reason to reject it, so one
-/// odd item does not make the page unreadable. The item is first taken as raw JSON text
-/// (no tree is built), then parsed as `T`.
-enum Lenient<T> {
-    Ok(T),
-    Bad { reason: String, item: String },
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw: &'de RawValue = Deserialize::deserialize(d)?;
-        Ok(match serde_json::from_str::<T>(raw.get()) {
-            Ok(item) => Lenient::Ok(item),
-            Err(e) => Lenient::Bad {
-                reason: e.to_string(),
-                item: truncate(raw.get()),
-            },
-        })
-    }
 }
 
 /// Turns items into entries, rejecting bad ones and collapsing exact duplicates.
@@ -789,26 +834,40 @@ impl Parser {
         }
     }
 
-    fn usages(&mut self, items: Vec<Lenient<PhoneUsage<'_>>>) {
-        for item in items {
-            self.index += 1;
-            let index = self.index;
-            match item {
-                Lenient::Ok(usage) => {
-                    let label = format!(
-                        "phone_usage #{index} number={:?} tenant={:?}",
-                        usage.phone_number.as_deref().unwrap_or(""),
-                        usage.tenant.as_deref().unwrap_or("")
-                    );
-                    let result = self.usage(&usage);
-                    self.push(label, result);
-                }
-                Lenient::Bad { reason, item } => self.push(
-                    format!("phone_usage #{index} {item}"),
-                    Err(format!("not a phone usage object: {reason}")),
-                ),
+    /// One `phone_usage` item, as its JSON text: an entry, or a rejection naming it. An item
+    /// that is JSON of another shape rejects itself only; one that is not JSON at all is an
+    /// error, which refuses the whole answer (as serde_json refuses a body holding it).
+    fn usage_item(&mut self, item: &[u8]) -> Result<(), serde_json::Error> {
+        self.index += 1;
+        let index = self.index;
+        // Checked as UTF-8 once, the item's strings are not checked again one by one.
+        let read = match std::str::from_utf8(item) {
+            Ok(text) => serde_json::from_str::<PhoneUsage>(text),
+            Err(_) => serde_json::from_slice::<PhoneUsage>(item),
+        };
+        match read {
+            Ok(usage) => {
+                let label = format!(
+                    "phone_usage #{index} number={:?} tenant={:?}",
+                    usage.phone_number.as_deref().unwrap_or(""),
+                    usage.tenant.as_deref().unwrap_or("")
+                );
+                let result = self.usage(&usage);
+                self.push(label, result);
+            }
+            Err(e) => {
+                // A shape error may come before a syntax error further on in the item.
+                serde_json::from_slice::<serde::de::IgnoredAny>(item)?;
+                self.push(
+                    format!(
+                        "phone_usage #{index} {}",
+                        truncate(&String::from_utf8_lossy(item))
+                    ),
+                    Err(format!("not a phone usage object: {e}")),
+                );
             }
         }
+        Ok(())
     }
 
     fn usage(&mut self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {

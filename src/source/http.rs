@@ -15,6 +15,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 
+use super::body_seen::BodySeen;
 use super::SourceError;
 use crate::net::backoff::Backoff;
 use crate::net::client::{build_client, ClientSettings};
@@ -129,6 +130,22 @@ impl HttpAnswer {
     }
 }
 
+/// What a request that may stream brought back: a success whose body is still to be read
+/// (with [`SourceHttp::read_stream`]), or any other answer whole, as [`SourceHttp::get`]
+/// gives it (error bodies are small, and their status decides what they mean).
+#[derive(Debug)]
+pub enum Opened {
+    Streaming(Streaming),
+    Whole(HttpAnswer),
+}
+
+/// A 2xx answer whose body has not been read.
+#[derive(Debug)]
+pub struct Streaming {
+    pub status: StatusCode,
+    response: reqwest::Response,
+}
+
 /// One source's HTTP client. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct SourceHttp {
@@ -172,7 +189,89 @@ impl SourceHttp {
 
     /// `GET url`, retried while transient.
     pub async fn get(&self, url: &str, auth: Auth<'_>) -> Result<HttpAnswer, SourceError> {
-        self.send(Method::GET, url, auth, None).await
+        let opened = self.send(Method::GET, url, auth, None, false).await?;
+        self.whole(url, opened).await
+    }
+
+    /// `GET url`, retried while transient, leaving a 2xx answer's body unread so that it can
+    /// be decoded as it arrives ([`SourceHttp::read_stream`]); any other answer is whole.
+    pub async fn get_streaming(&self, url: &str, auth: Auth<'_>) -> Result<Opened, SourceError> {
+        self.send(Method::GET, url, auth, None, true).await
+    }
+
+    /// Reads a streaming answer's body, handing each chunk to `feed` as it arrives, and
+    /// refusing it past the cap (counted as the bytes come); returns what was seen of it, for
+    /// messages. A body that breaks off is [`SourceError::Http`], not sent again: `feed` has
+    /// had part of it. The next cycle reads it anew.
+    pub async fn read_stream(
+        &self,
+        url: &str,
+        body: Streaming,
+        mut feed: impl FnMut(&[u8]),
+    ) -> Result<BodySeen, SourceError> {
+        let mut response = body.response;
+        let max = self.config.max_body as u64;
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(self.too_large(url));
+        }
+        let mut seen = BodySeen::default();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if seen.bytes + chunk.len() as u64 > max {
+                        return Err(self.too_large(url));
+                    }
+                    seen.take(&chunk);
+                    feed(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(SourceError::Http {
+                        source_name: self.source_name.clone(),
+                        method: "GET",
+                        url: url.to_string(),
+                        reason: format!(
+                            "the answer broke off: {}",
+                            describe(&e, self.config.request_timeout)
+                        ),
+                    })
+                }
+            }
+        }
+        seen.end();
+        Ok(seen)
+    }
+
+    /// An answer whole: a streaming one (never asked for by the callers of this) is read.
+    async fn whole(&self, url: &str, opened: Opened) -> Result<HttpAnswer, SourceError> {
+        match opened {
+            Opened::Whole(answer) => Ok(answer),
+            Opened::Streaming(Streaming { status, response }) => {
+                let headers = response.headers().clone();
+                let body = self.read_body(response).await.map_err(|e| match e {
+                    BodyError::TooLarge => self.too_large(url),
+                    BodyError::Read(reason) => SourceError::Http {
+                        source_name: self.source_name.clone(),
+                        method: "GET",
+                        url: url.to_string(),
+                        reason,
+                    },
+                })?;
+                Ok(HttpAnswer {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+        }
+    }
+
+    fn too_large(&self, url: &str) -> SourceError {
+        SourceError::TooLarge {
+            source_name: self.source_name.clone(),
+            url: url.to_string(),
+            max: self.config.max_body,
+        }
     }
 
     /// `POST url` with a JSON body, retried while transient (use only for idempotent calls,
@@ -183,7 +282,10 @@ impl SourceHttp {
         body: &serde_json::Value,
         auth: Auth<'_>,
     ) -> Result<HttpAnswer, SourceError> {
-        self.send(Method::POST, url, auth, Some(body)).await
+        let opened = self
+            .send(Method::POST, url, auth, Some(body), false)
+            .await?;
+        self.whole(url, opened).await
     }
 
     /// `GET url` and its body as JSON; a body that is not JSON is [`SourceError::BadBody`].
@@ -224,13 +326,17 @@ impl SourceHttp {
         url: &str,
         auth: Auth<'_>,
         body: Option<&serde_json::Value>,
-    ) -> Result<HttpAnswer, SourceError> {
+        stream: bool,
+    ) -> Result<Opened, SourceError> {
         let mut backoff = Backoff::new(
             self.config.retry_initial,
             self.config.retry_max,
             self.config.retry_budget,
         );
-        let sent = retry(&mut backoff, || self.attempt(&method, url, auth, body)).await;
+        let sent = retry(&mut backoff, || {
+            self.attempt(&method, url, auth, body, stream)
+        })
+        .await;
         sent.map_err(|gave_up| {
             let (source_name, method, url) = (
                 self.source_name.clone(),
@@ -251,25 +357,23 @@ impl SourceHttp {
                     url,
                     reason,
                 },
-                Failure::TooLarge => SourceError::TooLarge {
-                    source_name,
-                    url,
-                    max: self.config.max_body,
-                },
+                Failure::TooLarge => self.too_large(&url),
             }
         })
     }
 
-    /// One request and its whole answer. Every request of a source reads ([`Access::Read`]:
-    /// a GET, or a login), so whatever may pass is sent again; a status the network layer
-    /// calls final goes back to the caller, to whom a 401 or a 404 means something.
+    /// One request and its whole answer (or, with `stream`, a 2xx answer's body unread).
+    /// Every request of a source reads ([`Access::Read`]: a GET, or a login), so whatever may
+    /// pass is sent again; a status the network layer calls final goes back to the caller,
+    /// to whom a 401 or a 404 means something.
     async fn attempt(
         &self,
         method: &Method,
         url: &str,
         auth: Auth<'_>,
         body: Option<&serde_json::Value>,
-    ) -> Result<HttpAnswer, Attempt<Failure>> {
+        stream: bool,
+    ) -> Result<Opened, Attempt<Failure>> {
         let again = |error| Attempt::Again {
             error,
             retry_after: None,
@@ -295,6 +399,9 @@ impl SourceHttp {
         };
         let verdict = verdict::of_response(&response, Access::Read);
         let status = response.status();
+        if stream && matches!(verdict, Verdict::Done) && status.is_success() {
+            return Ok(Opened::Streaming(Streaming { status, response }));
+        }
         let headers = response.headers().clone();
         let body = match self.read_body(response).await {
             Ok(body) => body,
@@ -313,7 +420,7 @@ impl SourceHttp {
             }),
             // Not said of a read; were it, sending the read again is what it would call for.
             Verdict::Unknown => Err(again(Failure::Status(answer))),
-            Verdict::Done | Verdict::Final | Verdict::RefusedContent => Ok(answer),
+            Verdict::Done | Verdict::Final | Verdict::RefusedContent => Ok(Opened::Whole(answer)),
         }
     }
 

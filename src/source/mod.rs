@@ -2,9 +2,11 @@
 //! and rejects bad items one by one with a reason, so one typo never costs the other numbers.
 
 pub mod apio;
+pub mod body_seen;
 pub mod file;
 pub mod fusion;
 pub mod http;
+pub mod json_items;
 pub mod livecloud;
 pub mod tag;
 
