@@ -32,6 +32,13 @@ const BUCKET_TARGET: usize = 2;
 /// table far larger than its ranges.
 const MAX_NODE_BITS: u32 = 20;
 
+/// Levels every lookup descends without a branch: a key that reached its leaf sooner re-reads
+/// its slot, from cache. On the realistic workload at a million ranges 44 % of lookups end at
+/// the root, 56 % one level down and 0.4 % two levels down: a loop that exits at the leaf
+/// mispredicts its exit about every other lookup, and `depth` fixed rounds pay a third round
+/// for the 0.4 %. The rare deeper keys finish in a loop.
+const ROUNDS: u32 = 2;
+
 /// Marks a slot that points at a child table instead of holding a line position.
 const CHILD: u32 = 1 << 31;
 
@@ -194,11 +201,17 @@ impl RangeIndex {
     /// independent of each other and in flight together.
     pub fn lookup_batch<const N: usize>(&self, keys: &[u64; N]) -> [Option<KeyRange>; N] {
         // The descent runs a fixed number of rounds (a key that reached its leaf re-reads the
-        // same slot, from cache), with no data-dependent branch.
+        // same slot, from cache), with no data-dependent branch; the rare keys below
+        // [`ROUNDS`] levels finish one by one.
         let mut at = keys.map(|key| (key >> LENGTH_SHIFT) as usize & 15);
         let mut slots = [0u32; N];
-        for _ in 0..self.depth {
+        for _ in 0..self.depth.min(ROUNDS) {
             for i in 0..N {
+                (at[i], slots[i]) = self.step(at[i], keys[i]);
+            }
+        }
+        for i in 0..N {
+            while slots[i] & CHILD != 0 {
                 (at[i], slots[i]) = self.step(at[i], keys[i]);
             }
         }
@@ -227,20 +240,20 @@ impl RangeIndex {
         found
     }
 
-    /// The leaf slot of `key`: where its window over `firsts` starts. Unlike the batch, this
-    /// leaves the descent at the leaf (measured: on the clustered workload a fixed number of
-    /// rounds cost more in instructions than the exit's mispredictions).
+    /// The leaf slot of `key`: where its window over `firsts` starts. [`ROUNDS`] levels without
+    /// a branch, as the batch does (measured against a loop that exits at the leaf, at a million
+    /// realistic ranges: single lookups 4-6 % faster, batched 5 %).
     #[inline(always)]
     fn leaf_slot(&self, key: u64) -> u32 {
-        let mut node = self.nodes[(key >> LENGTH_SHIFT) as usize & 15];
-        loop {
-            let relative = key.max(node.base).min(node.top) - node.base;
-            let slot = self.slots[node.offset as usize + (relative >> node.shift) as usize];
-            if slot & CHILD == 0 {
-                break slot;
-            }
-            node = self.nodes[(slot & !CHILD) as usize];
+        let mut at = (key >> LENGTH_SHIFT) as usize & 15;
+        let mut slot = 0;
+        for _ in 0..self.depth.min(ROUNDS) {
+            (at, slot) = self.step(at, key);
         }
+        while slot & CHILD != 0 {
+            (at, slot) = self.step(at, key);
+        }
+        slot
     }
 
     /// One round of the batch's descent from `nodes[at]`: the node to read next (itself once at
@@ -539,6 +552,38 @@ mod tests {
         let keys: [u64; 4] = [3_226_127_000, 3_226_127_001, 3_226_127_398, 4_400_000_000].map(key);
         let found = index.lookup_batch(&keys).map(|r| r.map(|r| r.value));
         assert_eq!(found, [Some(0), None, Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn keys_deeper_than_the_fixed_rounds_finish_their_descent() {
+        // Clusters within clusters within clusters: a few keys need a third table.
+        let mut ranges = Vec::new();
+        for a in 0..4u64 {
+            for b in 0..40u64 {
+                for c in 0..(if b == 0 { 400 } else { 20 }) {
+                    let number = 3_200_000_000 + a * 100_000_000 + b * 100_000 + c * 2;
+                    ranges.push(KeyRange::new(key(number), key(number), ranges.len() as u32));
+                }
+            }
+        }
+        let index = RangeIndex::build(ranges.clone()).unwrap();
+        assert!(index.depth() > ROUNDS, "depth {}", index.depth());
+        let probes: Vec<u64> = (0..4)
+            .flat_map(|a| (0..2_000).map(move |c| 3_200_000_000 + a * 100_000_000 + c))
+            .map(key)
+            .collect();
+        for chunk in probes.chunks_exact(16) {
+            let keys: &[u64; 16] = chunk.try_into().unwrap();
+            let found = index.lookup_batch(keys);
+            for (i, &probe) in keys.iter().enumerate() {
+                assert_eq!(
+                    index.lookup(probe),
+                    brute_force(&ranges, probe),
+                    "{probe:#x}"
+                );
+                assert_eq!(found[i], brute_force(&ranges, probe), "batched {probe:#x}");
+            }
+        }
     }
 
     #[test]
