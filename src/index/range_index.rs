@@ -182,17 +182,34 @@ impl RangeIndex {
     /// The range holding `key`, if any.
     #[inline(always)]
     pub fn lookup(&self, key: u64) -> Option<KeyRange> {
-        let line = self.line_of(self.leaf_slot(key) as usize, key);
-        self.holding(self.position_in(line, key), key)
+        self.holding_in(self.line_of(self.leaf_slot(key) as usize, key), key)
     }
 
-    /// The range at `position` if it holds `key`.
+    /// The range in `line` holding `key`, if any; `line` is the last line starting at or
+    /// below `key`. The entry is taken from the line already read, and the checks are one
+    /// branch-free conjunction.
     #[inline(always)]
-    fn holding(&self, position: usize, key: u64) -> Option<KeyRange> {
-        let range = self.range_at(position);
+    fn holding_in(&self, line: usize, key: u64) -> Option<KeyRange> {
+        let entries = &self.lines[line].0;
+        let below: usize = entries.iter().map(|entry| at_or_below(entry.lo, key)).sum();
+        // `line` starts at or below any key below KEY_LIMIT, so `below >= 1` for those; a key
+        // at or past KEY_LIMIT may take any entry, since the checks below reject it.
+        let at = below.wrapping_sub(1) & (PER_LINE - 1);
+        let entry = entries[at];
+        let position = line * PER_LINE + at;
+        let hi = if entry.extent == WIDE {
+            self.wide_hi(position)
+        } else {
+            entry.lo + u64::from(entry.extent)
+        };
         // The sentinels hold nothing: the first is at position 0, the last ones start at
         // KEY_LIMIT, which only a key at or past it can reach.
-        (range.lo <= key && key <= range.hi && key < KEY_LIMIT && position != 0).then_some(range)
+        let held = (entry.lo <= key) & (key <= hi) & (key < KEY_LIMIT) & (position != 0);
+        held.then_some(KeyRange {
+            lo: entry.lo,
+            hi,
+            value: entry.value,
+        })
     }
 
     /// The ranges holding each of `keys`, as [`RangeIndex::lookup`] would find them one by one.
@@ -225,17 +242,14 @@ impl RangeIndex {
                 prefetch(&window[WINDOW - 1]);
             }
         }
-        let mut positions = [0usize; N];
+        let mut lines = [0usize; N];
         for i in 0..N {
-            positions[i] = self.line_of(slots[i] as usize, keys[i]);
-            prefetch(&self.lines[positions[i]]);
-        }
-        for i in 0..N {
-            positions[i] = self.position_in(positions[i], keys[i]);
+            lines[i] = self.line_of(slots[i] as usize, keys[i]);
+            prefetch(&self.lines[lines[i]]);
         }
         let mut found = [None; N];
         for i in 0..N {
-            found[i] = self.holding(positions[i], keys[i]);
+            found[i] = self.holding_in(lines[i], keys[i]);
         }
         found
     }
@@ -279,17 +293,6 @@ impl RangeIndex {
         };
         // Only a key at or past KEY_LIMIT counts the padding past the last line.
         (start + below).saturating_sub(1).min(self.lines.len() - 1)
-    }
-
-    /// The position of the last range at or below `key` in `line`, which starts at or below it.
-    #[inline(always)]
-    fn position_in(&self, line: usize, key: u64) -> usize {
-        let below: usize = self.lines[line]
-            .0
-            .iter()
-            .map(|entry| at_or_below(entry.lo, key))
-            .sum();
-        (line * PER_LINE + below).saturating_sub(1)
     }
 
     /// `hi` of the [`WIDE`] entry at `position`: off the hot path, found by binary search.
