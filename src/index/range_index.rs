@@ -16,6 +16,7 @@
 //! more than a window's worth gets a child table over the next bits (as a burst trie does),
 //! recursively, until every bucket's lines fit in one window.
 
+use super::prefetch::prefetch;
 use super::{IndexError, KeyRange, KEY_LIMIT, LENGTH_SHIFT};
 
 /// Line `firsts` searched per lookup: one more than the most lines a bucket may hold before it
@@ -30,6 +31,13 @@ const BUCKET_TARGET: usize = 2;
 /// The widest table (in bits) one node may have, so a single dense bucket cannot ask for a
 /// table far larger than its ranges.
 const MAX_NODE_BITS: u32 = 20;
+
+/// Levels every lookup descends without a branch: a key that reached its leaf sooner re-reads
+/// its slot, from cache. On the realistic workload at a million ranges 44 % of lookups end at
+/// the root, 56 % one level down and 0.4 % two levels down: a loop that exits at the leaf
+/// mispredicts its exit about every other lookup, and `depth` fixed rounds pay a third round
+/// for the 0.4 %. The rare deeper keys finish in a loop.
+const ROUNDS: u32 = 2;
 
 /// Marks a slot that points at a child table instead of holding a line position.
 const CHILD: u32 = 1 << 31;
@@ -174,17 +182,34 @@ impl RangeIndex {
     /// The range holding `key`, if any.
     #[inline(always)]
     pub fn lookup(&self, key: u64) -> Option<KeyRange> {
-        let line = self.line_of(self.leaf_slot(key) as usize, key);
-        self.holding(self.position_in(line, key), key)
+        self.holding_in(self.line_of(self.leaf_slot(key) as usize, key), key)
     }
 
-    /// The range at `position` if it holds `key`.
+    /// The range in `line` holding `key`, if any; `line` is the last line starting at or
+    /// below `key`. The entry is taken from the line already read, and the checks are one
+    /// branch-free conjunction.
     #[inline(always)]
-    fn holding(&self, position: usize, key: u64) -> Option<KeyRange> {
-        let range = self.range_at(position);
+    fn holding_in(&self, line: usize, key: u64) -> Option<KeyRange> {
+        let entries = &self.lines[line].0;
+        let below: usize = entries.iter().map(|entry| at_or_below(entry.lo, key)).sum();
+        // `line` starts at or below any key below KEY_LIMIT, so `below >= 1` for those; a key
+        // at or past KEY_LIMIT may take any entry, since the checks below reject it.
+        let at = below.wrapping_sub(1) & (PER_LINE - 1);
+        let entry = entries[at];
+        let position = line * PER_LINE + at;
+        let hi = if entry.extent == WIDE {
+            self.wide_hi(position)
+        } else {
+            entry.lo + u64::from(entry.extent)
+        };
         // The sentinels hold nothing: the first is at position 0, the last ones start at
         // KEY_LIMIT, which only a key at or past it can reach.
-        (range.lo <= key && key <= range.hi && key < KEY_LIMIT && position != 0).then_some(range)
+        let held = (entry.lo <= key) & (key <= hi) & (key < KEY_LIMIT) & (position != 0);
+        held.then_some(KeyRange {
+            lo: entry.lo,
+            hi,
+            value: entry.value,
+        })
     }
 
     /// The ranges holding each of `keys`, as [`RangeIndex::lookup`] would find them one by one.
@@ -193,42 +218,56 @@ impl RangeIndex {
     /// independent of each other and in flight together.
     pub fn lookup_batch<const N: usize>(&self, keys: &[u64; N]) -> [Option<KeyRange>; N] {
         // The descent runs a fixed number of rounds (a key that reached its leaf re-reads the
-        // same slot, from cache), with no data-dependent branch.
+        // same slot, from cache), with no data-dependent branch; the rare keys below
+        // [`ROUNDS`] levels finish one by one.
         let mut at = keys.map(|key| (key >> LENGTH_SHIFT) as usize & 15);
         let mut slots = [0u32; N];
-        for _ in 0..self.depth {
+        for _ in 0..self.depth.min(ROUNDS) {
             for i in 0..N {
                 (at[i], slots[i]) = self.step(at[i], keys[i]);
             }
         }
-        let mut positions = [0usize; N];
         for i in 0..N {
-            positions[i] = self.line_of(slots[i] as usize, keys[i]);
+            while slots[i] & CHILD != 0 {
+                (at[i], slots[i]) = self.step(at[i], keys[i]);
+            }
         }
+        // Every key's window, then every key's line, is asked of memory before any is searched
+        // (see `prefetch`): the reads of the whole batch are in flight together. Measured at a
+        // million ranges against the same loop without the prefetches: batched lookups 0.49x
+        // -> 0.64x FxHashMap on the realistic workload, 0.60x -> 0.81x on the adversarial one.
+        for &slot in &slots {
+            if let Some(window) = self.firsts.get(slot as usize..slot as usize + WINDOW) {
+                prefetch(&window[0]);
+                prefetch(&window[WINDOW - 1]);
+            }
+        }
+        let mut lines = [0usize; N];
         for i in 0..N {
-            positions[i] = self.position_in(positions[i], keys[i]);
+            lines[i] = self.line_of(slots[i] as usize, keys[i]);
+            prefetch(&self.lines[lines[i]]);
         }
         let mut found = [None; N];
         for i in 0..N {
-            found[i] = self.holding(positions[i], keys[i]);
+            found[i] = self.holding_in(lines[i], keys[i]);
         }
         found
     }
 
-    /// The leaf slot of `key`: where its window over `firsts` starts. Unlike the batch, this
-    /// leaves the descent at the leaf (measured: on the clustered workload a fixed number of
-    /// rounds cost more in instructions than the exit's mispredictions).
+    /// The leaf slot of `key`: where its window over `firsts` starts. [`ROUNDS`] levels without
+    /// a branch, as the batch does (measured against a loop that exits at the leaf, at a million
+    /// realistic ranges: single lookups 4-6 % faster, batched 5 %).
     #[inline(always)]
     fn leaf_slot(&self, key: u64) -> u32 {
-        let mut node = self.nodes[(key >> LENGTH_SHIFT) as usize & 15];
-        loop {
-            let relative = key.max(node.base).min(node.top) - node.base;
-            let slot = self.slots[node.offset as usize + (relative >> node.shift) as usize];
-            if slot & CHILD == 0 {
-                break slot;
-            }
-            node = self.nodes[(slot & !CHILD) as usize];
+        let mut at = (key >> LENGTH_SHIFT) as usize & 15;
+        let mut slot = 0;
+        for _ in 0..self.depth.min(ROUNDS) {
+            (at, slot) = self.step(at, key);
         }
+        while slot & CHILD != 0 {
+            (at, slot) = self.step(at, key);
+        }
+        slot
     }
 
     /// One round of the batch's descent from `nodes[at]`: the node to read next (itself once at
@@ -254,17 +293,6 @@ impl RangeIndex {
         };
         // Only a key at or past KEY_LIMIT counts the padding past the last line.
         (start + below).saturating_sub(1).min(self.lines.len() - 1)
-    }
-
-    /// The position of the last range at or below `key` in `line`, which starts at or below it.
-    #[inline(always)]
-    fn position_in(&self, line: usize, key: u64) -> usize {
-        let below: usize = self.lines[line]
-            .0
-            .iter()
-            .map(|entry| at_or_below(entry.lo, key))
-            .sum();
-        (line * PER_LINE + below).saturating_sub(1)
     }
 
     /// `hi` of the [`WIDE`] entry at `position`: off the hot path, found by binary search.
@@ -527,6 +555,38 @@ mod tests {
         let keys: [u64; 4] = [3_226_127_000, 3_226_127_001, 3_226_127_398, 4_400_000_000].map(key);
         let found = index.lookup_batch(&keys).map(|r| r.map(|r| r.value));
         assert_eq!(found, [Some(0), None, Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn keys_deeper_than_the_fixed_rounds_finish_their_descent() {
+        // Clusters within clusters within clusters: a few keys need a third table.
+        let mut ranges = Vec::new();
+        for a in 0..4u64 {
+            for b in 0..40u64 {
+                for c in 0..(if b == 0 { 400 } else { 20 }) {
+                    let number = 3_200_000_000 + a * 100_000_000 + b * 100_000 + c * 2;
+                    ranges.push(KeyRange::new(key(number), key(number), ranges.len() as u32));
+                }
+            }
+        }
+        let index = RangeIndex::build(ranges.clone()).unwrap();
+        assert!(index.depth() > ROUNDS, "depth {}", index.depth());
+        let probes: Vec<u64> = (0..4)
+            .flat_map(|a| (0..2_000).map(move |c| 3_200_000_000 + a * 100_000_000 + c))
+            .map(key)
+            .collect();
+        for chunk in probes.chunks_exact(16) {
+            let keys: &[u64; 16] = chunk.try_into().unwrap();
+            let found = index.lookup_batch(keys);
+            for (i, &probe) in keys.iter().enumerate() {
+                assert_eq!(
+                    index.lookup(probe),
+                    brute_force(&ranges, probe),
+                    "{probe:#x}"
+                );
+                assert_eq!(found[i], brute_force(&ranges, probe), "batched {probe:#x}");
+            }
+        }
     }
 
     #[test]
