@@ -61,7 +61,7 @@ const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// The cache fills up in any cycle that rewrites a snapshot or the mirror, and §8 now budgets
 /// 60 MB of peak RSS for a whole cycle at 100k rules, where 16 MiB was 13 MB of it (heaptrack,
 /// e2e ranges shape): 4 MiB keeps most of the gain over the default.
-const CACHE_SIZE_KIB: i64 = 4 * 1024;
+const CACHE_SIZE_KIB: i64 = 2 * 1024;
 
 /// Why the store could not do what was asked. Every variant names the database file.
 #[derive(Debug, thiserror::Error)]
