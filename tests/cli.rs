@@ -635,7 +635,15 @@ fn check_says_unknown_ok_warning_and_critical() {
 #[test]
 fn a_fatal_cycle_is_critical_at_once() {
     let rig = Rig::start();
-    assert_eq!(rig.dialsync(&["sync"]).code, Some(0));
+    let synced = rig.dialsync(&["sync"]);
+    assert_eq!(synced.code, Some(0), "{synced}");
+    let desired = |out: &common::Out| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("rules: "))
+            .and_then(|l| l.split(';').next())
+            .map(str::to_string)
+    };
     rig.secret("wrong-password", "not-the-password");
     rig.write_config(&Settings {
         sbc_password_file: "wrong-password",
@@ -644,6 +652,9 @@ fn a_fatal_cycle_is_critical_at_once() {
     let refused = rig.dialsync(&["sync"]);
     assert_eq!(refused.code, Some(1), "{refused}");
     assert!(refused.stdout.starts_with("FAILED: "), "{refused}");
+    // The SBC could not be read, but what the sources want is still said, not 0.
+    assert_eq!(desired(&refused), Some("3 desired".into()), "{refused}");
+    assert_eq!(desired(&refused), desired(&synced), "{refused}");
 
     let check = rig.dialsync(&["check"]);
     assert_eq!(check.code, Some(2), "{check}");

@@ -14,9 +14,9 @@ use crate::compile::compile;
 use crate::dialplan::rule::DialPlanRule;
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{self, Plan, Policy, Route};
-use crate::resolve::resolve;
+use crate::resolve::{resolve, Mapping};
 use crate::sink::ApplyControl;
-use crate::sink::SinkError;
+use crate::sink::{DeviceDialPlan, SinkError};
 use crate::store::{PhaseTiming, StoreError};
 
 /// How many cycles the history keeps.
@@ -133,15 +133,15 @@ impl Agent {
         drop(entries);
         phase.end("resolve", report);
 
-        let device = match self.sink.read().await {
-            Err(SinkError::DialPlanMissing { name, .. })
-                if self.config.dialplan.create && mode != &Mode::DryRun =>
-            {
-                tracing::warn!(dial_plan = %name, "the dial plan is missing; creating it");
-                self.sink.create_dial_plan().await?;
-                self.sink.read().await?
+        let device = match self.read_device(mode).await {
+            Ok(device) => device,
+            Err(error) => {
+                // The rules wanted are still reported (and graphed) while the SBC cannot be
+                // read: a desired count falling to 0 with every outage would look like the
+                // sources emptying.
+                report.desired_rules = self.desired(&mapping).len();
+                return Err(error.into());
             }
-            read => read?,
         };
         report.unreadable_rows = device.unreadable.clone();
         for row in &device.unreadable {
@@ -153,17 +153,7 @@ impl Agent {
 
         // Compiled after the read, not before: the script being parsed and the desired rules
         // were the peak of a 100k-rule cycle when held together (9 MB of its 45 MB).
-        let desired: Vec<Route> = compile(
-            &mapping,
-            self.config.dialplan.encoding,
-            self.config.dialplan.max_bracket_digits,
-        )
-        .into_iter()
-        .map(|rule| Route {
-            prefix: rule.prefix,
-            tag: mapping.tag(rule.tag).clone(),
-        })
-        .collect();
+        let desired = self.desired(&mapping);
         report.desired_rules = desired.len();
         phase.end("compile", report);
 
@@ -277,6 +267,35 @@ impl Agent {
         report.audit = audit_cycle(&mapping, &after, &rule_name);
         phase.end("audit", report);
         Ok(())
+    }
+
+    /// The SBC's dial plan, created first if it is missing and the config allows it.
+    async fn read_device(&mut self, mode: &Mode) -> Result<DeviceDialPlan, SinkError> {
+        match self.sink.read().await {
+            Err(SinkError::DialPlanMissing { name, .. })
+                if self.config.dialplan.create && mode != &Mode::DryRun =>
+            {
+                tracing::warn!(dial_plan = %name, "the dial plan is missing; creating it");
+                self.sink.create_dial_plan().await?;
+                self.sink.read().await
+            }
+            read => read,
+        }
+    }
+
+    /// The rules `mapping` compiles to, with their tags.
+    fn desired(&self, mapping: &Mapping) -> Vec<Route> {
+        compile(
+            mapping,
+            self.config.dialplan.encoding,
+            self.config.dialplan.max_bracket_digits,
+        )
+        .into_iter()
+        .map(|rule| Route {
+            prefix: rule.prefix,
+            tag: mapping.tag(rule.tag).clone(),
+        })
+        .collect()
     }
 
     fn mirror(&mut self, rules: &[DialPlanRule]) -> Result<(), StoreError> {
