@@ -287,7 +287,7 @@ impl FusionSource {
             let page_url = self.page_url(url, cursor.as_deref(), page_size);
             // phone_usage is one answer of a whole group: decoded as it arrives.
             let stream = matches!(list, List::PhoneUsage);
-            let answer = match self.get_authorised(&page_url, stream).await? {
+            let next = match self.get_authorised(&page_url, stream).await? {
                 Opened::Streaming(body) => {
                     let status = body.status;
                     let mut decoder = phone_usage::UsageDecoder::new();
@@ -295,58 +295,9 @@ impl FusionSource {
                         .http
                         .read_stream(&page_url, body, |chunk| decoder.feed(parser, chunk))
                         .await?;
-                    let next = self.usage_page(&page_url, status, &seen, decoder, parser)?;
-                    page += 1;
-                    match self.follow(&page_url, next, &mut seen_cursors)? {
-                        Some(next) => cursor = Some(next),
-                        None => return Ok(()),
-                    }
-                    continue;
+                    self.usage_page(&page_url, status, &seen, decoder, parser)?
                 }
-                Opened::Whole(answer) => answer,
-            };
-            if answer.status == StatusCode::NOT_FOUND {
-                if page == 0 {
-                    return Ok(());
-                }
-                return Err(SourceError::Pagination {
-                    source_name: self.config.name.clone(),
-                    url: page_url,
-                    reason: format!(
-                        "page {} answered 404 ({}): the chain broke off",
-                        page + 1,
-                        error_message(&answer)
-                    ),
-                });
-            }
-            if !answer.status.is_success() {
-                return Err(self.refused(&page_url, &answer));
-            }
-            let next = match list {
-                List::Ranges => {
-                    let body: Value = self.http.json(&page_url, &answer)?;
-                    drop(answer);
-                    parser.ranges_page(body, &page_url)?
-                }
-                // A 2xx phone_usage answer streams; read whole, it is decoded the same way.
-                List::PhoneUsage => {
-                    let mut decoder = phone_usage::UsageDecoder::new();
-                    decoder.feed(parser, &answer.body);
-                    let seen = BodySeen::of(&answer.body);
-                    self.usage_page(&page_url, answer.status, &seen, decoder, parser)?
-                }
-                List::OcNumbers {
-                    subscription,
-                    include_unprovisioned,
-                } => {
-                    self.object_page(&page_url, &answer, "numbers")?;
-                    let body: OcPage = self.http.json(&page_url, &answer)?;
-                    let Some(items) = body.numbers else {
-                        return Err(self.bad_body(&page_url, "no numbers list"));
-                    };
-                    parser.oc_numbers(subscription, include_unprovisioned, &items);
-                    body.next
-                }
+                Opened::Whole(answer) => self.whole_page(&page_url, page, answer, list, parser)?,
             };
             page += 1;
             match self.follow(&page_url, next, &mut seen_cursors)? {
@@ -354,6 +305,61 @@ impl FusionSource {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// One page read whole (every list but a 2xx `phone_usage`): its `next`. A 404 on the
+    /// first page is a list the group does not have, which ends it as a last page does.
+    fn whole_page(
+        &self,
+        page_url: &str,
+        page: usize,
+        answer: HttpAnswer,
+        list: List<'_>,
+        parser: &mut Parser,
+    ) -> Result<Option<Value>, SourceError> {
+        if answer.status == StatusCode::NOT_FOUND {
+            if page == 0 {
+                return Ok(None);
+            }
+            return Err(SourceError::Pagination {
+                source_name: self.config.name.clone(),
+                url: page_url.to_string(),
+                reason: format!(
+                    "page {} answered 404 ({}): the chain broke off",
+                    page + 1,
+                    error_message(&answer)
+                ),
+            });
+        }
+        if !answer.status.is_success() {
+            return Err(self.refused(page_url, &answer));
+        }
+        Ok(match list {
+            List::Ranges => {
+                let body: Value = self.http.json(page_url, &answer)?;
+                drop(answer);
+                parser.ranges_page(body, page_url)?
+            }
+            // A 2xx phone_usage answer streams; read whole, it is decoded the same way.
+            List::PhoneUsage => {
+                let mut decoder = phone_usage::UsageDecoder::new();
+                decoder.feed(parser, &answer.body);
+                let seen = BodySeen::of(&answer.body);
+                self.usage_page(page_url, answer.status, &seen, decoder, parser)?
+            }
+            List::OcNumbers {
+                subscription,
+                include_unprovisioned,
+            } => {
+                self.object_page(page_url, &answer, "numbers")?;
+                let body: OcPage = self.http.json(page_url, &answer)?;
+                let Some(items) = body.numbers else {
+                    return Err(self.bad_body(page_url, "no numbers list"));
+                };
+                parser.oc_numbers(subscription, include_unprovisioned, &items);
+                body.next
+            }
+        })
     }
 
     /// The cursor of the page after `page_url`'s, if any; a cursor that comes back, or one

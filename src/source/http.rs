@@ -246,17 +246,11 @@ impl SourceHttp {
     async fn whole(&self, url: &str, opened: Opened) -> Result<HttpAnswer, SourceError> {
         match opened {
             Opened::Whole(answer) => Ok(answer),
-            Opened::Streaming(Streaming { status, response }) => {
-                let headers = response.headers().clone();
-                let body = self.read_body(response).await.map_err(|e| match e {
-                    BodyError::TooLarge => self.too_large(url),
-                    BodyError::Read(reason) => SourceError::Http {
-                        source_name: self.source_name.clone(),
-                        method: "GET",
-                        url: url.to_string(),
-                        reason,
-                    },
-                })?;
+            Opened::Streaming(streaming) => {
+                let (status, headers) = (streaming.status, streaming.response.headers().clone());
+                let mut body = Vec::new();
+                self.read_stream(url, streaming, |chunk| body.extend_from_slice(chunk))
+                    .await?;
                 Ok(HttpAnswer {
                     status,
                     headers,
