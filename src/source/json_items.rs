@@ -139,7 +139,7 @@ enum State {
     Item {
         depth: u32,
         in_str: bool,
-        escaped: bool,
+        escape: ItemEscape,
     },
     OpenArray,
     OpenObject,
@@ -177,6 +177,30 @@ pub struct ItemScanner {
     fields_seen: Vec<bool>,
     not_object: bool,
     failed: Option<ScanError>,
+}
+
+/// Where an element's string is in an escape. Its reader checks the escape; the scanner only
+/// must not take what the escape holds for the string's end: after `\u`, four characters
+/// belong to it whatever they are (`"\u"]…` does not end at that quote, as serde_json, which
+/// calls it an invalid escape there, does not either).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ItemEscape {
+    None,
+    /// Just after the backslash.
+    Backslash,
+    /// Characters of a `\u` escape still to come.
+    Hex(u8),
+}
+
+impl ItemEscape {
+    /// The escape after `byte`.
+    fn after(self, byte: u8) -> ItemEscape {
+        match (self, byte) {
+            (ItemEscape::Backslash, b'u') => ItemEscape::Hex(4),
+            (ItemEscape::Hex(left), _) if left > 1 => ItemEscape::Hex(left - 1),
+            _ => ItemEscape::None,
+        }
+    }
 }
 
 /// Where the first quote, backslash or control character of `bytes` is: where a string that
@@ -482,8 +506,8 @@ impl ItemScanner {
                 State::Item {
                     depth,
                     in_str,
-                    escaped,
-                } => self.item(depth, in_str, escaped, take)?,
+                    escape,
+                } => self.item(depth, in_str, escape, take)?,
                 State::Str(role, escape) => self.string(role, escape, take)?,
                 _ if is_ws(b) && !matches!(self.state, State::Num(_) | State::Literal(..)) => {
                     self.pos += 1
@@ -580,7 +604,7 @@ impl ItemScanner {
                             self.state = State::Item {
                                 depth: 1,
                                 in_str: false,
-                                escaped: false,
+                                escape: ItemEscape::None,
                             };
                         }
                         (_, b'"') => {
@@ -588,7 +612,7 @@ impl ItemScanner {
                             self.state = State::Item {
                                 depth: 0,
                                 in_str: true,
-                                escaped: false,
+                                escape: ItemEscape::None,
                             };
                         }
                         (_, _) => {
@@ -724,14 +748,14 @@ impl ItemScanner {
         &mut self,
         mut depth: u32,
         mut in_str: bool,
-        mut escaped: bool,
+        mut escape: ItemEscape,
         take: &mut impl Take,
     ) -> Result<(), ScanError> {
         let len = self.buf.len();
         let mut p = self.pos;
         while p < len {
-            if escaped {
-                escaped = false;
+            if escape != ItemEscape::None {
+                escape = escape.after(self.buf[p]);
                 p += 1;
             } else if in_str {
                 match quote_or_backslash(&self.buf[p..]) {
@@ -739,7 +763,7 @@ impl ItemScanner {
                     Some(k) => {
                         p += k + 1;
                         match self.buf[p - 1] {
-                            b'\\' => escaped = true,
+                            b'\\' => escape = ItemEscape::Backslash,
                             _ => {
                                 in_str = false;
                                 if depth == 0 {
@@ -771,7 +795,7 @@ impl ItemScanner {
         self.state = State::Item {
             depth,
             in_str,
-            escaped,
+            escape,
         };
         Ok(())
     }
