@@ -251,6 +251,50 @@ fn a_version_1_database_is_upgraded_keeping_its_history() {
 }
 
 #[test]
+fn a_journal_left_unfinished_by_version_5_survives_the_upgrade() {
+    let dir = TempDir::new("v5");
+    let path = dir.db();
+    {
+        let conn = raw(&path);
+        for sql in &schema::MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO journal_plan (id, checksum, op_count) VALUES (4, 'crashed', 2);
+             INSERT INTO journal_op (plan_id, seq, rule_index, after_prefix, after_tag, state,
+                                     attempts)
+                 VALUES (4, 0, 12, '+3201', 'Trunk=a', 'done', 1),
+                        (4, 1, 13, '+3202', 'Trunk=b', 'in_flight', 2);",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SUPPORTED_VERSION);
+    let journal = store.unfinished_journal().unwrap().unwrap();
+    assert_eq!(
+        (journal.id, journal.checksum.as_str()),
+        (PlanId(4), "crashed")
+    );
+    let progress: Vec<(u32, OpState, u32)> = journal
+        .ops
+        .iter()
+        .map(|op| (op.seq, op.state, op.attempts))
+        .collect();
+    assert_eq!(progress, [(0, OpState::Done, 1), (1, OpState::InFlight, 2)]);
+    // The rewritten CHECK still allows the four states and no other.
+    let refused = store.conn.execute(
+        "UPDATE journal_op SET state = 'sent' WHERE plan_id = 4 AND seq = 1",
+        [],
+    );
+    assert!(refused.is_err(), "{refused:?}");
+    store.journal_mark_batch_done(PlanId(4), &[1]).unwrap();
+    store.journal_finish(PlanId(4), "recovered").unwrap();
+}
+
+#[test]
 fn an_unchanged_snapshot_or_mirror_is_not_rewritten() {
     let mut store = Store::open_in_memory().unwrap();
     let entries = sample_entries("fusion");
@@ -520,6 +564,61 @@ fn a_batch_is_marked_in_one_commit_all_or_nothing() {
     assert_eq!(after, [OpState::Done, OpState::Pending, OpState::InFlight]);
     store.journal_finish(plan, "applied").unwrap();
     assert!(store.journal_mark_batch_done(plan, &[1]).is_err());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// A batch is marked one statement per run of consecutive ops; what it records (or the op
+    /// it names on refusal, with nothing recorded) is what marking each op in turn would be.
+    #[test]
+    fn a_batch_marks_what_its_ops_one_by_one_would(
+        batches in proptest::collection::vec(
+            (proptest::bool::ANY, proptest::collection::vec(0u32..8, 0..10)),
+            1..6,
+        )
+    ) {
+        let mut store = Store::open_in_memory().unwrap();
+        let journaled: Vec<Op> = ops().into_iter().cycle().take(6).collect();
+        let plan = store.journal_begin("runs", &journaled).unwrap();
+        let mut model = vec![(OpState::Pending, 0u32); journaled.len()];
+        for (in_flight, seqs) in &batches {
+            let marked = if *in_flight {
+                store.journal_mark_batch_in_flight(plan, seqs)
+            } else {
+                store.journal_mark_batch_done(plan, seqs)
+            };
+            match seqs.iter().find(|&&seq| seq as usize >= model.len()) {
+                Some(&unknown) => {
+                    let named = matches!(
+                        marked,
+                        Err(StoreError::UnknownOp { seq, .. }) if seq == unknown
+                    );
+                    proptest::prop_assert!(named, "{marked:?} for {seqs:?}");
+                }
+                None => {
+                    proptest::prop_assert!(marked.is_ok(), "{marked:?}");
+                    for &seq in seqs {
+                        let op = &mut model[seq as usize];
+                        if *in_flight {
+                            *op = (OpState::InFlight, op.1 + 1);
+                        } else {
+                            op.0 = OpState::Done;
+                        }
+                    }
+                }
+            }
+            let recorded: Vec<(OpState, u32)> = store
+                .unfinished_journal()
+                .unwrap()
+                .unwrap()
+                .ops
+                .iter()
+                .map(|op| (op.state, op.attempts))
+                .collect();
+            proptest::prop_assert_eq!(&recorded, &model);
+        }
+    }
 }
 
 #[test]
