@@ -183,7 +183,7 @@ impl Fixture {
             rules.push(MirrorRule {
                 rule: DialPlanRule {
                     index: rules.len() as u32,
-                    name: "dialsync".to_string(),
+                    name: "dialsync".into(),
                     prefix: Pattern::parse(&prefix).expect("a run's prefix parses"),
                     tag: Tag::held(&tag),
                 },
@@ -230,7 +230,7 @@ impl Fixture {
             rules.push(MirrorRule {
                 rule: DialPlanRule {
                     index: position,
-                    name: "LivePlatform".to_string(),
+                    name: "LivePlatform".into(),
                     prefix: Pattern::parse(&format!("+{value}")).expect("a number parses"),
                     tag: Tag::held("sandbox1.audiocodes.be"),
                 },

@@ -136,7 +136,7 @@ fn mirror_rules(rows: usize, tags: &[Tag], shift: usize) -> Vec<MirrorRule> {
             MirrorRule {
                 rule: DialPlanRule {
                     index: i as u32,
-                    name: if owned { "dialsync" } else { "manual" }.to_string(),
+                    name: if owned { "dialsync" } else { "manual" }.into(),
                     prefix: Pattern::parse(&prefix).unwrap(),
                     tag: tags[(i + shift) % tags.len()].clone(),
                 },

@@ -580,7 +580,7 @@ async fn field_rows_are_read_and_a_missing_dial_plan_is_fatal() {
     let held: Vec<(u32, &str, &str)> = device
         .rules
         .iter()
-        .map(|r| (r.index, r.name.as_str(), r.tag.as_str()))
+        .map(|r| (r.index, &*r.name, r.tag.as_str()))
         .collect();
     let long_tag = format!("Trunk=legacy-{}", "x".repeat(60));
     assert_eq!(

@@ -185,7 +185,7 @@ async fn live_platform_rules_are_read_as_the_device_reads_them_and_never_removed
     let sink = LiveCloudSink::new(config(&sim, 100)).expect("sink");
     let device = sink.read().await.expect("read");
     let live = &device.rules[0];
-    assert_eq!((live.index, live.name.as_str()), (0, "LivePlatform"));
+    assert_eq!((live.index, &*live.name), (0, "LivePlatform"));
     assert_eq!(live.tag.as_str(), "sandbox1.audiocodes.be");
     assert!(!live.prefix.is_anchored(), "+97239753000: an open prefix");
     let routed_by = |number: &str| {

@@ -130,7 +130,7 @@ impl StateAudit {
             last: finding.last.to_string(),
             count: finding.count,
             rule_index: finding.rule,
-            rule_name: rule.map(|m| m.rule.name.clone()).unwrap_or_default(),
+            rule_name: rule.map(|m| m.rule.name.to_string()).unwrap_or_default(),
             prefix: rule.map(|m| m.rule.prefix.to_string()).unwrap_or_default(),
             winning_tag: rule.map(|m| m.rule.tag.to_string()).unwrap_or_default(),
             desired_tag: finding

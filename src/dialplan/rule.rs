@@ -5,7 +5,9 @@
 //! turns one bad upstream item into one rejected item instead of a failed batch.
 
 use crate::error::{Classify, ErrorClass};
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use super::pattern::{Pattern, PatternError};
 
@@ -52,7 +54,7 @@ impl Classify for TagError {
 /// Shared, not copied: a million entries carry a few thousand distinct tags, and every clone
 /// (into a rule, a dedup set, a plan) is a reference count, not an allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tag(std::sync::Arc<str>);
+pub struct Tag(Arc<str>);
 
 impl Tag {
     pub fn parse(text: &str, max_len: usize) -> Result<Tag, TagError> {
@@ -223,8 +225,9 @@ pub fn check_prefix_len(pattern: &Pattern) -> Result<(), RuleError> {
 pub struct DialPlanRule {
     /// Position in the dial plan, unique within it.
     pub index: u32,
-    /// Not unique; rules named `dialplan.rule_name` are the ones dialsync owns.
-    pub name: String,
+    /// Not unique; rules named `dialplan.rule_name` are the ones dialsync owns. Shared: a
+    /// dial plan holds a few distinct names across 100k rules, and a copy per rule was 3 MB.
+    pub name: Arc<str>,
     pub prefix: Pattern,
     pub tag: Tag,
 }
@@ -239,24 +242,24 @@ impl DialPlanRule {
     ///
     /// A row whose prefix dialsync cannot parse is [`UnreadableRow`]: its index stays taken.
     pub fn read(index: u32, name: &str, prefix: &str, tag: &str) -> Result<Self, UnreadableRow> {
-        DialPlanRule::read_sharing(index, name, prefix, tag, &mut HeldTags::default())
+        DialPlanRule::read_sharing(index, name, prefix, tag, &mut HeldText::default())
     }
 
-    /// [`read`](Self::read) for one row of a whole dial plan being read: its tag is shared
-    /// with the rows read before it that hold the same text.
+    /// [`read`](Self::read) for one row of a whole dial plan being read: its name and tag are
+    /// shared with the rows read before it that hold the same text.
     pub fn read_sharing(
         index: u32,
         name: &str,
         prefix: &str,
         tag: &str,
-        tags: &mut HeldTags,
+        held: &mut HeldText,
     ) -> Result<Self, UnreadableRow> {
         match Pattern::parse(prefix) {
             Ok(pattern) => Ok(DialPlanRule {
                 index,
-                name: name.to_string(),
+                name: held.name(name),
                 prefix: pattern,
-                tag: tags.held(tag),
+                tag: held.tag(tag),
             }),
             Err(error) => Err(UnreadableRow::new(
                 index,
@@ -267,19 +270,33 @@ impl DialPlanRule {
     }
 }
 
-/// The tags of one dial plan being read, one shared copy per distinct text: a 100k-rule plan
-/// holds a few thousand distinct tags, and a copy per row was 5 MB of every read.
+/// The names and tags of one dial plan being read, one shared copy per distinct text: a
+/// 100k-rule plan holds a few names and a few thousand distinct tags, and a copy per row was
+/// 3 MB of names and 5 MB of tags in every read.
 #[derive(Debug, Default)]
-pub struct HeldTags(std::collections::HashSet<Tag>);
+pub struct HeldText {
+    names: HashSet<Arc<str>>,
+    tags: HashSet<Tag>,
+}
 
-impl HeldTags {
+impl HeldText {
+    /// A rule's name, shared with every earlier name of the same text.
+    pub fn name(&mut self, text: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(text) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(text);
+        self.names.insert(name.clone());
+        name
+    }
+
     /// [`Tag::held`], shared with every earlier tag of the same text.
-    pub fn held(&mut self, text: &str) -> Tag {
-        if let Some(tag) = self.0.get(text) {
+    pub fn tag(&mut self, text: &str) -> Tag {
+        if let Some(tag) = self.tags.get(text) {
             return tag.clone();
         }
         let tag = Tag::held(text);
-        self.0.insert(tag.clone());
+        self.tags.insert(tag.clone());
         tag
     }
 }
@@ -426,7 +443,7 @@ mod tests {
             ("pbx", "+3225", "Tag with spaces;;="),
         ] {
             let rule = DialPlanRule::read(7, name, prefix, tag).unwrap();
-            assert_eq!((rule.index, rule.name.as_str()), (7, name));
+            assert_eq!((rule.index, &*rule.name), (7, name));
             assert_eq!(rule.tag.as_str(), tag);
             assert_eq!(rule.prefix, Pattern::parse(prefix).unwrap());
         }

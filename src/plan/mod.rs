@@ -237,7 +237,7 @@ pub fn plan(
     let mut owned: Vec<Candidate> = Vec::new();
     let mut foreign: HashMap<&Pattern, &DialPlanRule> = HashMap::new();
     for rule in actual {
-        if rule.name == settings.rule_name {
+        if *rule.name == *settings.rule_name {
             owned.push(Candidate {
                 rule,
                 adopted: false,
@@ -277,7 +277,7 @@ pub fn plan(
             Some(rule) => foreign_conflicts.push(ForeignConflict {
                 desired: route.clone(),
                 foreign_index: rule.index,
-                foreign_name: rule.name.clone(),
+                foreign_name: rule.name.to_string(),
                 foreign_tag: rule.tag.clone(),
             }),
             None => wanted.push(route),

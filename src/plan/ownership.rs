@@ -65,7 +65,7 @@ pub fn check(
                 ))
             }
             Some(Row::Unreadable(row)) => return Err(breach(format!("unreadable {row}"))),
-            Some(Row::Rule(rule)) if rule.name == rule_name => {}
+            Some(Row::Rule(rule)) if &*rule.name == rule_name => {}
             Some(Row::Rule(rule)) => {
                 let adopts = adopt_foreign
                     && op.before.as_ref() == Some(&route_of(rule))

@@ -135,7 +135,7 @@ fn a_foreign_rule_with_the_same_prefix_is_a_conflict_unless_adopted() {
     );
     let same = plan(&[route("+3210#", "T=x")], &actual, &[], &[], &config);
     assert_eq!(summary(&same), ["modify 5 +3210# -> T=x => +3210# -> T=x"]);
-    assert_eq!(apply(&actual, &same.ops, "dialsync")[0].name, "dialsync");
+    assert_eq!(&*apply(&actual, &same.ops, "dialsync")[0].name, "dialsync");
 }
 
 #[test]
@@ -463,7 +463,7 @@ proptest! {
         // The owned rules at the end are exactly the desired ones (minus foreign conflicts).
         let mut owned: Vec<Route> = end
             .iter()
-            .filter(|r| r.name == "dialsync")
+            .filter(|r| &*r.name == "dialsync")
             .map(|r| Route { prefix: r.prefix.clone(), tag: r.tag.clone() })
             .collect();
         owned.sort();
@@ -472,8 +472,8 @@ proptest! {
         wanted.sort();
         prop_assert_eq!(owned, wanted);
         // And every foreign rule is where it was, as it was.
-        let foreign_after: Vec<&DialPlanRule> = end.iter().filter(|r| r.name != "dialsync").collect();
-        let foreign_before: Vec<&DialPlanRule> = actual.iter().filter(|r| r.name != "dialsync").collect();
+        let foreign_after: Vec<&DialPlanRule> = end.iter().filter(|r| &*r.name != "dialsync").collect();
+        let foreign_before: Vec<&DialPlanRule> = actual.iter().filter(|r| &*r.name != "dialsync").collect();
         prop_assert_eq!(foreign_after, foreign_before);
     }
 }

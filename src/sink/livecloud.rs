@@ -38,7 +38,7 @@ use super::error::SinkError;
 use super::reply::{no_answer, receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
-use crate::dialplan::rule::{DialPlanRule, HeldTags};
+use crate::dialplan::rule::{DialPlanRule, HeldText};
 use crate::net::client::{build_client, ClientSettings};
 use crate::net::endpoint::check_url;
 use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
@@ -185,14 +185,14 @@ impl Target for LiveCloudSink {
         // Live Platform's own Operator Connect rules come back as it wrote them: one number,
         // no `#` (an open prefix, as the SBC reads it) and a bare FQDN for a tag. They are
         // read like any other row and never written.
-        let mut tags = HeldTags::default();
+        let mut held = HeldText::default();
         let rows = dto.rule_dto.iter().enumerate().map(|(position, text)| {
             DialPlanRule::read_sharing(
                 position as u32,
                 &text.name,
                 &text.prefix,
                 &text.tag,
-                &mut tags,
+                &mut held,
             )
         });
         Ok(DeviceDialPlan::of_rows(0, rows))
@@ -241,7 +241,7 @@ impl Target for LiveCloudSink {
         let has = |name: &str, route: &Route| {
             now.rules
                 .iter()
-                .any(|r| r.name == name && r.prefix == route.prefix && r.tag == route.tag)
+                .any(|r| &*r.name == name && r.prefix == route.prefix && r.tag == route.tag)
         };
         let added = op.after.as_ref().is_none_or(|after| has(added_name, after));
         let removed = op.before.as_ref().is_none_or(|before| {
@@ -324,7 +324,7 @@ impl LiveCloudSink {
         read.rules
             .iter()
             .find(|r| r.index == op.index && r.prefix == before.prefix && r.tag == before.tag)
-            .map(|r| r.name.as_str())
+            .map(|r| &*r.name)
             .unwrap_or(&self.config.writes.rule_name)
     }
 

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{corrupt, int, sql_err, text, Store, StoreError, STORED_TAG_MAX_LEN};
 use crate::dialplan::pattern::Pattern;
-use crate::dialplan::rule::{DialPlanRule, Tag};
+use crate::dialplan::rule::{DialPlanRule, HeldText, Tag};
 
 /// One rule of the mirrored dial plan and whether dialsync owns it (its Name was
 /// `dialplan.rule_name` when it was read). Ownership is recorded rather than recomputed so the
@@ -118,8 +118,8 @@ impl Store {
             .query([])
             .map_err(sql_err(path, "cannot read the mirror"))?;
         let mut rules = Vec::new();
-        // Tags repeat across thousands of rules; parse each distinct text once.
-        let mut tags = TagCache::default();
+        // Names and tags repeat across thousands of rules: one copy of each distinct text.
+        let mut held = HeldText::default();
         while let Some(row) = rows
             .next()
             .map_err(sql_err(path, "cannot read the mirror"))?
@@ -127,7 +127,7 @@ impl Store {
             let index = row
                 .get::<_, i64>(0)
                 .map_err(sql_err(path, "cannot read a mirror rule index"))?;
-            let rule = decode(row, index, &mut tags)
+            let rule = decode(row, index, &mut held)
                 .map_err(|reason| corrupt(path, "mirror_rule", format!("index {index}"), reason))?;
             rules.push(rule);
         }
@@ -135,12 +135,12 @@ impl Store {
     }
 }
 
-fn decode(row: &rusqlite::Row<'_>, index: i64, tags: &mut TagCache) -> Result<MirrorRule, String> {
+fn decode(row: &rusqlite::Row<'_>, index: i64, held: &mut HeldText) -> Result<MirrorRule, String> {
     let index = u32::try_from(index).map_err(|_| format!("index {index} is not a u32"))?;
-    let name = text(row, 1)?.to_string();
+    let name = held.name(text(row, 1)?);
     let prefix_text = text(row, 2)?;
     let prefix = Pattern::parse(prefix_text).map_err(|e| format!("prefix {prefix_text:?}: {e}"))?;
-    let tag = tags.held(text(row, 3)?);
+    let tag = held.tag(text(row, 3)?);
     let owned = match int(row, 4)? {
         0 => false,
         1 => true,
@@ -173,16 +173,6 @@ impl TagCache {
         let tag = Tag::parse(text, STORED_TAG_MAX_LEN).map_err(|e| format!("tag {text:?}: {e}"))?;
         self.parsed.insert(text.to_string(), tag.clone());
         Ok(tag)
-    }
-
-    /// A tag as the SBC holds it (a mirrored row, anyone's): kept as text, never judged.
-    pub(super) fn held(&mut self, text: &str) -> Tag {
-        if let Some(tag) = self.parsed.get(text) {
-            return tag.clone();
-        }
-        let tag = Tag::held(text);
-        self.parsed.insert(text.to_string(), tag.clone());
-        tag
     }
 }
 

@@ -34,7 +34,7 @@ fn rule(index: u32, name: &str, prefix: &str, tag_text: &str, owned: bool) -> Mi
     MirrorRule {
         rule: DialPlanRule {
             index,
-            name: name.to_string(),
+            name: name.into(),
             prefix: Pattern::parse(prefix).unwrap(),
             tag: tag(tag_text),
         },

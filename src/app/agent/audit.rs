@@ -38,7 +38,7 @@ pub(super) fn audit_cycle(
     let plan = plan_rules(
         rules
             .iter()
-            .map(|r| (r.index, &r.prefix, &r.tag, r.name == rule_name)),
+            .map(|r| (r.index, &r.prefix, &r.tag, &*r.name == rule_name)),
     );
     let index = match audit::rule_index(&plan) {
         Ok(index) => index,
@@ -59,7 +59,7 @@ pub(super) fn audit_cycle(
             let winner = finding
                 .rule
                 .and_then(|index| rules.iter().find(|r| r.index == index))
-                .map(|r| (r.name.as_str(), &r.prefix, &r.tag, r.name == rule_name));
+                .map(|r| (&*r.name, &r.prefix, &r.tag, &*r.name == rule_name));
             describe_finding(finding, winner, finding.desired.map(|t| mapping.tag(t)))
         })
         .collect();

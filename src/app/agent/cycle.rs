@@ -301,7 +301,7 @@ impl Agent {
     fn mirror(&mut self, rules: &[DialPlanRule]) -> Result<(), StoreError> {
         let rule_name = &self.config.dialplan.rule_name;
         self.store
-            .replace_mirror_rows(rules.iter().map(|rule| (rule, &rule.name == rule_name)))
+            .replace_mirror_rows(rules.iter().map(|rule| (rule, *rule.name == **rule_name)))
     }
 }
 
@@ -375,5 +375,5 @@ async fn pet_on_progress(control: &ApplyControl, watchdog: &Watchdog) -> std::co
 }
 
 fn owned(rules: &[DialPlanRule], rule_name: &str) -> usize {
-    rules.iter().filter(|r| r.name == rule_name).count()
+    rules.iter().filter(|r| &*r.name == rule_name).count()
 }

@@ -129,7 +129,7 @@ fn write_summary(
         let winner = finding
             .rule
             .and_then(|index| state.rule(index))
-            .map(|m| (m.rule.name.as_str(), &m.rule.prefix, &m.rule.tag, m.owned));
+            .map(|m| (&*m.rule.name, &m.rule.prefix, &m.rule.tag, m.owned));
         let desired = finding.desired.map(|t| state.mapping().tag(t));
         let mut line = describe_finding(finding, winner, desired);
         let row = state.row(finding);

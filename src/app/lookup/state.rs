@@ -104,7 +104,7 @@ impl LookupState {
             number: number.to_string(),
             sbc_rule: rule.map(|m| LookupRule {
                 index: m.rule.index,
-                name: m.rule.name.clone(),
+                name: m.rule.name.to_string(),
                 prefix: m.rule.prefix.to_string(),
                 tag: m.rule.tag.clone(),
                 owned: m.owned,
@@ -133,7 +133,7 @@ impl LookupState {
             line,
             number: number.to_string(),
             rule_index: rule.map(|m| m.rule.index),
-            name: rule.map(|m| m.rule.name.as_str()),
+            name: rule.map(|m| &*m.rule.name),
             prefix: rule.map(|m| m.rule.prefix.as_str()),
             tag: rule.map(|m| m.rule.tag.as_str()),
             owner: rule.map(|m| {

@@ -20,7 +20,7 @@ use super::error::SinkError;
 use super::reply::{receive, Reply};
 use super::target::{Answer, Attempt, Target};
 use super::write_settings::WriteSettings;
-use crate::dialplan::rule::{DialPlanRule, HeldTags, UnreadableRow};
+use crate::dialplan::rule::{DialPlanRule, HeldText, UnreadableRow};
 use crate::net::client::{build_client, warn_insecure, ClientSettings};
 use crate::net::endpoint::check_url;
 use crate::net::preview::truncate;
@@ -247,7 +247,7 @@ impl Target for AudioCodesSink {
                 name: self.config.dial_plan.clone(),
             });
         };
-        let mut tags = HeldTags::default();
+        let mut held = HeldText::default();
         let rows = texts.into_iter().map(|text| match text.unreadable {
             Some(why) => Err(UnreadableRow::new(text.index, &text.name, why)),
             None => DialPlanRule::read_sharing(
@@ -255,7 +255,7 @@ impl Target for AudioCodesSink {
                 &text.name,
                 &text.prefix,
                 &text.tag,
-                &mut tags,
+                &mut held,
             ),
         });
         Ok(DeviceDialPlan {
@@ -288,7 +288,7 @@ impl Target for AudioCodesSink {
         let by_index = now.rules.iter().find(|rule| rule.index == op.index);
         match (&op.after, by_index) {
             (Some(route), Some(rule)) => {
-                rule.name == self.config.writes.rule_name
+                *rule.name == *self.config.writes.rule_name
                     && rule.prefix == route.prefix
                     && rule.tag == route.tag
             }
