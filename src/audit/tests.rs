@@ -314,9 +314,14 @@ proptest! {
         edits in prop::collection::vec((0usize..50, 0u8..3), 0..4),
         extra in prop::collection::vec((pattern(), 0usize..4, prop::bool::weighted(0.3)), 0..6),
         tight in any::<bool>(),
+        reversed in any::<bool>(),
     ) {
         let mapping = resolve(&entries).mapping;
-        let plan = plan_for(&mapping, &edits, extra);
+        let mut plan = plan_for(&mapping, &edits, extra);
+        if reversed {
+            // A dial plan not in index order: the audit finds each rule all the same.
+            plan.0.reverse();
+        }
         let rules = plan.view();
         let limits = if tight { Limits { per_rule: 3, total: 20 } } else { Limits::default() };
         let index = RuleIndex::build_with_limits(
