@@ -112,6 +112,10 @@ impl DigitSet {
         &self.ranges
     }
 
+    pub fn into_ranges(self) -> Vec<(u64, u64)> {
+        self.ranges
+    }
+
     /// How many numbers the set admits: what decides between two brackets in best match.
     pub fn count(&self) -> u64 {
         self.ranges.iter().map(|&(lo, hi)| hi - lo + 1).sum()
@@ -321,7 +325,13 @@ impl Pattern {
 
     /// The elements, decoded (allocates for brackets; for inspection, not hot paths).
     pub fn elements(&self) -> Vec<Element> {
-        self.tokens().map(Token::to_element).collect()
+        self.element_iter().collect()
+    }
+
+    /// The elements, decoded one at a time: what the rule index reads of 100k rules, without
+    /// a vector of them per rule.
+    pub fn element_iter(&self) -> impl Iterator<Item = Element> + '_ {
+        self.tokens().map(Token::to_element)
     }
 
     fn tokens(&self) -> Tokens<'_> {

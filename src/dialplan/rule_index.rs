@@ -41,6 +41,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use smallvec::{smallvec, SmallVec};
+
 use super::pattern::{Element, Pattern};
 use crate::error::{Classify, ErrorClass};
 use crate::index::{IndexError, KeyRange, RangeIndex};
@@ -235,14 +237,17 @@ impl RuleIndex {
 #[derive(Clone, Debug)]
 struct Block {
     width: u32,
-    ranges: Vec<(u64, u64)>,
+    /// Inline when one range, as nearly every block is (a run of literal digits, `x`, `z`,
+    /// `n`, a one-range bracket): a vector per block was most of the index build's
+    /// allocations.
+    ranges: SmallVec<[(u64, u64); 1]>,
 }
 
 impl Block {
     fn digits(lo: u64, hi: u64) -> Block {
         Block {
             width: 1,
-            ranges: vec![(lo, hi)],
+            ranges: smallvec![(lo, hi)],
         }
     }
 
@@ -256,7 +261,7 @@ impl Block {
 
     /// Whether the block admits every value of its width.
     fn is_full(&self) -> bool {
-        self.ranges == [(0, POW10[self.width as usize] - 1)]
+        self.ranges.as_slice() == [(0, POW10[self.width as usize] - 1)]
     }
 
     fn count(&self) -> u64 {
@@ -267,8 +272,9 @@ impl Block {
 /// What a pattern asks of a number, read as the SBC reads `+` and the digits.
 #[derive(Clone, Debug)]
 struct Shape {
-    /// The digits after the `+`, block by block.
-    blocks: Vec<Block>,
+    /// The digits after the `+`, block by block: inline for the usual few (the digits of a
+    /// prefix, a bracket, some `x`).
+    blocks: SmallVec<[Block; 4]>,
     /// Digits the blocks take.
     width: u32,
     anchored: bool,
@@ -279,8 +285,7 @@ impl Shape {
     /// number starts with, an element wants something other than a digit, or it wants more
     /// digits than a number has.
     fn of(pattern: &Pattern) -> Option<Shape> {
-        let elements = pattern.elements();
-        let mut elements = elements.iter();
+        let mut elements = pattern.element_iter();
         if !pattern.is_any() {
             // `best_match` sees a number as `+` and its digits, and so does the SBC.
             match elements.next()? {
@@ -289,7 +294,7 @@ impl Shape {
             }
         }
         let mut shape = Shape {
-            blocks: Vec::new(),
+            blocks: SmallVec::new(),
             width: 0,
             anchored: false,
         };
@@ -301,7 +306,7 @@ impl Shape {
                 Element::Literal(_) => return None,
                 Element::Set(set) => Block {
                     width: set.width() as u32,
-                    ranges: set.ranges().to_vec(),
+                    ranges: SmallVec::from_vec(set.into_ranges()),
                 },
                 Element::TwoToNine => Block::digits(2, 9),
                 Element::NonZero => Block::digits(1, 9),
@@ -365,7 +370,7 @@ impl Shape {
         let constrained = self.constrained();
         let width: u32 = constrained.iter().map(|block| block.width).sum();
         // The constrained digits' values, as intervals of `width`-digit values.
-        let mut values: Vec<(u64, u64)> = Vec::new();
+        let mut values = Values::new();
         if constrained.is_empty() {
             values.push((0, 0));
         } else {
@@ -399,9 +404,12 @@ impl Shape {
     }
 }
 
+/// Intervals of a pattern's constrained digits: inline for the usual one or two.
+type Values = SmallVec<[(u64, u64); 2]>;
+
 /// Appends the values of `blocks` (each block's value after the previous ones' digits), as
 /// intervals, merged where adjacent. Every block but the last is enumerated value by value.
-fn enumerate(blocks: &[Block], base: u64, out: &mut Vec<(u64, u64)>) {
+fn enumerate(blocks: &[Block], base: u64, out: &mut Values) {
     let Some((block, rest)) = blocks.split_first() else {
         return;
     };
