@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use super::body_seen::BodySeen;
 use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, Opened, SourceHttp};
+use super::rendered_tags::RenderedTags;
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
@@ -726,7 +727,8 @@ struct OcPage<'a> {
 struct Parser {
     /// The source's name, shared by the provenance of every entry.
     name: std::sync::Arc<str>,
-    tags: TagRule,
+    /// The `phone_usage` tag rule, remembering its answers for this fetch's `slugs`.
+    tags: RenderedTags,
     limits: ItemLimits,
     fixed_tag: Option<Tag>,
     /// Items seen so far, for item labels.
@@ -741,7 +743,7 @@ impl Parser {
     fn new(config: &FusionConfig, fixed_tag: Option<Tag>) -> Parser {
         Parser {
             name: config.name.as_str().into(),
-            tags: config.tags.clone(),
+            tags: RenderedTags::new(config.tags.clone(), config.limits.max_tag_len),
             limits: config.limits,
             fixed_tag,
             index: 0,
@@ -891,12 +893,9 @@ impl Parser {
             "user" => usage.username.as_deref(),
             _ => None,
         };
-        let tag = self.tags.tag_for(
-            usage.tenant.as_deref(),
-            field,
-            self.limits.max_tag_len,
-            &mut self.slugs,
-        )?;
+        let tag = self
+            .tags
+            .tag_for(usage.tenant.as_deref(), field, &mut self.slugs)?;
         Ok((Coverage::Range(NumberRange::single(number)), tag))
     }
 
