@@ -526,7 +526,7 @@ fn compile(prefix: &str, workload: &Workload, settings: &Settings) {
             tag: tags[r.value as usize % tags.len()].clone(),
             provenance: Provenance {
                 source: "bench".into(),
-                item: format!("item {item}"),
+                item: format!("item {item}").into(),
             },
         })
         .collect();

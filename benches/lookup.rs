@@ -197,7 +197,7 @@ impl Fixture {
                 tag: Tag::held(&desired),
                 provenance: Provenance {
                     source: Arc::clone(&source),
-                    item: format!("line {}", i + 2),
+                    item: format!("line {}", i + 2).into(),
                 },
             });
             for value in lo..=hi {

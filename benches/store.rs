@@ -165,7 +165,7 @@ fn snapshot_entries(rows: usize, tags: &[Tag], shift: usize) -> Vec<Entry> {
                 tag: tags[tenant].clone(),
                 provenance: Provenance {
                     source: "fusion".into(),
-                    item: format!("tenant=tenant-{tenant:04} range={i}"),
+                    item: format!("tenant=tenant-{tenant:04} range={i}").into(),
                 },
             }
         })

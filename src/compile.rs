@@ -543,7 +543,7 @@ mod tests {
                         tag: all_tags[tag as usize].clone(),
                         provenance: Provenance {
                             source: "s".into(),
-                            item: String::new(),
+                            item: String::new().into(),
                         },
                     })
                     .collect();

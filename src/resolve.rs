@@ -24,21 +24,9 @@ use crate::index::sweep::{self, Interval};
 use crate::index::{KeyRange, RangeIndex};
 use crate::number::{Number, NumberRange, OpenPrefix, MAX_DIGITS};
 
-/// Where an entry came from, so every report and `lookup` can point at the upstream item.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Provenance {
-    /// The source's configured name, shared by all of its entries: a million entries once
-    /// carried a million copies of it.
-    pub source: std::sync::Arc<str>,
-    /// The item inside the source: `line 12`, `tenant=acme group=hq`, ...
-    pub item: String,
-}
+mod provenance;
 
-impl fmt::Display for Provenance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.source, self.item)
-    }
-}
+pub use provenance::{Item, Provenance};
 
 /// The numbers an entry assigns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,7 +76,7 @@ impl Conflict {
         let (w, l) = (&winner.provenance, &loser.provenance);
         // Within one source the items say enough; across sources each names its source.
         let (w_item, l_item) = if w.source == l.source {
-            (w.item.clone(), l.item.clone())
+            (w.item.to_string(), l.item.to_string())
         } else {
             (w.to_string(), l.to_string())
         };
@@ -413,7 +401,7 @@ mod tests {
             tag: Tag::parse(tag, 64).unwrap(),
             provenance: Provenance {
                 source: source.into(),
-                item: String::new(),
+                item: Item::Text(String::new()),
             },
         }
     }

@@ -33,7 +33,7 @@ fn entry(coverage: &str, tag_text: &str) -> Entry {
         tag: tag(tag_text),
         provenance: Provenance {
             source: "s".into(),
-            item: String::new(),
+            item: String::new().into(),
         },
     }
 }

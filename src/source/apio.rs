@@ -739,7 +739,7 @@ impl Decoder {
                     tag,
                     provenance: Provenance {
                         source: self.name.clone(),
-                        item,
+                        item: item.into(),
                     },
                 });
             }

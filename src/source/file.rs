@@ -81,7 +81,7 @@ pub fn parse_csv(
                 tag,
                 provenance: Provenance {
                     source: shared.clone(),
-                    item: format!("line {line}"),
+                    item: format!("line {line}").into(),
                 },
             }),
             Err(reason) => out.rejected.push(Rejected {

@@ -33,7 +33,7 @@ use crate::dialplan::rule::Tag;
 use crate::net::preview::{preview_json, truncate};
 use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange};
-use crate::resolve::{Coverage, Entry, Provenance};
+use crate::resolve::{Coverage, Entry, Item, Provenance};
 
 mod oc_numbers;
 mod phone_usage;
@@ -734,6 +734,8 @@ struct Parser {
     /// Items seen so far, for item labels.
     index: usize,
     tags_seen: HashSet<Tag>,
+    /// Every tenant named so far, one copy each for the labels of its items.
+    tenants: HashSet<std::sync::Arc<str>>,
     /// Tags made through `{field:slug}` in this fetch, and the values each came from.
     slugs: SlugClaims,
     out: SourceEntries,
@@ -748,6 +750,7 @@ impl Parser {
             fixed_tag,
             index: 0,
             tags_seen: HashSet::new(),
+            tenants: HashSet::new(),
             slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
@@ -763,7 +766,8 @@ impl Parser {
         self.index = 0;
     }
 
-    fn push(&mut self, item: String, result: Result<(Coverage, Tag), String>) {
+    fn push(&mut self, item: impl Into<Item>, result: Result<(Coverage, Tag), String>) {
+        let item = item.into();
         match result {
             Ok((coverage, tag)) => {
                 // Every item renders its own tag; keep one copy of each distinct one.
@@ -783,7 +787,10 @@ impl Parser {
                     },
                 });
             }
-            Err(reason) => self.out.rejected.push(Rejected { item, reason }),
+            Err(reason) => self.out.rejected.push(Rejected {
+                item: item.into_text(),
+                reason,
+            }),
         }
     }
 
@@ -855,12 +862,18 @@ impl Parser {
         };
         match read {
             Ok(usage) => {
-                let label = format!(
-                    "phone_usage #{index} number={:?} tenant={:?}",
-                    usage.phone_number.as_deref().unwrap_or(""),
-                    usage.tenant.as_deref().unwrap_or("")
-                );
                 let result = self.usage(&usage);
+                let number = match &result {
+                    Ok((Coverage::Range(range), _)) => Some(range.lo()),
+                    _ => None,
+                };
+                let tenant = self.tenant(usage.tenant.as_deref().unwrap_or(""));
+                let label = Item::phone_usage(
+                    index,
+                    usage.phone_number.as_deref().unwrap_or(""),
+                    number,
+                    &tenant,
+                );
                 self.push(label, result);
             }
             Err(e) => {
@@ -876,6 +889,18 @@ impl Parser {
             }
         }
         Ok(())
+    }
+
+    /// The one copy of tenant `name`.
+    fn tenant(&mut self, name: &str) -> std::sync::Arc<str> {
+        match self.tenants.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: std::sync::Arc<str> = name.into();
+                self.tenants.insert(shared.clone());
+                shared
+            }
+        }
     }
 
     fn usage(&mut self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {

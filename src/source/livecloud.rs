@@ -542,7 +542,7 @@ impl Decoder {
                     tag,
                     provenance: Provenance {
                         source: self.name.clone(),
-                        item: label,
+                        item: label.into(),
                     },
                 });
             }

@@ -5,6 +5,7 @@
 //! therefore come back exactly as it was saved: the same entries, in the same order (the
 //! resolver ranks items by it), with the same provenance, or not at all.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -97,7 +98,7 @@ impl Store {
                         lo,
                         hi,
                         entry.tag.as_str(),
-                        entry.provenance.item,
+                        entry.provenance.item.text(),
                         item_source
                     ])
                     .map_err(|e| sql_err(path, format!("{}, entry {seq}", context()))(e))?;
@@ -262,7 +263,7 @@ fn decode(
         }
     };
     let tag = tags.parse(text(row, 3)?)?;
-    let item = text(row, 4)?.to_string();
+    let item = text(row, 4)?.into();
     let provenance_source = match opt_text(row, 5)? {
         Some(other) => Arc::from(other),
         None => source.clone(),
@@ -282,6 +283,8 @@ fn decode(
 fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
+    // One buffer for every entry's item label, most of which are rendered, not held.
+    let mut item = String::new();
     let mut field = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
@@ -298,7 +301,10 @@ fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
             }
         }
         field(entry.tag.as_str().as_bytes());
-        field(entry.provenance.item.as_bytes());
+        item.clear();
+        // Writing to a String cannot fail.
+        let _ = write!(item, "{}", entry.provenance.item);
+        field(item.as_bytes());
         let item_source = if &*entry.provenance.source == source {
             ""
         } else {

@@ -52,7 +52,7 @@ fn range(source: &str, lo: &str, hi: &str, tag_text: &str, item: &str) -> Entry 
         tag: tag(tag_text),
         provenance: Provenance {
             source: source.into(),
-            item: item.to_string(),
+            item: item.into(),
         },
     }
 }
@@ -63,7 +63,7 @@ fn prefix(source: &str, digits: &str, tag_text: &str, item: &str) -> Entry {
         tag: tag(tag_text),
         provenance: Provenance {
             source: source.into(),
-            item: item.to_string(),
+            item: item.into(),
         },
     }
 }
