@@ -138,22 +138,20 @@ impl Mapping {
             known(id)?;
         }
         ranges.sort_unstable_by_key(|(range, _)| range.lo());
-        let mut merged: Vec<(NumberRange, TagId)> = Vec::with_capacity(ranges.len());
-        for (range, tag) in ranges {
-            if let Some((last, last_tag)) = merged.last_mut() {
-                if last.hi() >= range.lo() {
-                    return Err(MappingError::Overlap {
-                        first: *last,
-                        second: range,
-                    });
-                }
-                if *last_tag == tag && last.hi().succ() == Some(range.lo()) {
-                    *last = NumberRange::between(last.lo(), range.hi()).unwrap_or(*last);
-                    continue;
-                }
+        // Merged into the same vector: at a million single numbers, a second one sized for
+        // the input was a tenth of a cycle's peak, to hold a tenth as many ranges.
+        let mut kept = 0;
+        for at in 0..ranges.len() {
+            let (range, tag) = ranges[at];
+            if kept > 0 && merge_into(&mut ranges[kept - 1], range, tag)? {
+                continue;
             }
-            merged.push((range, tag));
+            ranges[kept] = (range, tag);
+            kept += 1;
         }
+        ranges.truncate(kept);
+        ranges.shrink_to_fit();
+        let merged = ranges;
         let mut prefix_tags = HashMap::with_capacity(prefixes.len());
         let mut distinct = Vec::with_capacity(prefixes.len());
         for (prefix, tag) in prefixes {
@@ -231,6 +229,26 @@ impl Mapping {
     }
 }
 
+/// Adds `range` after `last`, the range before it in key order: `true` when it extends
+/// `last` (adjacent, same tag), `false` when it must follow as a range of its own.
+fn merge_into(
+    last: &mut (NumberRange, TagId),
+    range: NumberRange,
+    tag: TagId,
+) -> Result<bool, MappingError> {
+    if last.0.hi() >= range.lo() {
+        return Err(MappingError::Overlap {
+            first: last.0,
+            second: range,
+        });
+    }
+    if last.1 == tag && last.0.hi().succ() == Some(range.lo()) {
+        last.0 = NumberRange::between(last.0.lo(), range.hi()).unwrap_or(last.0);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// What resolution decided.
 #[derive(Debug)]
 pub struct Resolution {
@@ -298,17 +316,23 @@ pub fn resolve(entries: &[Entry]) -> Resolution {
     let conflicts = conflicts(&swept.contests, &entry_tags);
 
     let is_closed = |id: u32| matches!(entries[id as usize].coverage, Coverage::Range(_));
-    let closed: Vec<(NumberRange, TagId)> = swept
-        .pieces
-        .iter()
-        .filter(|piece| is_closed(piece.id))
-        .filter_map(|piece| {
-            Some((
-                key_range(piece.lo, piece.hi)?,
-                entry_tags[piece.id as usize],
-            ))
-        })
-        .collect();
+    // Merged as they are read (the pieces come in key order): a million single numbers make
+    // a tenth as many ranges, and collecting every piece first held them all at the peak.
+    let mut closed: Vec<(NumberRange, TagId)> = Vec::new();
+    for piece in swept.pieces.iter().filter(|piece| is_closed(piece.id)) {
+        let Some(range) = key_range(piece.lo, piece.hi) else {
+            continue;
+        };
+        let tag = entry_tags[piece.id as usize];
+        let merged = match closed.last_mut() {
+            // Disjoint pieces never overlap; were they to, `Mapping::new` says so.
+            Some(last) => merge_into(last, range, tag).unwrap_or(false),
+            None => false,
+        };
+        if !merged {
+            closed.push((range, tag));
+        }
+    }
     // Prefixes are kept in priority order so that `Mapping::new` keeps the winner of a duplicate.
     // The sweep's pieces are disjoint and its tags interned above, so neither build can fail.
     let mapping = Mapping::new(tags.clone(), prefixes.clone(), closed)
