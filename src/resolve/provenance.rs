@@ -30,14 +30,16 @@ impl fmt::Display for Provenance {
 /// The label of an item inside its source. Two labels are equal when their texts are.
 #[derive(Clone, Debug)]
 pub enum Item {
-    Text(String),
+    /// Boxed, not a `String`: with the variant below it keeps an item to three words.
+    Text(Box<str>),
     /// `phone_usage #7 number="+3225400010" tenant="acme"`, for an item whose number was
     /// written in its canonical form, the one form rendered back.
     PhoneUsage {
         position: u32,
         number: Number,
-        /// Shared by the items of one tenant.
-        tenant: Arc<str>,
+        /// Shared by the items of one tenant; a `String` behind the `Arc` so that the pointer
+        /// is one word, not two.
+        tenant: Arc<String>,
     },
 }
 
@@ -48,7 +50,7 @@ impl Item {
         position: usize,
         written: &str,
         number: Option<Number>,
-        tenant: &Arc<str>,
+        tenant: &Arc<String>,
     ) -> Item {
         // Only a number written as `+` and its digits renders back as written.
         let canonical = written
@@ -64,7 +66,7 @@ impl Item {
                 let mut text = String::new();
                 // Writing to a String cannot fail.
                 let _ = write_phone_usage(&mut text, position, written, tenant);
-                Item::Text(text)
+                Item::Text(text.into_boxed_str())
             }
         }
     }
@@ -72,7 +74,7 @@ impl Item {
     /// The label's text, taken when it is held as text.
     pub fn into_text(self) -> String {
         match self {
-            Item::Text(text) => text,
+            Item::Text(text) => text.into_string(),
             usage @ Item::PhoneUsage { .. } => usage.to_string(),
         }
     }
@@ -118,13 +120,13 @@ impl fmt::Display for Item {
 
 impl From<String> for Item {
     fn from(text: String) -> Item {
-        Item::Text(text)
+        Item::Text(text.into_boxed_str())
     }
 }
 
 impl From<&str> for Item {
     fn from(text: &str) -> Item {
-        Item::Text(text.to_string())
+        Item::Text(text.into())
     }
 }
 
@@ -187,7 +189,7 @@ mod tests {
             tenant in prop_oneof!["[a-z0-9]{0,8}", "\\PC{0,8}", Just("a\"b\\c\n".to_string())],
         ) {
             let number = Number::parse(&written).ok();
-            let tenant: Arc<str> = tenant.as_str().into();
+            let tenant = Arc::new(tenant);
             let item = Item::phone_usage(position, &written, number, &tenant);
             let expected = written_label(position, &written, &tenant);
             prop_assert_eq!(item.to_string(), expected.clone());
@@ -206,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_canonical_number_is_kept_compact_and_any_other_as_its_text() {
-        let tenant: Arc<str> = "acme".into();
+        let tenant = Arc::new("acme".to_string());
         let n = |text: &str| Number::parse(text).ok();
         assert!(matches!(
             Item::phone_usage(7, "+3225400010", n("+3225400010"), &tenant),

@@ -15,7 +15,7 @@
 //! agent falls back on the last good snapshot: a partial list is never used.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -735,7 +735,7 @@ struct Parser {
     index: usize,
     tags_seen: HashSet<Tag>,
     /// Every tenant named so far, one copy each for the labels of its items.
-    tenants: HashSet<std::sync::Arc<str>>,
+    tenants: HashMap<String, std::sync::Arc<String>>,
     /// Tags made through `{field:slug}` in this fetch, and the values each came from.
     slugs: SlugClaims,
     out: SourceEntries,
@@ -750,7 +750,7 @@ impl Parser {
             fixed_tag,
             index: 0,
             tags_seen: HashSet::new(),
-            tenants: HashSet::new(),
+            tenants: HashMap::new(),
             slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
@@ -892,12 +892,12 @@ impl Parser {
     }
 
     /// The one copy of tenant `name`.
-    fn tenant(&mut self, name: &str) -> std::sync::Arc<str> {
+    fn tenant(&mut self, name: &str) -> std::sync::Arc<String> {
         match self.tenants.get(name) {
             Some(shared) => shared.clone(),
             None => {
-                let shared: std::sync::Arc<str> = name.into();
-                self.tenants.insert(shared.clone());
+                let shared = std::sync::Arc::new(name.to_string());
+                self.tenants.insert(name.to_string(), shared.clone());
                 shared
             }
         }
