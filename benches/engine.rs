@@ -457,7 +457,6 @@ fn sweep(prefix: &str, workload: &Workload, settings: &Settings) {
         .map(|(id, range)| Interval {
             lo: range.lo,
             hi: range.hi,
-            rank: id as u32,
             nest: 0,
             id: id as u32,
         })

@@ -288,12 +288,11 @@ pub fn resolve(entries: &[Entry]) -> Resolution {
     let mut intervals = Vec::with_capacity(entries.len());
     let mut prefixes = Vec::new();
     for (id, entry) in entries.iter().enumerate() {
-        let (rank, id) = (id as u32, id as u32);
+        let id = id as u32;
         match entry.coverage {
             Coverage::Range(range) => intervals.push(Interval {
                 lo: range.lo().key(),
                 hi: range.hi().key(),
-                rank,
                 nest: 0,
                 id,
             }),
@@ -304,7 +303,6 @@ pub fn resolve(entries: &[Entry]) -> Resolution {
                     Some(Interval {
                         lo: range.lo().key(),
                         hi: range.hi().key(),
-                        rank,
                         nest: 1,
                         id,
                     })
@@ -339,9 +337,11 @@ pub fn resolve(entries: &[Entry]) -> Resolution {
         .and_then(|merged| drop_redundant(merged, tags, prefixes))
         .expect("sweep pieces are disjoint and tagged from the table");
 
+    // Taken, not copied: a piece and a key range are the same size, so the collect reuses the
+    // pieces' vector, which at a million pieces was 24 MB of the cycle's peak held twice.
     let winners = swept
         .pieces
-        .iter()
+        .into_iter()
         .map(|piece| KeyRange::new(piece.lo, piece.hi, piece.id))
         .collect();
     Resolution {
