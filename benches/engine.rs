@@ -524,7 +524,7 @@ fn compile(prefix: &str, workload: &Workload, settings: &Settings) {
             coverage: Coverage::Range(r.number_range().expect("workload keys are numbers")),
             tag: tags[r.value as usize % tags.len()].clone(),
             provenance: Provenance {
-                source: "bench".into(),
+                source: std::sync::Arc::new("bench".into()),
                 item: format!("item {item}").into(),
             },
         })

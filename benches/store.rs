@@ -164,7 +164,7 @@ fn snapshot_entries(rows: usize, tags: &[Tag], shift: usize) -> Vec<Entry> {
                 coverage,
                 tag: tags[tenant].clone(),
                 provenance: Provenance {
-                    source: "fusion".into(),
+                    source: std::sync::Arc::new("fusion".into()),
                     item: format!("tenant=tenant-{tenant:04} range={i}").into(),
                 },
             }

@@ -542,7 +542,7 @@ mod tests {
                         coverage,
                         tag: all_tags[tag as usize].clone(),
                         provenance: Provenance {
-                            source: "s".into(),
+                            source: std::sync::Arc::new("s".into()),
                             item: String::new().into(),
                         },
                     })

@@ -32,7 +32,7 @@ fn entry(coverage: &str, tag_text: &str) -> Entry {
         coverage,
         tag: tag(tag_text),
         provenance: Provenance {
-            source: "s".into(),
+            source: std::sync::Arc::new("s".into()),
             item: String::new().into(),
         },
     }

@@ -71,7 +71,7 @@ pub fn parse_csv(
             found: header.join(","),
         });
     }
-    let shared: std::sync::Arc<str> = source.into();
+    let shared = std::sync::Arc::new(source.to_string());
     let mut out = SourceEntries::default();
     for (line, text) in lines {
         let parsed = split_fields(text).and_then(|fields| parse_fields(&fields, limits));

@@ -726,7 +726,7 @@ struct OcPage<'a> {
 /// Turns items into entries, rejecting bad ones and collapsing exact duplicates.
 struct Parser {
     /// The source's name, shared by the provenance of every entry.
-    name: std::sync::Arc<str>,
+    name: std::sync::Arc<String>,
     /// The `phone_usage` tag rule, remembering its answers for this fetch's `slugs`.
     tags: RenderedTags,
     limits: ItemLimits,
@@ -744,7 +744,7 @@ struct Parser {
 impl Parser {
     fn new(config: &FusionConfig, fixed_tag: Option<Tag>) -> Parser {
         Parser {
-            name: config.name.as_str().into(),
+            name: std::sync::Arc::new(config.name.clone()),
             tags: RenderedTags::new(config.tags.clone(), config.limits.max_tag_len),
             limits: config.limits,
             fixed_tag,

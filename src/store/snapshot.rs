@@ -90,7 +90,7 @@ impl Store {
                 // At most 15 digits: always below i64::MAX.
                 let (lo, hi) = (lo as i64, hi.map(|hi| hi as i64));
                 let item_source =
-                    (&*entry.provenance.source != source).then_some(&*entry.provenance.source);
+                    (*entry.provenance.source != source).then_some(&*entry.provenance.source);
                 insert
                     .execute(params![
                         snapshot_id,
@@ -142,7 +142,7 @@ impl Store {
             .map_err(|e| sql_err(path, context())(e))?;
         let mut entries = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         let mut tags = TagCache::default();
-        let shared_source: Arc<str> = source.into();
+        let shared_source = Arc::new(source.to_string());
         while let Some(row) = rows.next().map_err(|e| sql_err(path, context())(e))? {
             let seq = row
                 .get::<_, i64>(0)
@@ -243,7 +243,7 @@ impl Store {
 
 fn decode(
     row: &rusqlite::Row<'_>,
-    source: &Arc<str>,
+    source: &Arc<String>,
     tags: &mut TagCache,
 ) -> Result<Entry, String> {
     let number = |column: usize| -> Result<Number, String> {
@@ -265,7 +265,7 @@ fn decode(
     let tag = tags.parse(text(row, 3)?)?;
     let item = text(row, 4)?.into();
     let provenance_source = match opt_text(row, 5)? {
-        Some(other) => Arc::from(other),
+        Some(other) => Arc::new(other.to_string()),
         None => source.clone(),
     };
     Ok(Entry {
@@ -305,7 +305,7 @@ fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
         // Writing to a String cannot fail.
         let _ = write!(item, "{}", entry.provenance.item);
         field(item.as_bytes());
-        let item_source = if &*entry.provenance.source == source {
+        let item_source = if *entry.provenance.source == source {
             ""
         } else {
             &*entry.provenance.source

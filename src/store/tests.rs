@@ -51,7 +51,7 @@ fn range(source: &str, lo: &str, hi: &str, tag_text: &str, item: &str) -> Entry 
         coverage: Coverage::Range(NumberRange::between(n(lo), n(hi)).unwrap()),
         tag: tag(tag_text),
         provenance: Provenance {
-            source: source.into(),
+            source: std::sync::Arc::new(source.into()),
             item: item.into(),
         },
     }
@@ -62,7 +62,7 @@ fn prefix(source: &str, digits: &str, tag_text: &str, item: &str) -> Entry {
         coverage: Coverage::Prefix(OpenPrefix::parse(digits).unwrap()),
         tag: tag(tag_text),
         provenance: Provenance {
-            source: source.into(),
+            source: std::sync::Arc::new(source.into()),
             item: item.into(),
         },
     }

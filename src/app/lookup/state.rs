@@ -144,7 +144,7 @@ impl LookupState {
                 }
             }),
             desired_tag: desired.map(|e| e.tag.as_str()),
-            source: desired.map(|e| &*e.provenance.source),
+            source: desired.map(|e| e.provenance.source.as_str()),
             item: desired.map(|e| e.provenance.item.text()),
             verdict: verdict(rule, desired),
             error: None,
