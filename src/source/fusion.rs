@@ -698,17 +698,30 @@ fn encode(text: &str) -> String {
 #[derive(Deserialize)]
 struct PhoneUsage<'a> {
     #[serde(rename = "phoneNumber", borrow, default)]
-    phone_number: Option<Cow<'a, str>>,
+    phone_number: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    tenant: Option<Cow<'a, str>>,
+    tenant: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    group: Option<Cow<'a, str>>,
+    group: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    reseller: Option<Cow<'a, str>>,
+    reseller: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    distributor: Option<Cow<'a, str>>,
+    distributor: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    username: Option<Cow<'a, str>>,
+    username: Option<UsageText<'a>>,
+}
+
+/// A string field of a `phone_usage` item. serde borrows a `Cow` field only when it is the
+/// field's whole type: as `Option<Cow<str>>` every field of a million items was copied.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct UsageText<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl std::ops::Deref for UsageText<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// One page of the Operator Connect numbers of a subscription. Its items are small objects
@@ -1046,5 +1059,22 @@ fn bound(item: &Value, key: &str) -> Result<String, String> {
         Some(Value::String(s)) => Ok(s.trim().to_string()),
         None | Some(Value::Null) => Err(format!("no {key}")),
         Some(other) => Err(format!("{key} {other} is not a number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_usage_items_strings_are_borrowed_unless_escaped() {
+        let text = r#"{"phoneNumber":"+3225400010","tenant":"a\"b","group":null}"#;
+        let usage: PhoneUsage = serde_json::from_str(text).unwrap();
+        let number = usage.phone_number.unwrap();
+        assert!(matches!(number.0, Cow::Borrowed("+3225400010")));
+        let tenant = usage.tenant.unwrap();
+        assert!(matches!(tenant.0, Cow::Owned(_)));
+        assert_eq!(&*tenant, "a\"b");
+        assert!(usage.group.is_none());
     }
 }
