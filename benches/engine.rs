@@ -457,7 +457,6 @@ fn sweep(prefix: &str, workload: &Workload, settings: &Settings) {
         .map(|(id, range)| Interval {
             lo: range.lo,
             hi: range.hi,
-            rank: id as u32,
             nest: 0,
             id: id as u32,
         })
@@ -525,8 +524,8 @@ fn compile(prefix: &str, workload: &Workload, settings: &Settings) {
             coverage: Coverage::Range(r.number_range().expect("workload keys are numbers")),
             tag: tags[r.value as usize % tags.len()].clone(),
             provenance: Provenance {
-                source: "bench".into(),
-                item: format!("item {item}"),
+                source: std::sync::Arc::new("bench".into()),
+                item: format!("item {item}").into(),
             },
         })
         .collect();

@@ -169,7 +169,7 @@ impl Fixture {
 
         let mut rules = Vec::with_capacity(rule_count);
         let mut entries = Vec::with_capacity(owned_count);
-        let source: Arc<str> = Arc::from("static");
+        let source = Arc::new("static".to_string());
         let mut expected = FxHashMap::default();
         for (i, run) in runs.iter().enumerate() {
             let desired = format!("Trunk=t{}", run.tenant);
@@ -197,7 +197,7 @@ impl Fixture {
                 tag: Tag::held(&desired),
                 provenance: Provenance {
                     source: Arc::clone(&source),
-                    item: format!("line {}", i + 2),
+                    item: format!("line {}", i + 2).into(),
                 },
             });
             for value in lo..=hi {

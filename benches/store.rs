@@ -164,8 +164,8 @@ fn snapshot_entries(rows: usize, tags: &[Tag], shift: usize) -> Vec<Entry> {
                 coverage,
                 tag: tags[tenant].clone(),
                 provenance: Provenance {
-                    source: "fusion".into(),
-                    item: format!("tenant=tenant-{tenant:04} range={i}"),
+                    source: std::sync::Arc::new("fusion".into()),
+                    item: format!("tenant=tenant-{tenant:04} range={i}").into(),
                 },
             }
         })

@@ -542,8 +542,8 @@ mod tests {
                         coverage,
                         tag: all_tags[tag as usize].clone(),
                         provenance: Provenance {
-                            source: "s".into(),
-                            item: String::new(),
+                            source: std::sync::Arc::new("s".into()),
+                            item: String::new().into(),
                         },
                     })
                     .collect();

@@ -111,7 +111,7 @@ async fn jwt_via_the_proxy_prefix() {
         dialsync::resolve::Coverage::Range(_)
     ));
     assert_eq!(&*out.entries[0].provenance.source, "apio");
-    let item = &out.entries[0].provenance.item;
+    let item = out.entries[0].provenance.item.to_string();
     assert!(
         item.contains("footenant") && item.contains("foogroup"),
         "{item}"

@@ -82,7 +82,11 @@ async fn happy_path_tags_by_tenant_with_overrides() {
         ]
     );
     assert_eq!(&*out.entries[2].provenance.source, "fusion");
-    assert!(out.entries[2].provenance.item.contains("+3225400010"));
+    assert!(out.entries[2]
+        .provenance
+        .item
+        .to_string()
+        .contains("+3225400010"));
     assert_eq!(sim.state().logins, 1);
     assert_clean(&sim);
 }
@@ -884,7 +888,7 @@ async fn oc_numbers_are_read_page_by_page_for_each_subscription() {
     want.push("+33122003000 atelier-horta-callinguserassignment".into());
     want.push("+33122003001 atelier-horta-callinguserassignment".into());
     assert_eq!(covered(&out), want);
-    let label = &out.entries[8].provenance.item;
+    let label = out.entries[8].provenance.item.to_string();
     assert!(
         label.contains(&format!("tenant=Atelier Horta subscription={SUB_FR} #2")),
         "{label}"

@@ -113,7 +113,7 @@ async fn all_pages_of_two_tenants_only_active() {
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
     assert_eq!(covered(&out), want_seeded());
     assert_eq!(&*out.entries[0].provenance.source, "live");
-    assert!(out.entries[0].provenance.item.contains(T1));
+    assert!(out.entries[0].provenance.item.to_string().contains(T1));
     // 3 pages for T1, 1 for T2, one token for all of them.
     assert_eq!(sim.state().number_pages, 4);
     assert_eq!(source.tokens_fetched(), 1);

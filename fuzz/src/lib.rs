@@ -500,7 +500,7 @@ pub fn static_csv(data: &[u8]) {
     let mut items: Vec<String> = out
         .entries
         .iter()
-        .map(|e| e.provenance.item.clone())
+        .map(|e| e.provenance.item.to_string())
         .chain(out.rejected.iter().map(|r| r.item.clone()))
         .collect();
     items.sort();

@@ -138,7 +138,7 @@ impl StateAudit {
                 .map(|t| self.mapping().tag(t).to_string())
                 .unwrap_or_default(),
             source: source.map(|p| p.source.to_string()).unwrap_or_default(),
-            item: source.map(|p| p.item.clone()).unwrap_or_default(),
+            item: source.map(|p| p.item.to_string()).unwrap_or_default(),
         }
     }
 }

@@ -32,8 +32,8 @@ fn entry(coverage: &str, tag_text: &str) -> Entry {
         coverage,
         tag: tag(tag_text),
         provenance: Provenance {
-            source: "s".into(),
-            item: String::new(),
+            source: std::sync::Arc::new("s".into()),
+            item: String::new().into(),
         },
     }
 }

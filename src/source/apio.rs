@@ -636,7 +636,7 @@ pub fn decode_page(
 /// exact duplicates across every group and list. Public for the fuzzers and tests.
 pub struct Decoder {
     /// The source's name, shared by the provenance of every entry.
-    name: std::sync::Arc<str>,
+    name: std::sync::Arc<String>,
     limits: ItemLimits,
     include_inactive: bool,
     /// Tags made through `{field:slug}` in this fetch, across every group, and the values
@@ -649,7 +649,7 @@ impl Decoder {
     /// A decoder for one fetch of the source `config` describes.
     pub fn new(config: &ApioConfig) -> Decoder {
         Decoder {
-            name: config.name.as_str().into(),
+            name: std::sync::Arc::new(config.name.clone()),
             limits: config.limits,
             include_inactive: config.include_inactive,
             slugs: SlugClaims::default(),
@@ -739,7 +739,7 @@ impl Decoder {
                     tag,
                     provenance: Provenance {
                         source: self.name.clone(),
-                        item,
+                        item: item.into(),
                     },
                 });
             }

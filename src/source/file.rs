@@ -71,7 +71,7 @@ pub fn parse_csv(
             found: header.join(","),
         });
     }
-    let shared: std::sync::Arc<str> = source.into();
+    let shared = std::sync::Arc::new(source.to_string());
     let mut out = SourceEntries::default();
     for (line, text) in lines {
         let parsed = split_fields(text).and_then(|fields| parse_fields(&fields, limits));
@@ -81,7 +81,7 @@ pub fn parse_csv(
                 tag,
                 provenance: Provenance {
                     source: shared.clone(),
-                    item: format!("line {line}"),
+                    item: format!("line {line}").into(),
                 },
             }),
             Err(reason) => out.rejected.push(Rejected {

@@ -15,7 +15,7 @@
 //! agent falls back on the last good snapshot: a partial list is never used.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -26,13 +26,14 @@ use serde_json::Value;
 
 use super::body_seen::BodySeen;
 use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, Opened, SourceHttp};
+use super::rendered_tags::RenderedTags;
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{ItemLimits, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
 use crate::net::preview::{preview_json, truncate};
 use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange};
-use crate::resolve::{Coverage, Entry, Provenance};
+use crate::resolve::{Coverage, Entry, Item, Provenance};
 
 mod oc_numbers;
 mod phone_usage;
@@ -697,17 +698,30 @@ fn encode(text: &str) -> String {
 #[derive(Deserialize)]
 struct PhoneUsage<'a> {
     #[serde(rename = "phoneNumber", borrow, default)]
-    phone_number: Option<Cow<'a, str>>,
+    phone_number: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    tenant: Option<Cow<'a, str>>,
+    tenant: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    group: Option<Cow<'a, str>>,
+    group: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    reseller: Option<Cow<'a, str>>,
+    reseller: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    distributor: Option<Cow<'a, str>>,
+    distributor: Option<UsageText<'a>>,
     #[serde(borrow, default)]
-    username: Option<Cow<'a, str>>,
+    username: Option<UsageText<'a>>,
+}
+
+/// A string field of a `phone_usage` item. serde borrows a `Cow` field only when it is the
+/// field's whole type: as `Option<Cow<str>>` every field of a million items was copied.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct UsageText<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl std::ops::Deref for UsageText<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// One page of the Operator Connect numbers of a subscription. Its items are small objects
@@ -725,13 +739,16 @@ struct OcPage<'a> {
 /// Turns items into entries, rejecting bad ones and collapsing exact duplicates.
 struct Parser {
     /// The source's name, shared by the provenance of every entry.
-    name: std::sync::Arc<str>,
-    tags: TagRule,
+    name: std::sync::Arc<String>,
+    /// The `phone_usage` tag rule, remembering its answers for this fetch's `slugs`.
+    tags: RenderedTags,
     limits: ItemLimits,
     fixed_tag: Option<Tag>,
     /// Items seen so far, for item labels.
     index: usize,
     tags_seen: HashSet<Tag>,
+    /// Every tenant named so far, one copy each for the labels of its items.
+    tenants: HashMap<String, std::sync::Arc<String>>,
     /// Tags made through `{field:slug}` in this fetch, and the values each came from.
     slugs: SlugClaims,
     out: SourceEntries,
@@ -740,12 +757,13 @@ struct Parser {
 impl Parser {
     fn new(config: &FusionConfig, fixed_tag: Option<Tag>) -> Parser {
         Parser {
-            name: config.name.as_str().into(),
-            tags: config.tags.clone(),
+            name: std::sync::Arc::new(config.name.clone()),
+            tags: RenderedTags::new(config.tags.clone(), config.limits.max_tag_len),
             limits: config.limits,
             fixed_tag,
             index: 0,
             tags_seen: HashSet::new(),
+            tenants: HashMap::new(),
             slugs: SlugClaims::default(),
             out: SourceEntries::default(),
         }
@@ -761,7 +779,8 @@ impl Parser {
         self.index = 0;
     }
 
-    fn push(&mut self, item: String, result: Result<(Coverage, Tag), String>) {
+    fn push(&mut self, item: impl Into<Item>, result: Result<(Coverage, Tag), String>) {
+        let item = item.into();
         match result {
             Ok((coverage, tag)) => {
                 // Every item renders its own tag; keep one copy of each distinct one.
@@ -781,7 +800,10 @@ impl Parser {
                     },
                 });
             }
-            Err(reason) => self.out.rejected.push(Rejected { item, reason }),
+            Err(reason) => self.out.rejected.push(Rejected {
+                item: item.into_text(),
+                reason,
+            }),
         }
     }
 
@@ -853,12 +875,18 @@ impl Parser {
         };
         match read {
             Ok(usage) => {
-                let label = format!(
-                    "phone_usage #{index} number={:?} tenant={:?}",
-                    usage.phone_number.as_deref().unwrap_or(""),
-                    usage.tenant.as_deref().unwrap_or("")
-                );
                 let result = self.usage(&usage);
+                let number = match &result {
+                    Ok((Coverage::Range(range), _)) => Some(range.lo()),
+                    _ => None,
+                };
+                let tenant = self.tenant(usage.tenant.as_deref().unwrap_or(""));
+                let label = Item::phone_usage(
+                    index,
+                    usage.phone_number.as_deref().unwrap_or(""),
+                    number,
+                    &tenant,
+                );
                 self.push(label, result);
             }
             Err(e) => {
@@ -876,6 +904,18 @@ impl Parser {
         Ok(())
     }
 
+    /// The one copy of tenant `name`.
+    fn tenant(&mut self, name: &str) -> std::sync::Arc<String> {
+        match self.tenants.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared = std::sync::Arc::new(name.to_string());
+                self.tenants.insert(name.to_string(), shared.clone());
+                shared
+            }
+        }
+    }
+
     fn usage(&mut self, usage: &PhoneUsage) -> Result<(Coverage, Tag), String> {
         let raw = usage
             .phone_number
@@ -891,12 +931,9 @@ impl Parser {
             "user" => usage.username.as_deref(),
             _ => None,
         };
-        let tag = self.tags.tag_for(
-            usage.tenant.as_deref(),
-            field,
-            self.limits.max_tag_len,
-            &mut self.slugs,
-        )?;
+        let tag = self
+            .tags
+            .tag_for(usage.tenant.as_deref(), field, &mut self.slugs)?;
         Ok((Coverage::Range(NumberRange::single(number)), tag))
     }
 
@@ -1022,5 +1059,22 @@ fn bound(item: &Value, key: &str) -> Result<String, String> {
         Some(Value::String(s)) => Ok(s.trim().to_string()),
         None | Some(Value::Null) => Err(format!("no {key}")),
         Some(other) => Err(format!("{key} {other} is not a number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_usage_items_strings_are_borrowed_unless_escaped() {
+        let text = r#"{"phoneNumber":"+3225400010","tenant":"a\"b","group":null}"#;
+        let usage: PhoneUsage = serde_json::from_str(text).unwrap();
+        let number = usage.phone_number.unwrap();
+        assert!(matches!(number.0, Cow::Borrowed("+3225400010")));
+        let tenant = usage.tenant.unwrap();
+        assert!(matches!(tenant.0, Cow::Owned(_)));
+        assert_eq!(&*tenant, "a\"b");
+        assert!(usage.group.is_none());
     }
 }

@@ -451,7 +451,7 @@ pub fn decode_pages<'a>(
 /// exact duplicates across tenants. Public for the fuzzers and tests.
 pub struct Decoder {
     /// The source's name, shared by the provenance of every entry.
-    name: std::sync::Arc<str>,
+    name: std::sync::Arc<String>,
     limits: ItemLimits,
     /// Tags made through `{tenant_id:slug}` in this fetch, and the tenant each came from.
     slugs: SlugClaims,
@@ -462,7 +462,7 @@ impl Decoder {
     /// A decoder for one fetch of the source `config` describes.
     pub fn new(config: &LiveCloudSourceConfig) -> Decoder {
         Decoder {
-            name: config.name.as_str().into(),
+            name: std::sync::Arc::new(config.name.clone()),
             limits: config.limits,
             slugs: SlugClaims::default(),
             out: SourceEntries::default(),
@@ -542,7 +542,7 @@ impl Decoder {
                     tag,
                     provenance: Provenance {
                         source: self.name.clone(),
-                        item: label,
+                        item: label.into(),
                     },
                 });
             }

@@ -8,6 +8,7 @@ pub mod fusion;
 pub mod http;
 pub mod json_items;
 pub mod livecloud;
+pub mod rendered_tags;
 pub mod tag;
 
 use std::fmt;

@@ -168,6 +168,15 @@ impl TagTemplate {
         })
     }
 
+    /// The names of the fields the template reads, in its order (a field read twice is named
+    /// twice): with the template, their values are all a rendering depends on.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Field { name, .. } => Some(name.as_str()),
+            Part::Text(_) => None,
+        })
+    }
+
     /// The tag for one item, whose fields `field` looks up. The reason on failure names what
     /// is missing or what the tag syntax refused, for the rejected-item report. `claims` holds
     /// the tags this fetch has already made through a slug, and whose values they came from.
@@ -396,10 +405,15 @@ impl TagRule {
         max_tag_len: usize,
         claims: &mut SlugClaims,
     ) -> Result<Tag, String> {
-        if let Some(tag) = key.and_then(|k| self.overrides.get(k)) {
+        if let Some(tag) = self.override_for(key) {
             return Ok(tag.clone());
         }
         self.template.render(field, max_tag_len, claims)
+    }
+
+    /// The explicit tag of an item whose override key is `key`, which wins over the template.
+    pub fn override_for(&self, key: Option<&str>) -> Option<&Tag> {
+        key.and_then(|k| self.overrides.get(k))
     }
 }
 

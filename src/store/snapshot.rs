@@ -5,6 +5,7 @@
 //! therefore come back exactly as it was saved: the same entries, in the same order (the
 //! resolver ranks items by it), with the same provenance, or not at all.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -89,7 +90,7 @@ impl Store {
                 // At most 15 digits: always below i64::MAX.
                 let (lo, hi) = (lo as i64, hi.map(|hi| hi as i64));
                 let item_source =
-                    (&*entry.provenance.source != source).then_some(&*entry.provenance.source);
+                    (*entry.provenance.source != source).then_some(&*entry.provenance.source);
                 insert
                     .execute(params![
                         snapshot_id,
@@ -97,7 +98,7 @@ impl Store {
                         lo,
                         hi,
                         entry.tag.as_str(),
-                        entry.provenance.item,
+                        entry.provenance.item.text(),
                         item_source
                     ])
                     .map_err(|e| sql_err(path, format!("{}, entry {seq}", context()))(e))?;
@@ -141,7 +142,7 @@ impl Store {
             .map_err(|e| sql_err(path, context())(e))?;
         let mut entries = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         let mut tags = TagCache::default();
-        let shared_source: Arc<str> = source.into();
+        let shared_source = Arc::new(source.to_string());
         while let Some(row) = rows.next().map_err(|e| sql_err(path, context())(e))? {
             let seq = row
                 .get::<_, i64>(0)
@@ -242,7 +243,7 @@ impl Store {
 
 fn decode(
     row: &rusqlite::Row<'_>,
-    source: &Arc<str>,
+    source: &Arc<String>,
     tags: &mut TagCache,
 ) -> Result<Entry, String> {
     let number = |column: usize| -> Result<Number, String> {
@@ -262,9 +263,9 @@ fn decode(
         }
     };
     let tag = tags.parse(text(row, 3)?)?;
-    let item = text(row, 4)?.to_string();
+    let item = text(row, 4)?.into();
     let provenance_source = match opt_text(row, 5)? {
-        Some(other) => Arc::from(other),
+        Some(other) => Arc::new(other.to_string()),
         None => source.clone(),
     };
     Ok(Entry {
@@ -282,6 +283,8 @@ fn decode(
 fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
+    // One buffer for every entry's item label, most of which are rendered, not held.
+    let mut item = String::new();
     let mut field = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
@@ -298,8 +301,11 @@ fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
             }
         }
         field(entry.tag.as_str().as_bytes());
-        field(entry.provenance.item.as_bytes());
-        let item_source = if &*entry.provenance.source == source {
+        item.clear();
+        // Writing to a String cannot fail.
+        let _ = write!(item, "{}", entry.provenance.item);
+        field(item.as_bytes());
+        let item_source = if *entry.provenance.source == source {
             ""
         } else {
             &*entry.provenance.source

@@ -51,8 +51,8 @@ fn range(source: &str, lo: &str, hi: &str, tag_text: &str, item: &str) -> Entry 
         coverage: Coverage::Range(NumberRange::between(n(lo), n(hi)).unwrap()),
         tag: tag(tag_text),
         provenance: Provenance {
-            source: source.into(),
-            item: item.to_string(),
+            source: std::sync::Arc::new(source.into()),
+            item: item.into(),
         },
     }
 }
@@ -62,8 +62,8 @@ fn prefix(source: &str, digits: &str, tag_text: &str, item: &str) -> Entry {
         coverage: Coverage::Prefix(OpenPrefix::parse(digits).unwrap()),
         tag: tag(tag_text),
         provenance: Provenance {
-            source: source.into(),
-            item: item.to_string(),
+            source: std::sync::Arc::new(source.into()),
+            item: item.into(),
         },
     }
 }

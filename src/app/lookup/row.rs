@@ -1,6 +1,7 @@
 //! One number's answer as a flat row (`lookup --csv`, its JSON Lines, the admin port's
 //! `/lookup`), and the verdict that sums it up.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -77,7 +78,7 @@ pub struct LookupRow<'a> {
     pub owner: Option<Owner>,
     pub desired_tag: Option<&'a str>,
     pub source: Option<&'a str>,
-    pub item: Option<&'a str>,
+    pub item: Option<Cow<'a, str>>,
     pub verdict: Verdict,
     /// Why a bad line is not a number.
     pub error: Option<String>,

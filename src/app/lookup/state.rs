@@ -111,7 +111,7 @@ impl LookupState {
             }),
             desired: desired.map(|entry| LookupEntry {
                 source: entry.provenance.source.to_string(),
-                item: entry.provenance.item.clone(),
+                item: entry.provenance.item.to_string(),
                 coverage: entry.coverage.to_string(),
                 tag: entry.tag.clone(),
             }),
@@ -144,8 +144,8 @@ impl LookupState {
                 }
             }),
             desired_tag: desired.map(|e| e.tag.as_str()),
-            source: desired.map(|e| &*e.provenance.source),
-            item: desired.map(|e| e.provenance.item.as_str()),
+            source: desired.map(|e| e.provenance.source.as_str()),
+            item: desired.map(|e| e.provenance.item.text()),
             verdict: verdict(rule, desired),
             error: None,
         }
