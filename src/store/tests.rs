@@ -527,6 +527,18 @@ fn the_newest_unfinished_plan_is_the_one_returned() {
     assert_eq!(store.unfinished_journal().unwrap().unwrap().id, first);
 }
 
+/// Each op of the unfinished journal: its state and attempts.
+fn progress(store: &Store) -> Vec<(OpState, u32)> {
+    store
+        .unfinished_journal()
+        .unwrap()
+        .unwrap()
+        .ops
+        .iter()
+        .map(|op| (op.state, op.attempts))
+        .collect()
+}
+
 #[test]
 fn a_batch_is_marked_in_one_commit_all_or_nothing() {
     let mut store = Store::open_in_memory().unwrap();
@@ -534,16 +546,8 @@ fn a_batch_is_marked_in_one_commit_all_or_nothing() {
     store.journal_mark_batch_in_flight(plan, &[0, 2]).unwrap();
     store.journal_mark_batch_in_flight(plan, &[0, 2]).unwrap();
     store.journal_mark_batch_done(plan, &[0]).unwrap();
-    let states: Vec<(OpState, u32)> = store
-        .unfinished_journal()
-        .unwrap()
-        .unwrap()
-        .ops
-        .iter()
-        .map(|op| (op.state, op.attempts))
-        .collect();
     assert_eq!(
-        states,
+        progress(&store),
         [
             (OpState::Done, 2),
             (OpState::Pending, 0),
@@ -553,15 +557,14 @@ fn a_batch_is_marked_in_one_commit_all_or_nothing() {
     // An unknown op anywhere in the batch: none of it is recorded.
     let err = store.journal_mark_batch_done(plan, &[1, 2, 9]).unwrap_err();
     assert!(err.to_string().contains('9'), "{err}");
-    let after: Vec<OpState> = store
-        .unfinished_journal()
-        .unwrap()
-        .unwrap()
-        .ops
-        .iter()
-        .map(|op| op.state)
-        .collect();
-    assert_eq!(after, [OpState::Done, OpState::Pending, OpState::InFlight]);
+    assert_eq!(
+        progress(&store),
+        [
+            (OpState::Done, 2),
+            (OpState::Pending, 0),
+            (OpState::InFlight, 2)
+        ]
+    );
     store.journal_finish(plan, "applied").unwrap();
     assert!(store.journal_mark_batch_done(plan, &[1]).is_err());
 }
@@ -608,15 +611,7 @@ proptest::proptest! {
                     }
                 }
             }
-            let recorded: Vec<(OpState, u32)> = store
-                .unfinished_journal()
-                .unwrap()
-                .unwrap()
-                .ops
-                .iter()
-                .map(|op| (op.state, op.attempts))
-                .collect();
-            proptest::prop_assert_eq!(&recorded, &model);
+            proptest::prop_assert_eq!(&progress(&store), &model);
         }
     }
 }
