@@ -6,9 +6,9 @@
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{corrupt, int, sql_err, text, Store, StoreError, STORED_TAG_MAX_LEN};
+use super::{corrupt, int, sql_err, text, Store, StoreError};
 use crate::dialplan::pattern::Pattern;
-use crate::dialplan::rule::{DialPlanRule, HeldText, Tag};
+use crate::dialplan::rule::{DialPlanRule, HeldText};
 
 /// One rule of the mirrored dial plan and whether dialsync owns it (its Name was
 /// `dialplan.rule_name` when it was read). Ownership is recorded rather than recomputed so the
@@ -155,25 +155,6 @@ fn decode(row: &rusqlite::Row<'_>, index: i64, held: &mut HeldText) -> Result<Mi
         },
         owned,
     })
-}
-
-/// Remembers the tags already parsed during one read.
-#[derive(Default)]
-pub(super) struct TagCache {
-    parsed: std::collections::HashMap<String, Tag>,
-}
-
-impl TagCache {
-    /// A tag dialsync wrote (a snapshot's, a journal's after-route): checked again, so that
-    /// a corrupt row is found.
-    pub(super) fn parse(&mut self, text: &str) -> Result<Tag, String> {
-        if let Some(tag) = self.parsed.get(text) {
-            return Ok(tag.clone());
-        }
-        let tag = Tag::parse(text, STORED_TAG_MAX_LEN).map_err(|e| format!("tag {text:?}: {e}"))?;
-        self.parsed.insert(text.to_string(), tag.clone());
-        Ok(tag)
-    }
 }
 
 /// A digest of the mirror's rows as stored, `rules` sorted by index.

@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::mirror::TagCache;
-use super::{corrupt, int, opt_text, sql_err, text, to_sql_int, Store, StoreError};
+use super::{
+    corrupt, int, opt_text, sql_err, text, to_sql_int, Store, StoreError, STORED_TAG_MAX_LEN,
+};
+use crate::dialplan::rule::Tag;
 use crate::number::{Number, NumberRange, OpenPrefix};
 use crate::resolve::{Coverage, Entry, Provenance};
 
@@ -313,4 +315,23 @@ fn snapshot_digest(source: &str, entries: &[Entry]) -> String {
         field(item_source.as_bytes());
     }
     format!("{:x}", hasher.finalize())
+}
+
+/// Remembers the tags already parsed during one read.
+#[derive(Default)]
+struct TagCache {
+    parsed: std::collections::HashMap<String, Tag>,
+}
+
+impl TagCache {
+    /// A tag dialsync wrote (a snapshot's): checked again, so that
+    /// a corrupt row is found.
+    fn parse(&mut self, text: &str) -> Result<Tag, String> {
+        if let Some(tag) = self.parsed.get(text) {
+            return Ok(tag.clone());
+        }
+        let tag = Tag::parse(text, STORED_TAG_MAX_LEN).map_err(|e| format!("tag {text:?}: {e}"))?;
+        self.parsed.insert(text.to_string(), tag.clone());
+        Ok(tag)
+    }
 }
