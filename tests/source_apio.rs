@@ -533,3 +533,70 @@ async fn slugged_tags_collide_across_groups_of_one_source() {
     );
     assert_clean(&sim);
 }
+
+/// A fetch given the digest of the answer its snapshot came from only digests the pages, and
+/// says so when they are the same bytes; when they differ, it reads them again and decodes.
+#[tokio::test]
+async fn an_unchanged_answer_is_digested_not_decoded() {
+    use dialsync::source::{Fetched, LastAnswer};
+    let sim = start().await;
+    seed(&sim);
+    let mut source = ApioSource::new(config(&sim, jwt(&sim), foo())).unwrap();
+    let context = b"version and config".to_vec();
+    let first = match source
+        .fetch_since(&LastAnswer {
+            context: context.clone(),
+            digest: None,
+        })
+        .await
+        .unwrap()
+    {
+        Fetched::Decoded(out) => out,
+        Fetched::Unchanged(_) => panic!("nothing to compare with"),
+    };
+    assert_seeded(&first);
+    let digest = first.answer.clone().expect("digested");
+    let lists = sim.state().list_requests;
+    let last = LastAnswer {
+        context: context.clone(),
+        digest: Some(digest.clone()),
+    };
+    match source.fetch_since(&last).await.unwrap() {
+        Fetched::Unchanged(same) => assert_eq!(same, digest),
+        Fetched::Decoded(_) => panic!("the same pages were decoded"),
+    }
+    assert_eq!(sim.state().list_requests - lists, 2);
+
+    // Another context (a new version, an edited config) is another digest.
+    let elsewhere = LastAnswer {
+        context: b"another config".to_vec(),
+        digest: Some(digest.clone()),
+    };
+    assert!(matches!(
+        source.fetch_since(&elsewhere).await.unwrap(),
+        Fetched::Decoded(_)
+    ));
+
+    sim.state()
+        .group("footenant", "foogroup")
+        .numbers
+        .push(number("+3226127009", "", true));
+    let lists = sim.state().list_requests;
+    let changed = match source.fetch_since(&last).await.unwrap() {
+        Fetched::Decoded(out) => out,
+        Fetched::Unchanged(_) => panic!("a new number went unseen"),
+    };
+    assert_eq!(
+        sim.state().list_requests - lists,
+        4,
+        "digested, then decoded"
+    );
+    assert!(
+        covered(&changed).iter().any(|c| c.contains("3226127009")),
+        "{:?}",
+        covered(&changed)
+    );
+    assert_ne!(changed.answer, Some(digest));
+    assert_eq!(changed.entries.len(), first.entries.len() + 1);
+    assert_clean(&sim);
+}

@@ -73,6 +73,8 @@ pub struct DialPlanSettings {
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
+    /// The SHA-256 of its path and text: equal digests, the same configuration.
+    pub digest: String,
     pub agent: AgentSettings,
     /// `[admin] listen`.
     pub admin_listen: SocketAddr,

@@ -116,6 +116,7 @@ impl ConfigFile<'_> {
         }
         Ok(Config {
             path: self.path.clone(),
+            digest: text_digest(&self.path, self.text),
             agent,
             admin_listen,
             dialplan,
@@ -179,4 +180,12 @@ impl ConfigFile<'_> {
             create: raw.create.unwrap_or(false),
         })
     }
+}
+
+/// The digest of the file's path and text: what decides a cycle's outcome besides what the
+/// sources and the SBC answer (relative paths are read from the file's directory).
+fn text_digest(path: &std::path::Path, text: &str) -> String {
+    let mut read = crate::net::answer_digest::AnswerHasher::default();
+    read.answer(&path.to_string_lossy(), 0, text.as_bytes());
+    read.finish(b"").as_str().to_string()
 }

@@ -14,7 +14,9 @@
 //! - [`tls`]: a failed TLS handshake told from other connection failures;
 //! - [`reason`] and [`preview`]: failures and answers in words fit for a log line;
 //! - [`oauth`]: OAuth2 client credentials, fetched and cached;
-//! - [`secret`]: secrets read from files that only the service may read.
+//! - [`secret`]: secrets read from files that only the service may read;
+//! - [`answer_digest`]: the digest of a read's answers, byte for byte, so an unchanged
+//!   read is known without decoding it.
 //!
 //! Warnings go through `tracing`, like every other log line.
 //!
@@ -28,6 +30,7 @@
 //! saves; the applier, which reads back between attempts of a write, drives its own loop
 //! around [`retry::next_attempt`].
 
+pub mod answer_digest;
 pub mod backoff;
 pub mod client;
 pub mod endpoint;

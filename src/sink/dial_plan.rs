@@ -3,6 +3,7 @@
 //! writing to it now. The planner plans from it; the applier guards and verifies against it.
 
 use crate::dialplan::rule::{DialPlanRule, UnreadableRow};
+use crate::net::answer_digest::{AnswerDigest, AnswerHasher};
 use crate::plan::ownership::{self, OwnershipBreach};
 use crate::plan::Plan;
 
@@ -20,6 +21,9 @@ pub struct DeviceDialPlan {
     pub upgrading: Option<String>,
     /// The running configuration differs from flash.
     pub save_needed: bool,
+    /// The digest of the rules and unreadable rows read ([`dial_plan_digest`]): equal digests, the
+    /// same dial plan as far as any plan or audit can tell.
+    pub answer: AnswerDigest,
 }
 
 impl DeviceDialPlan {
@@ -42,6 +46,7 @@ impl DeviceDialPlan {
         rules.sort_by_key(|r| r.index);
         unreadable.sort_by_key(|r| r.index);
         DeviceDialPlan {
+            answer: dial_plan_digest(&rules, &unreadable),
             plan_index,
             rules,
             unreadable,
@@ -66,4 +71,33 @@ impl DeviceDialPlan {
             adopt_foreign,
         )
     }
+}
+
+/// The digest of a dial plan: every field of every rule and unreadable row a plan or an audit
+/// reads, in index order. Of what was read, for a cycle to know it read the same dial plan as
+/// the last one; of what a cycle left after applying, for the next cycle to know it reads
+/// what was written.
+pub fn dial_plan_digest(rules: &[DialPlanRule], unreadable: &[UnreadableRow]) -> AnswerDigest {
+    let mut plan = AnswerHasher::default();
+    plan.start("rules", 0);
+    for rule in rules {
+        let DialPlanRule {
+            index,
+            name,
+            prefix,
+            tag,
+        } = rule;
+        plan.field(&index.to_le_bytes());
+        plan.field(name.as_bytes());
+        plan.field(prefix.as_str().as_bytes());
+        plan.field(tag.as_str().as_bytes());
+    }
+    plan.end();
+    plan.start("unreadable", 0);
+    for UnreadableRow { index, reason } in unreadable {
+        plan.field(&index.to_le_bytes());
+        plan.field(reason.as_bytes());
+    }
+    plan.end();
+    plan.finish(b"")
 }

@@ -23,7 +23,7 @@ mod write_settings;
 
 pub use applier::Apply;
 pub use control::ApplyControl;
-pub use dial_plan::DeviceDialPlan;
+pub use dial_plan::{dial_plan_digest, DeviceDialPlan};
 pub use error::SinkError;
 pub use report::{ApplyReport, SettleReport};
 pub use target::{Answer, Attempt, Target};

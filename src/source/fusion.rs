@@ -28,8 +28,9 @@ use super::body_seen::BodySeen;
 use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, Opened, SourceHttp};
 use super::rendered_tags::RenderedTags;
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
-use super::{ItemLimits, Rejected, SourceEntries, SourceError};
+use super::{ItemLimits, LastAnswer, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
+use crate::net::answer_digest::AnswerHasher;
 use crate::net::preview::{preview_json, truncate};
 use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange};
@@ -224,11 +225,17 @@ impl FusionSource {
 
     /// Reads the whole feed, every page, within the source's `timeout`.
     pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
-        let (name, timeout) = (self.config.name.clone(), self.config.timeout);
-        within(&name, timeout, self.fetch_all()).await
+        self.fetch_since(&LastAnswer::default()).await
     }
 
-    async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
+    /// [`Self::fetch`], its answers' digest keyed by `last`'s context.
+    pub async fn fetch_since(&mut self, last: &LastAnswer) -> Result<SourceEntries, SourceError> {
+        let (name, timeout) = (self.config.name.clone(), self.config.timeout);
+        within(&name, timeout, self.fetch_all(last)).await
+    }
+
+    async fn fetch_all(&mut self, last: &LastAnswer) -> Result<SourceEntries, SourceError> {
+        let mut answer = AnswerHasher::default();
         let instance = format!("{}/draas/{}", self.base, self.config.draas_instance);
         let mut parser = Parser::new(&self.config, self.fixed_tag.clone());
         match self.config.feed.clone() {
@@ -238,7 +245,7 @@ impl FusionSource {
                     self.config.group_uuid
                 );
                 let size = self.config.page_size;
-                self.read_list(&url, size, List::PhoneUsage, &mut parser)
+                self.read_list(&url, size, List::PhoneUsage, &mut parser, &mut answer)
                     .await?;
             }
             FusionFeed::Ranges { path } => {
@@ -248,7 +255,7 @@ impl FusionSource {
                         .replace("{group_uuid}", &self.config.group_uuid)
                 );
                 let size = self.config.page_size;
-                self.read_list(&url, size, List::Ranges, &mut parser)
+                self.read_list(&url, size, List::Ranges, &mut parser, &mut answer)
                     .await?;
             }
             FusionFeed::OcNumbers {
@@ -262,14 +269,17 @@ impl FusionSource {
                         subscription,
                         include_unprovisioned,
                     };
-                    self.read_list(&url, size, list, &mut parser).await?;
+                    self.read_list(&url, size, list, &mut parser, &mut answer)
+                        .await?;
                 }
             }
         }
-        Ok(parser.finish())
+        let mut entries = parser.finish();
+        entries.answer = Some(answer.finish(&last.context));
+        Ok(entries)
     }
 
-    /// Reads every page of one list into `parser`: the first page at `url`, then each page
+    /// Reads every page of one list into `parser`, and into `answer` as it came: the first page at `url`, then each page
     /// its predecessor's `next` names, until a page names none. A 404 for the first page is
     /// an empty list (Fusion's list endpoints answer so); for a later page, or a cursor that
     /// comes back, the chain is broken and the whole fetch fails.
@@ -279,6 +289,7 @@ impl FusionSource {
         page_size: Option<u32>,
         list: List<'_>,
         parser: &mut Parser,
+        answer: &mut AnswerHasher,
     ) -> Result<(), SourceError> {
         parser.start_list();
         let mut seen_cursors = HashSet::new();
@@ -292,13 +303,21 @@ impl FusionSource {
                 Opened::Streaming(body) => {
                     let status = body.status;
                     let mut decoder = phone_usage::UsageDecoder::new();
+                    answer.start(&page_url, status.as_u16());
                     let seen = self
                         .http
-                        .read_stream(&page_url, body, |chunk| decoder.feed(parser, chunk))
+                        .read_stream(&page_url, body, |chunk| {
+                            answer.body(chunk);
+                            decoder.feed(parser, chunk)
+                        })
                         .await?;
+                    answer.end();
                     self.usage_page(&page_url, status, &seen, decoder, parser)?
                 }
-                Opened::Whole(answer) => self.whole_page(&page_url, page, answer, list, parser)?,
+                Opened::Whole(whole) => {
+                    answer.answer(&page_url, whole.status.as_u16(), &whole.body);
+                    self.whole_page(&page_url, page, whole, list, parser)?
+                }
             };
             page += 1;
             match self.follow(&page_url, next, &mut seen_cursors)? {

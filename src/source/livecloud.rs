@@ -27,7 +27,8 @@ use serde_json::Value;
 
 use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
-use super::{ItemLimits, Rejected, SourceEntries, SourceError};
+use super::{ItemLimits, LastAnswer, Rejected, SourceEntries, SourceError};
+use crate::net::answer_digest::AnswerHasher;
 use crate::net::oauth::{ClientCredentials, OAuthError, TokenCache};
 use crate::net::preview::{preview_json, truncate};
 use crate::net::secret::Secret;
@@ -141,23 +142,36 @@ impl LiveCloudSource {
 
     /// Reads every page of every configured tenant within `timeout`.
     pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
-        let (name, timeout) = (self.config.name.clone(), self.config.timeout);
-        within(&name, timeout, self.fetch_all()).await
+        self.fetch_since(&LastAnswer::default()).await
     }
 
-    async fn fetch_all(&mut self) -> Result<SourceEntries, SourceError> {
+    /// [`Self::fetch`], its answers' digest keyed by `last`'s context.
+    pub async fn fetch_since(&mut self, last: &LastAnswer) -> Result<SourceEntries, SourceError> {
+        let (name, timeout) = (self.config.name.clone(), self.config.timeout);
+        within(&name, timeout, self.fetch_all(last)).await
+    }
+
+    async fn fetch_all(&mut self, last: &LastAnswer) -> Result<SourceEntries, SourceError> {
         let mut decoder = Decoder::new(&self.config);
+        let mut answer = AnswerHasher::default();
         for tenant in self.config.ms_tenant_ids.clone() {
-            let items = self.tenant_numbers(&tenant).await?;
+            let items = self.tenant_numbers(&tenant, &mut answer).await?;
             for item in &items {
                 decoder.item(&tenant, &self.config.tags, item);
             }
         }
-        Ok(decoder.finish())
+        let mut entries = decoder.finish();
+        entries.answer = Some(answer.finish(&last.context));
+        Ok(entries)
     }
 
-    /// Every number of `tenant`, all pages, checked for a consistent chain.
-    async fn tenant_numbers(&self, tenant: &str) -> Result<Vec<Value>, SourceError> {
+    /// Every number of `tenant`, all pages, checked for a consistent chain; each page is fed
+    /// to `digest` as it came.
+    async fn tenant_numbers(
+        &self,
+        tenant: &str,
+        digest: &mut AnswerHasher,
+    ) -> Result<Vec<Value>, SourceError> {
         let size = self.config.page_size;
         let mut chain = PageChain::new(size, self.config.max_pages);
         loop {
@@ -177,6 +191,7 @@ impl LiveCloudSource {
                     message: problem_detail(&answer),
                 });
             }
+            digest.answer(&url, answer.status.as_u16(), &answer.body);
             let body: Value = self.http.json(&url, &answer)?;
             match chain.push(&body) {
                 Ok(false) => {}

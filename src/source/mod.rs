@@ -15,6 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Classify, ErrorClass};
+use crate::net::answer_digest::{AnswerDigest, AnswerHasher};
 use crate::resolve::Entry;
 
 /// The limits every source applies to the items it accepts (`[dialplan]` in the config).
@@ -54,6 +55,39 @@ impl fmt::Display for Rejected {
 pub struct SourceEntries {
     pub entries: Vec<Entry>,
     pub rejected: Vec<Rejected>,
+    /// The digest of the answers they were decoded from (see [`LastAnswer`]).
+    pub answer: Option<AnswerDigest>,
+}
+
+/// What the agent knew of a source's last answer when it asks again.
+#[derive(Clone, Debug, Default)]
+pub struct LastAnswer {
+    /// What decides what an answer decodes into besides its bytes (the program's version,
+    /// the configuration): it keys the digest, so a new version or an edited config never
+    /// takes an old decoding for its own.
+    pub context: Vec<u8>,
+    /// The digest of the answer the stored snapshot was decoded from.
+    pub digest: Option<AnswerDigest>,
+}
+
+/// A fetch's result.
+#[derive(Debug)]
+pub enum Fetched {
+    Decoded(SourceEntries),
+    /// Byte for byte the answer [`LastAnswer::digest`] names, so not decoded again: the
+    /// snapshot decoded from it stands. A distinct variant rather than an empty list, which
+    /// would read as a source that emptied.
+    Unchanged(AnswerDigest),
+}
+
+impl Fetched {
+    /// The entries of a fetch given no digest to compare with, which always decodes.
+    fn into_decoded(self) -> SourceEntries {
+        match self {
+            Fetched::Decoded(entries) => entries,
+            Fetched::Unchanged(_) => unreachable!("a fetch with no last answer decodes"),
+        }
+    }
 }
 
 impl SourceEntries {
@@ -263,6 +297,11 @@ pub struct FileSource {
 
 impl FileSource {
     pub async fn fetch(&self) -> Result<SourceEntries, SourceError> {
+        self.fetch_since(&LastAnswer::default()).await
+    }
+
+    /// [`Self::fetch`], the file's digest keyed by `last`'s context.
+    pub async fn fetch_since(&self, last: &LastAnswer) -> Result<SourceEntries, SourceError> {
         let failed = |error| SourceError::File {
             source_name: self.name.clone(),
             error,
@@ -293,7 +332,12 @@ impl FileSource {
                 source,
             })
         })?;
-        file::parse_csv(bytes.as_slice(), &self.name, &shown, self.limits).map_err(failed)
+        let mut answer = AnswerHasher::default();
+        answer.answer(&shown, 0, &bytes);
+        let mut entries =
+            file::parse_csv(bytes.as_slice(), &self.name, &shown, self.limits).map_err(failed)?;
+        entries.answer = Some(answer.finish(&last.context));
+        Ok(entries)
     }
 }
 
@@ -339,11 +383,21 @@ impl Source {
 
     /// Fetches the whole desired state of this source, within its configured timeout.
     pub async fn fetch(&mut self) -> Result<SourceEntries, SourceError> {
+        self.fetch_since(&LastAnswer::default())
+            .await
+            .map(Fetched::into_decoded)
+    }
+
+    /// Fetches the whole desired state of this source, within its configured timeout, and
+    /// decodes it unless it is the answer `last` names. Only APIO, whose answers are many
+    /// small pages, holds them back undecoded to compare; the others decode as they read and
+    /// say [`Fetched::Decoded`] with the digest, equal or not.
+    pub async fn fetch_since(&mut self, last: &LastAnswer) -> Result<Fetched, SourceError> {
         match self {
-            Source::Fusion(s) => s.fetch().await,
-            Source::Apio(s) => s.fetch().await,
-            Source::LiveCloud(s) => s.fetch().await,
-            Source::File(s) => s.fetch().await,
+            Source::Fusion(s) => s.fetch_since(last).await.map(Fetched::Decoded),
+            Source::Apio(s) => s.fetch_since(last).await,
+            Source::LiveCloud(s) => s.fetch_since(last).await.map(Fetched::Decoded),
+            Source::File(s) => s.fetch_since(last).await.map(Fetched::Decoded),
         }
     }
 }
