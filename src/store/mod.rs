@@ -22,6 +22,7 @@ mod lock;
 mod mirror;
 mod schema;
 mod snapshot;
+mod steady_state;
 
 #[cfg(test)]
 mod tests;
@@ -41,7 +42,8 @@ pub use journal::{JournalOp, JournalPlan, OpState, PlanId};
 pub use lock::{LockHolder, StateLock};
 pub use mirror::MirrorRule;
 pub use schema::SUPPORTED_VERSION;
-pub use snapshot::{Snapshot, SnapshotSummary};
+pub use snapshot::{Snapshot, SnapshotAnswer, SnapshotSummary};
+pub use steady_state::SteadyState;
 
 /// How long a statement waits for another process's lock (a `check` reading, a second agent
 /// migrating) before failing as busy.

@@ -13,7 +13,7 @@
 pub const APPLICATION_ID: i32 = 0x6469_616c;
 
 /// Migration `n` (from 1) brings a database from `user_version` `n - 1` to `n`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The newest schema version this build reads and writes.
 pub const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -204,4 +204,21 @@ INSERT INTO journal_op_v6 (plan_id, seq, rule_index, before_prefix, before_tag, 
     FROM journal_op;
 DROP TABLE journal_op;
 ALTER TABLE journal_op_v6 RENAME TO journal_op;
+";
+
+/// Version 7: what a snapshot was decoded from (the digest of the source's answers, byte for
+/// byte, keyed by the program's version and config) and the items that answer had refused, so
+/// a cycle whose answer is the same bytes can take the snapshot as it stands, rejected items
+/// included, without decoding it again. NULL: not known (saved by an older version), which
+/// only means the next answer is decoded.
+const V7: &str = "
+ALTER TABLE source_snapshot ADD COLUMN answer_digest TEXT;
+
+CREATE TABLE snapshot_rejected (
+    snapshot_id INTEGER NOT NULL REFERENCES source_snapshot (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    item        TEXT    NOT NULL,
+    reason      TEXT    NOT NULL,
+    PRIMARY KEY (snapshot_id, seq)
+) STRICT, WITHOUT ROWID;
 ";

@@ -32,6 +32,16 @@ pub struct SnapshotSummary {
     pub source: String,
     pub fetched_at_unix: i64,
     pub entry_count: u64,
+    /// The digest of the answer it was decoded from, when known.
+    pub answer_digest: Option<String>,
+}
+
+/// What a snapshot was decoded from: the digest of the source's answers and the items they
+/// refused (item, reason), kept so that the same answer need not be decoded again.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SnapshotAnswer<'a> {
+    pub digest: Option<&'a str>,
+    pub rejected: &'a [(&'a str, &'a str)],
 }
 
 impl Store {
@@ -43,6 +53,17 @@ impl Store {
         fetched_at_unix: i64,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
+        self.save_snapshot_of(source, fetched_at_unix, entries, SnapshotAnswer::default())
+    }
+
+    /// [`Self::save_snapshot`], with what the entries were decoded from.
+    pub fn save_snapshot_of(
+        &mut self,
+        source: &str,
+        fetched_at_unix: i64,
+        entries: &[Entry],
+        answer: SnapshotAnswer<'_>,
+    ) -> Result<(), StoreError> {
         let Store { conn, path, .. } = self;
         let count = to_sql_int(path, "snapshot entry count", entries.len() as u64)?;
         let digest = snapshot_digest(source, entries);
@@ -52,13 +73,14 @@ impl Store {
         let context = || format!("cannot save the snapshot of source {source:?}");
         let unchanged = tx
             .execute(
-                "UPDATE source_snapshot SET fetched_at_unix = ?2
+                "UPDATE source_snapshot SET fetched_at_unix = ?2, answer_digest = ?5
                  WHERE source = ?1 AND digest = ?3 AND entry_count = ?4",
-                params![source, fetched_at_unix, digest, count],
+                params![source, fetched_at_unix, digest, count, answer.digest],
             )
             .map_err(|e| sql_err(path, context())(e))?
             == 1;
         if unchanged {
+            save_rejected(&tx, source, answer.rejected).map_err(|e| sql_err(path, context())(e))?;
             return tx.commit().map_err(|e| sql_err(path, context())(e));
         }
         // Children first: letting ON DELETE CASCADE do it costs one foreign-key action per row.
@@ -68,14 +90,22 @@ impl Store {
             [source],
         )
         .map_err(|e| sql_err(path, context())(e))?;
+        tx.execute(
+            "DELETE FROM snapshot_rejected WHERE snapshot_id =
+                 (SELECT id FROM source_snapshot WHERE source = ?1)",
+            [source],
+        )
+        .map_err(|e| sql_err(path, context())(e))?;
         tx.execute("DELETE FROM source_snapshot WHERE source = ?1", [source])
             .map_err(|e| sql_err(path, context())(e))?;
         tx.execute(
-            "INSERT INTO source_snapshot (source, fetched_at_unix, entry_count, digest)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![source, fetched_at_unix, count, digest],
+            "INSERT INTO source_snapshot (source, fetched_at_unix, entry_count, digest,
+                                          answer_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![source, fetched_at_unix, count, digest, answer.digest],
         )
         .map_err(|e| sql_err(path, context())(e))?;
+        save_rejected(&tx, source, answer.rejected).map_err(|e| sql_err(path, context())(e))?;
         let snapshot_id = tx.last_insert_rowid();
         {
             let mut insert = tx
@@ -182,7 +212,8 @@ impl Store {
         let mut select = self
             .conn
             .prepare_cached(
-                "SELECT source, fetched_at_unix, entry_count FROM source_snapshot ORDER BY source",
+                "SELECT source, fetched_at_unix, entry_count, answer_digest FROM source_snapshot
+                 ORDER BY source",
             )
             .map_err(sql_err(path, "cannot list snapshots"))?;
         let mut rows = select
@@ -212,13 +243,76 @@ impl Store {
                     &reason,
                 )
             })?;
+            let answer_digest = opt_text(row, 3)
+                .map_err(|reason| {
+                    corrupt(
+                        path,
+                        "source_snapshot",
+                        format!("source {source:?}"),
+                        &reason,
+                    )
+                })?
+                .map(str::to_string);
             summaries.push(SnapshotSummary {
                 source,
                 fetched_at_unix,
                 entry_count,
+                answer_digest,
             });
         }
         Ok(summaries)
+    }
+
+    /// Marks `source`'s snapshot as answered again at `fetched_at_unix` by the answer
+    /// `answer_digest` names, which it was decoded from. An error, changing nothing, when the
+    /// snapshot is not (or no longer) that answer's: its entries would be taken for another
+    /// answer's.
+    pub fn touch_snapshot(
+        &mut self,
+        source: &str,
+        fetched_at_unix: i64,
+        answer_digest: &str,
+    ) -> Result<(), StoreError> {
+        let updated = self
+            .conn
+            .execute(
+                "UPDATE source_snapshot SET fetched_at_unix = ?2
+                 WHERE source = ?1 AND answer_digest = ?3",
+                params![source, fetched_at_unix, answer_digest],
+            )
+            .map_err(sql_err(
+                &self.path,
+                format!("cannot update the snapshot of source {source:?}"),
+            ))?;
+        if updated != 1 {
+            return Err(corrupt(
+                &self.path,
+                "source_snapshot",
+                format!("source {source:?}"),
+                "no longer the snapshot of the answer the source gave (changed during the cycle)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The items the answer `source`'s snapshot was decoded from refused: (item, reason), in
+    /// the order the source gave them.
+    pub fn snapshot_rejected(&self, source: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let path = &self.path;
+        let context = || format!("cannot read the rejected items of source {source:?}");
+        let mut select = self
+            .conn
+            .prepare_cached(
+                "SELECT item, reason FROM snapshot_rejected WHERE snapshot_id =
+                     (SELECT id FROM source_snapshot WHERE source = ?1)
+                 ORDER BY seq",
+            )
+            .map_err(|e| sql_err(path, context())(e))?;
+        let rows = select
+            .query_map([source], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| sql_err(path, context())(e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| sql_err(path, context())(e))
     }
 
     /// Forgets `source`'s snapshot (the source was removed from the config). Returns whether
@@ -229,12 +323,15 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| sql_err(path, context())(e))?;
-        tx.execute(
+        for children in [
             "DELETE FROM snapshot_entry WHERE snapshot_id =
                  (SELECT id FROM source_snapshot WHERE source = ?1)",
-            [source],
-        )
-        .map_err(|e| sql_err(path, context())(e))?;
+            "DELETE FROM snapshot_rejected WHERE snapshot_id =
+                 (SELECT id FROM source_snapshot WHERE source = ?1)",
+        ] {
+            tx.execute(children, [source])
+                .map_err(|e| sql_err(path, context())(e))?;
+        }
         let deleted = tx
             .execute("DELETE FROM source_snapshot WHERE source = ?1", [source])
             .map_err(|e| sql_err(path, context())(e))?;
@@ -334,4 +431,25 @@ impl TagCache {
         self.parsed.insert(text.to_string(), tag.clone());
         Ok(tag)
     }
+}
+
+/// Replaces the rejected items of `source`'s snapshot (inside the caller's transaction).
+fn save_rejected(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    rejected: &[(&str, &str)],
+) -> rusqlite::Result<()> {
+    let id: i64 = tx.query_row(
+        "SELECT id FROM source_snapshot WHERE source = ?1",
+        [source],
+        |row| row.get(0),
+    )?;
+    tx.execute("DELETE FROM snapshot_rejected WHERE snapshot_id = ?1", [id])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO snapshot_rejected (snapshot_id, seq, item, reason) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (seq, (item, reason)) in rejected.iter().enumerate() {
+        insert.execute(params![id, seq as i64, item, reason])?;
+    }
+    Ok(())
 }

@@ -416,17 +416,20 @@ fn snapshots_round_trip_ranges_prefixes_and_provenance() {
             SnapshotSummary {
                 source: "apio".into(),
                 fetched_at_unix: 1_700_000_060,
-                entry_count: 1
+                entry_count: 1,
+                answer_digest: None,
             },
             SnapshotSummary {
                 source: "empty".into(),
                 fetched_at_unix: 1_700_000_120,
-                entry_count: 0
+                entry_count: 0,
+                answer_digest: None,
             },
             SnapshotSummary {
                 source: "fusion".into(),
                 fetched_at_unix: 1_700_000_000,
-                entry_count: 5
+                entry_count: 5,
+                answer_digest: None,
             },
         ]
     );
@@ -954,4 +957,114 @@ fn a_foreign_write_lock_is_busy_and_transient_and_names_the_file() {
     assert_eq!(error.class(), ErrorClass::Transient);
     locker.execute_batch("ROLLBACK").unwrap();
     store.replace_mirror(&sample_mirror()).unwrap();
+}
+
+#[test]
+fn a_snapshot_keeps_its_answer_digest_and_rejected_items_and_is_touched_only_by_that_answer() {
+    let mut store = Store::open_in_memory().unwrap();
+    let entries = sample_entries("fusion");
+    let answer = |digest, rejected| SnapshotAnswer { digest, rejected };
+    store
+        .save_snapshot_of(
+            "fusion",
+            1,
+            &entries,
+            answer(
+                Some("d1"),
+                &[("line 3", "not a number"), ("line 9", "empty tag")],
+            ),
+        )
+        .unwrap();
+    let summary = |store: &Store| store.snapshot_sources().unwrap().remove(0);
+    assert_eq!(summary(&store).answer_digest.as_deref(), Some("d1"));
+    let rejected = store.snapshot_rejected("fusion").unwrap();
+    assert_eq!(
+        rejected,
+        [
+            ("line 3".to_string(), "not a number".to_string()),
+            ("line 9".to_string(), "empty tag".to_string())
+        ]
+    );
+
+    store.touch_snapshot("fusion", 5, "d1").unwrap();
+    assert_eq!(summary(&store).fetched_at_unix, 5);
+    // Another answer's digest changes nothing and says so.
+    let refused = store.touch_snapshot("fusion", 6, "d2").unwrap_err();
+    assert!(refused.to_string().contains("fusion"), "{refused}");
+    assert_eq!(summary(&store).fetched_at_unix, 5);
+    assert!(store.touch_snapshot("absent", 6, "d1").is_err());
+
+    // The same entries from another answer (its rejected items changed): the digest and the
+    // rejected items follow the answer, the entries stay.
+    store
+        .save_snapshot_of("fusion", 7, &entries, answer(Some("d3"), &[]))
+        .unwrap();
+    assert_eq!(summary(&store).answer_digest.as_deref(), Some("d3"));
+    assert!(store.snapshot_rejected("fusion").unwrap().is_empty());
+    // Other entries with no digest (a forced empty snapshot): nothing can be touched.
+    store.save_snapshot("fusion", 8, &[]).unwrap();
+    assert_eq!(summary(&store).answer_digest, None);
+    assert!(store.touch_snapshot("fusion", 9, "d3").is_err());
+    assert!(store.delete_snapshot("fusion").unwrap());
+    assert!(store.snapshot_rejected("fusion").unwrap().is_empty());
+}
+
+#[test]
+fn snapshots_saved_by_version_6_survive_the_upgrade_without_an_answer_digest() {
+    let dir = TempDir::new("v6");
+    let path = dir.db();
+    {
+        let conn = raw(&path);
+        for sql in &schema::MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+    }
+    let entries = sample_entries("fusion");
+    {
+        // Saved as version 6 saved it: no answer digest, no rejected items.
+        let conn = raw(&path);
+        conn.execute(
+            "INSERT INTO source_snapshot (id, source, fetched_at_unix, entry_count)
+             VALUES (1, 'fusion', 3, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SUPPORTED_VERSION);
+    let summary = store.snapshot_sources().unwrap().remove(0);
+    assert_eq!((summary.fetched_at_unix, summary.answer_digest), (3, None));
+    assert!(store.touch_snapshot("fusion", 4, "d1").is_err());
+    assert_eq!(store.steady_state().unwrap(), None);
+    store
+        .save_snapshot_of(
+            "fusion",
+            5,
+            &entries,
+            SnapshotAnswer {
+                digest: Some("d1"),
+                rejected: &[],
+            },
+        )
+        .unwrap();
+    store.touch_snapshot("fusion", 6, "d1").unwrap();
+}
+
+#[test]
+fn the_steady_state_is_one_record_replaced_or_forgotten_whole() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.steady_state().unwrap(), None);
+    let steady = |inputs: &str| SteadyState {
+        inputs: inputs.into(),
+        findings: format!("{{\"of\":\"{inputs}\"}}"),
+    };
+    store.set_steady_state(Some(&steady("a b"))).unwrap();
+    assert_eq!(store.steady_state().unwrap(), Some(steady("a b")));
+    store.set_steady_state(Some(&steady("c d"))).unwrap();
+    assert_eq!(store.steady_state().unwrap(), Some(steady("c d")));
+    store.set_steady_state(None).unwrap();
+    assert_eq!(store.steady_state().unwrap(), None);
 }
