@@ -111,7 +111,7 @@ pub fn verdict(assigned: bool, winner: Option<Winner>) -> Option<Verdict> {
 }
 
 /// How many numbers got each verdict.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditCounts {
     /// Assigned numbers whose winning rule carries the desired tag (owned or foreign).
     pub routed: u64,

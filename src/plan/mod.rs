@@ -170,7 +170,7 @@ pub struct ForeignConflict {
 }
 
 /// How many ops of each kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct OpCounts {
     pub adds: usize,
     pub modifies: usize,

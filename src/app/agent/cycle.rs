@@ -4,19 +4,21 @@
 
 use std::time::{Duration, Instant};
 
-use super::audit::audit_cycle;
+use super::audit::{audit_cycle, CycleAudit};
 use super::mode::Mode;
 use super::report::{confirmed_ops, CycleError, CycleReport, Outcome, SourceState};
 use super::setup::Agent;
+use super::steady::{Findings, Inputs};
 use crate::app::clock::now_unix_ms;
 use crate::app::daemon::Watchdog;
 use crate::compile::compile;
 use crate::dialplan::rule::DialPlanRule;
 use crate::error::{Classify, ErrorClass};
-use crate::plan::{self, Plan, Policy, Route};
+use crate::net::answer_digest::AnswerDigest;
+use crate::plan::{self, Plan, PlanSettings, Policy, Route};
 use crate::resolve::{resolve, Mapping};
 use crate::sink::ApplyControl;
-use crate::sink::{DeviceDialPlan, SinkError};
+use crate::sink::{dial_plan_digest, DeviceDialPlan, SinkError};
 use crate::store::{PhaseTiming, StoreError};
 
 /// How many cycles the history keeps.
@@ -114,9 +116,40 @@ impl Agent {
 
         let fetched = self.fetch_all().await;
         phase.end("fetch", report);
-        let (entries, emptied) = self.stand_in(fetched, mode, report)?;
+        let gathered = self.stand_in(fetched, mode, report)?;
         phase.end("snapshots", report);
 
+        // The last steady cycle, if the sources answered as they did then: the SBC is read
+        // first, to see whether this whole cycle is steady.
+        let steady = match (&gathered.sources, mode) {
+            (Some(sources), Mode::Sync) if report.settled.is_none() => self
+                .store
+                .steady_state()?
+                .filter(|steady| Findings::sources_match(steady, sources)),
+            _ => None,
+        };
+        let mut device = None;
+        if let Some(steady) = &steady {
+            let read =
+                self.read_and_mirror(mode, report, |_| Findings::recorded_desired_rules(steady));
+            let read = read.await?;
+            let inputs = gathered.sources.clone().map(|sources| Inputs {
+                sources,
+                device: read.answer.clone(),
+            });
+            let found = inputs.and_then(|inputs| Findings::recorded(steady, &inputs));
+            phase.end("read", report);
+            if let Some(findings) = found {
+                return self
+                    .conclude(mode, stop, report, Decided::Steady(findings), read, phase)
+                    .await;
+            }
+            device = Some(read);
+        }
+
+        let sources = gathered.sources.clone();
+        let emptied = gathered.emptied.clone();
+        let entries = gathered.entries(&self.store)?;
         let resolution = resolve(&entries);
         report.conflicts = resolution
             .conflicts
@@ -133,23 +166,16 @@ impl Agent {
         drop(entries);
         phase.end("resolve", report);
 
-        let device = match self.read_device(mode).await {
-            Ok(device) => device,
-            Err(error) => {
-                // The rules wanted are still reported (and graphed) while the SBC cannot be
-                // read: a desired count falling to 0 with every outage would look like the
-                // sources emptying.
-                report.desired_rules = self.desired(&mapping).len();
-                return Err(error.into());
+        let device = match device {
+            Some(device) => device,
+            None => {
+                let read =
+                    self.read_and_mirror(mode, report, |agent| agent.desired(&mapping).len());
+                let read = read.await?;
+                phase.end("read", report);
+                read
             }
         };
-        report.unreadable_rows = device.unreadable.clone();
-        for row in &device.unreadable {
-            tracing::warn!(index = row.index, reason = %row.reason, "unreadable dial-plan row left alone");
-        }
-        report.sbc_read = true;
-        self.mirror(&device.rules)?;
-        phase.end("read", report);
 
         // Compiled after the read, not before: the script being parsed and the desired rules
         // were the peak of a 100k-rule cycle when held together (9 MB of its 45 MB).
@@ -178,14 +204,52 @@ impl Agent {
         );
         drop(desired);
         phase.end("plan", report);
+        let decided = Decided::Computed {
+            plan,
+            mapping,
+            replan: Replan { sources, settings },
+        };
+        self.conclude(mode, stop, report, decided, device, phase)
+            .await
+    }
 
+    /// Applies what the cycle decided, refreshes the mirror, audits, and records the steady
+    /// state for the next cycle.
+    async fn conclude(
+        &mut self,
+        mode: &Mode,
+        stop: &ApplyControl,
+        report: &mut CycleReport,
+        decided: Decided,
+        mut device: DeviceDialPlan,
+        mut phase: Phases,
+    ) -> Result<(), CycleFailure> {
+        let rule_name = self.config.dialplan.rule_name.clone();
+        let (plan, audit_of) = match decided {
+            Decided::Steady(findings) => {
+                tracing::info!(
+                    "the sources and the SBC answered as in the last steady cycle: its findings \
+                     stand"
+                );
+                phase.end("steady", report);
+                report.conflicts = findings.conflicts.clone();
+                report.desired_rules = findings.desired_rules;
+                report.policy = self.config.agent.policy;
+                (findings.plan(), AuditOf::Steady(findings))
+            }
+            Decided::Computed {
+                plan,
+                mapping,
+                replan,
+            } => (plan, AuditOf::Computed { mapping, replan }),
+        };
         let apply = match mode {
             Mode::DryRun => false,
             Mode::Sync => !plan.is_blocked(),
             Mode::Force { checksum } if *checksum == plan.checksum => true,
             Mode::Force { checksum } => {
                 // The SBC was read: the refusal must not report (and record) its rules as 0.
-                report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
+                report.owned_rules = owned(&device.rules, &rule_name);
                 report.foreign_rules = device.rules.len() - report.owned_rules;
                 report.plan = Some(plan);
                 return Err(CycleFailure::ChecksumMismatch {
@@ -205,10 +269,10 @@ impl Agent {
             } else {
                 Outcome::Planned
             };
-            report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
+            report.owned_rules = owned(&device.rules, &rule_name);
             report.foreign_rules = device.rules.len() - report.owned_rules;
             report.plan = Some(plan);
-            report.audit = audit_cycle(&mapping, &device.rules, &self.config.dialplan.rule_name);
+            report.audit = audit_of.audit(&device.rules, &rule_name);
             phase.end("audit", report);
             return Ok(());
         }
@@ -223,7 +287,7 @@ impl Agent {
             Ok(applied) => applied,
             Err(error) => {
                 report.plan = Some(plan);
-                report.owned_rules = owned(&device.rules, &self.config.dialplan.rule_name);
+                report.owned_rules = owned(&device.rules, &rule_name);
                 report.foreign_rules = device.rules.len() - report.owned_rules;
                 return Err(error.into());
             }
@@ -232,21 +296,33 @@ impl Agent {
         // ops the SBC confirmed, which leaves out those it refused and, after a stop, those
         // never sent. (Keeping the rules as read instead made a sync that added 240 rules and
         // had one refused report "0 rules owned", and `lookup` miss all 240 until the next
-        // cycle.)
-        let rule_name = self.config.dialplan.rule_name.clone();
-        let after = plan::apply(&device.rules, confirmed_ops(&plan, &applied), &rule_name);
-        // The dial plan as read is done with: `after` replaces it, and the audit below builds
-        // its own index over `after`; holding both was 8 MB of a 100k-rule first sync's peak.
-        drop(device);
-        self.mirror(&after)?;
+        // cycle.) With nothing confirmed, that is the dial plan as read, already mirrored.
+        let confirmed = confirmed_ops(&plan, &applied);
+        let all_confirmed = confirmed.len() == plan.ops.len();
+        let unreadable = std::mem::take(&mut device.unreadable);
+        let after = if confirmed.is_empty() {
+            device.rules
+        } else {
+            let after = plan::apply(&device.rules, confirmed, &rule_name);
+            // The dial plan as read is done with: `after` replaces it, and the audit below
+            // builds its own index over `after`; holding both was 8 MB of a 100k-rule first
+            // sync's peak.
+            drop(device);
+            self.mirror(&after)?;
+            after
+        };
         report.owned_rules = owned(&after, &rule_name);
         report.foreign_rules = after.len() - report.owned_rules;
         if let Mode::Force { .. } = mode {
             // The operator accepted the emptied sources: their empty answers become the
             // snapshots, so the next cycle does not block on them again.
-            for name in &emptied {
+            let emptied = report
+                .sources
+                .iter()
+                .filter(|s| s.state == SourceState::Emptied);
+            for source in emptied {
                 self.store
-                    .save_snapshot(name, now_unix_ms() / 1000, &[])
+                    .save_snapshot(&source.name, now_unix_ms() / 1000, &[])
                     .map_err(CycleFailure::Store)?;
             }
         }
@@ -264,9 +340,61 @@ impl Agent {
         report.plan = Some(plan);
         report.applied = Some(applied);
         phase.end("record", report);
-        report.audit = audit_cycle(&mapping, &after, &rule_name);
+        report.audit = audit_of.audit(&after, &rule_name);
         phase.end("audit", report);
+        if let AuditOf::Computed { replan, mapping } = audit_of {
+            // Steady when the dial plan it leaves is the one it wanted: every op confirmed,
+            // none stopped. The findings recorded are those of the cycle that will read that
+            // dial plan next, so the next cycle, if nothing changes, takes them. Any other
+            // cycle that applies forgets the steady state.
+            let steady = match (mode, replan.sources, &report.audit, &report.plan) {
+                (Mode::Sync, Some(sources), Some(audit), Some(plan))
+                    if report.outcome == Outcome::Converged && all_confirmed =>
+                {
+                    // A plan that wrote nothing was made on this very dial plan. One that
+                    // wrote is made again on what it left (no op, unless a policy held some
+                    // back), compiled anew rather than held through the apply, where the
+                    // desired rules were 5 MB of a 100k-rule first sync's peak.
+                    let next = (!plan.ops.is_empty()).then(|| {
+                        let desired = self.desired(&mapping);
+                        drop(mapping);
+                        plan::plan(&desired, &after, &unreadable, &[], &replan.settings)
+                    });
+                    let device = dial_plan_digest(&after, &unreadable);
+                    let next = next.as_ref().unwrap_or(plan);
+                    Findings::of(&report.conflicts, report.desired_rules, next, audit)
+                        .and_then(|findings| findings.record(&Inputs { sources, device }))
+                }
+                _ => None,
+            };
+            self.store.set_steady_state(steady.as_ref())?;
+        }
         Ok(())
+    }
+
+    /// Reads the SBC's dial plan and refreshes the mirror from it. When the read fails, the
+    /// rules wanted are still reported (and graphed), as `desired` counts them: a desired
+    /// count falling to 0 with every outage would look like the sources emptying.
+    async fn read_and_mirror(
+        &mut self,
+        mode: &Mode,
+        report: &mut CycleReport,
+        desired: impl FnOnce(&Agent) -> usize,
+    ) -> Result<DeviceDialPlan, CycleFailure> {
+        let device = match self.read_device(mode).await {
+            Ok(device) => device,
+            Err(error) => {
+                report.desired_rules = desired(self);
+                return Err(error.into());
+            }
+        };
+        report.unreadable_rows = device.unreadable.clone();
+        for row in &device.unreadable {
+            tracing::warn!(index = row.index, reason = %row.reason, "unreadable dial-plan row left alone");
+        }
+        report.sbc_read = true;
+        self.mirror(&device.rules)?;
+        Ok(device)
     }
 
     /// The SBC's dial plan, created first if it is missing and the config allows it.
@@ -302,6 +430,40 @@ impl Agent {
         let rule_name = &self.config.dialplan.rule_name;
         self.store
             .replace_mirror_rows(rules.iter().map(|rule| (rule, *rule.name == **rule_name)))
+    }
+}
+
+/// What a cycle decided to apply: a plan it computed, or the empty plan of the last steady
+/// cycle, whose inputs were its own.
+enum Decided {
+    Steady(Findings),
+    Computed {
+        plan: Plan,
+        mapping: Mapping,
+        replan: Replan,
+    },
+}
+
+/// What a computed cycle keeps to plan again on the dial plan it leaves, and so record the
+/// steady state the next cycle will find.
+struct Replan {
+    /// `None` when a source failed or gave no digest: such a cycle is never steady.
+    sources: Option<AnswerDigest>,
+    settings: PlanSettings,
+}
+
+/// Where the audit of the dial plan a cycle leaves comes from.
+enum AuditOf {
+    Steady(Findings),
+    Computed { mapping: Mapping, replan: Replan },
+}
+
+impl AuditOf {
+    fn audit(&self, rules: &[DialPlanRule], rule_name: &str) -> Option<CycleAudit> {
+        match self {
+            AuditOf::Steady(findings) => Some(findings.audit()),
+            AuditOf::Computed { mapping, .. } => audit_cycle(mapping, rules, rule_name),
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 //! the last good snapshot for a source that failed, resolve, compile, read the SBC (refreshing
 //! the mirror), plan, gate, apply, record.
 //!
-//! Every cycle recomputes from scratch (level-triggered), so whatever a crash, a hand edit on
-//! the SBC or a failed apply left behind is simply the next cycle's starting point. The cycle
+//! Every cycle reads everything anew and decides from what it read (level-triggered), so
+//! whatever a crash, a hand edit on the SBC or a failed apply left behind is simply the next
+//! cycle's starting point. (What it read being, byte for byte, what the last steady cycle
+//! read, it takes that cycle's findings instead of recomputing them: `steady`.) The cycle
 //! never returns an error: whatever happened is a [`CycleReport`], recorded in the state
 //! database for `check`, `status` and `history`, because an operator must be able to read why
 //! a cycle failed without the logs.
@@ -13,6 +15,7 @@
 //! - `cycle`: the cycle itself, phase by phase;
 //! - `fetch`: its first phase, every source at once with last good snapshots standing in;
 //! - `audit`: the audit of the dial plan the cycle leaves, against what it resolved;
+//! - `steady`: when a cycle's inputs are those of the last cycle that changed nothing;
 //! - `report`: what a cycle did, as a person, `/status` and the state database read it.
 
 mod audit;
@@ -21,6 +24,7 @@ mod fetch;
 mod mode;
 mod report;
 mod setup;
+mod steady;
 
 pub use audit::{CycleAudit, AUDIT_EXAMPLES};
 pub use mode::Mode;
