@@ -546,7 +546,7 @@ async fn an_unchanged_answer_is_digested_not_decoded() {
     let first = match source
         .fetch_since(&LastAnswer {
             context: context.clone(),
-            digest: None,
+            ..LastAnswer::default()
         })
         .await
         .unwrap()
@@ -560,6 +560,7 @@ async fn an_unchanged_answer_is_digested_not_decoded() {
     let last = LastAnswer {
         context: context.clone(),
         digest: Some(digest.clone()),
+        trail: first.trail.clone(),
     };
     match source.fetch_since(&last).await.unwrap() {
         Fetched::Unchanged(same) => assert_eq!(same, digest),
@@ -570,7 +571,7 @@ async fn an_unchanged_answer_is_digested_not_decoded() {
     // Another context (a new version, an edited config) is another digest.
     let elsewhere = LastAnswer {
         context: b"another config".to_vec(),
-        digest: Some(digest.clone()),
+        ..last.clone()
     };
     assert!(matches!(
         source.fetch_since(&elsewhere).await.unwrap(),

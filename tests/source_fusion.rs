@@ -1260,3 +1260,54 @@ async fn the_oc_emulator_is_as_strict_as_fusion_and_no_more() {
     assert!(unexpected[0].contains("unknown parameter colour"));
     assert!(unexpected[1].contains("without a Bearer token"));
 }
+
+/// A `phone_usage` fetch given the digest of the answer its snapshot came from only digests
+/// the body, and says so when it is the same bytes; when it differs, the answer is read again
+/// and decoded.
+#[tokio::test]
+async fn an_unchanged_phone_usage_answer_is_digested_not_decoded() {
+    use dialsync::source::{Fetched, LastAnswer};
+    let sim = start(FusionSimConfig::default()).await;
+    seed(&sim);
+    let tags = rule("Trunk={tenant}", &[("Netaxis DEV", "Trunk=netaxis-dev")]);
+    let mut source = FusionSource::new(config(&sim, login(&sim), tags)).unwrap();
+    let context = b"version and config".to_vec();
+    let first = match source
+        .fetch_since(&LastAnswer {
+            context: context.clone(),
+            ..LastAnswer::default()
+        })
+        .await
+        .unwrap()
+    {
+        Fetched::Decoded(out) => out,
+        Fetched::Unchanged(_) => panic!("nothing to compare with"),
+    };
+    assert_eq!(first.entries.len(), 4);
+    let last = LastAnswer {
+        context,
+        digest: first.answer.clone(),
+        trail: first.trail.clone(),
+    };
+    let asked = sim.state().list_requests;
+    match source.fetch_since(&last).await.unwrap() {
+        Fetched::Unchanged(same) => assert_eq!(Some(same), first.answer),
+        Fetched::Decoded(_) => panic!("the same answer was decoded"),
+    }
+    assert_eq!(sim.state().list_requests - asked, 1);
+
+    sim.state().phone_usages[1] = usage("+27102851546", "Netaxis DEV");
+    let asked = sim.state().list_requests;
+    let changed = match source.fetch_since(&last).await.unwrap() {
+        Fetched::Decoded(out) => out,
+        Fetched::Unchanged(_) => panic!("a changed number went unseen"),
+    };
+    assert_eq!(
+        sim.state().list_requests - asked,
+        2,
+        "digested, then decoded"
+    );
+    assert_eq!(covered(&changed)[1], "+27102851546 Trunk=netaxis-dev");
+    assert_ne!(changed.answer, first.answer);
+    assert_clean(&sim);
+}

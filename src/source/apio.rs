@@ -34,7 +34,7 @@ use super::http::{check_url, within, Auth, HttpAnswer, HttpConfig, SourceHttp};
 use super::tag::{SlugClaims, TagRule, TagTemplate, TemplateError};
 use super::{Fetched, ItemLimits, LastAnswer, Rejected, SourceEntries, SourceError};
 use crate::dialplan::rule::Tag;
-use crate::net::answer_digest::{AnswerDigest, AnswerHasher};
+use crate::net::answer_digest::AnswerHasher;
 use crate::net::preview::{json_failure, preview_bytes, preview_json};
 use crate::net::secret::Secret;
 use crate::number::{Number, NumberRange, OpenPrefix};
@@ -198,31 +198,39 @@ impl ApioSource {
 
     async fn fetch_all(&self, last: &LastAnswer) -> Result<Fetched, SourceError> {
         // With a last answer to compare with, the pages are first only digested: decoding was
-        // a third of an unchanged cycle. Only when they differ are they read again and
-        // decoded, which costs a change a second read of every page. (Holding the pages to
-        // decode them after the comparison held the whole answer at once: 50 MB at 100k
-        // items, the gateway's items being about 270 bytes of mostly empty fields.)
+        // a third of an unchanged cycle. At the first page that differs from the last
+        // answer's, the pages are read again from the start and decoded: that costs a change
+        // a second read of the pages before it. (Holding the pages to decode them after the
+        // comparison held the whole answer at once: 50 MB at 100k items, the gateway's items
+        // being about 270 bytes of mostly empty fields.)
         if let Some(known) = &last.digest {
-            let digest = self.read_all(None, &last.context).await?;
-            if &digest == known {
-                return Ok(Fetched::Unchanged(digest));
+            let following = AnswerHasher::following(last.trail.clone());
+            if let Some(digest) = self.read_all(None, following).await? {
+                let digest = digest.finish(&last.context);
+                if &digest == known {
+                    return Ok(Fetched::Unchanged(digest));
+                }
             }
         }
         let mut decoder = Decoder::new(&self.config);
-        let digest = self.read_all(Some(&mut decoder), &last.context).await?;
+        let digest = self
+            .read_all(Some(&mut decoder), AnswerHasher::default())
+            .await?
+            .unwrap_or_default();
         let mut entries = decoder.finish();
-        entries.answer = Some(digest);
+        entries.trail = digest.trail();
+        entries.answer = Some(digest.finish(&last.context));
         Ok(Fetched::Decoded(entries))
     }
 
     /// Reads every list of every group into `decoder` (if any), each page as it comes, and
-    /// returns the digest of the answers.
+    /// into `digest`. Without a decoder, stops (`None`) at the first page that leaves the
+    /// trail `digest` follows.
     async fn read_all(
         &self,
         mut decoder: Option<&mut Decoder>,
-        context: &[u8],
-    ) -> Result<AnswerDigest, SourceError> {
-        let mut digest = AnswerHasher::default();
+        mut digest: AnswerHasher,
+    ) -> Result<Option<AnswerHasher>, SourceError> {
         // A `FuturesOrdered` yields the answers in the configured order, so what the decoder
         // sees (duplicates kept first, rejected items numbered) does not depend on timing.
         let mut groups = self.config.groups.iter();
@@ -237,15 +245,15 @@ impl ApioSource {
             let (group, lists) = answer?;
             for (list, url, answer) in lists {
                 digest.answer(&url, answer.status.as_u16(), &answer.body);
-                if answer.status == StatusCode::NOT_FOUND {
-                    continue;
-                }
-                if let Some(decoder) = decoder.as_deref_mut() {
-                    self.decode(decoder, group, list, url, &answer)?;
+                match decoder.as_deref_mut() {
+                    None if digest.diverged() => return Ok(None),
+                    Some(_) | None if answer.status == StatusCode::NOT_FOUND => {}
+                    Some(decoder) => self.decode(decoder, group, list, url, &answer)?,
+                    None => {}
                 }
             }
         }
-        Ok(digest.finish(context))
+        Ok(Some(digest))
     }
 
     /// Decodes one answer of `list` for `group` into `decoder`.

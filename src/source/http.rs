@@ -10,6 +10,7 @@
 //! 401 or a 404 means depends on the endpoint. A failed TLS handshake is never retried. No
 //! message here ever carries a header.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -199,7 +200,8 @@ impl SourceHttp {
         self.send(Method::GET, url, auth, None, true).await
     }
 
-    /// Reads a streaming answer's body, handing each chunk to `feed` as it arrives, and
+    /// Reads a streaming answer's body, handing each chunk to `feed` as it arrives (until it
+    /// says [`ControlFlow::Break`]: the rest of the body is then left unread), and
     /// refusing it past the cap (counted as the bytes come); returns what was seen of it, for
     /// messages. A body that breaks off is [`SourceError::Http`], not sent again: `feed` has
     /// had part of it. The next cycle reads it anew.
@@ -207,7 +209,7 @@ impl SourceHttp {
         &self,
         url: &str,
         body: Streaming,
-        mut feed: impl FnMut(&[u8]),
+        mut feed: impl FnMut(&[u8]) -> ControlFlow<()>,
     ) -> Result<BodySeen, SourceError> {
         let mut response = body.response;
         let max = self.config.max_body as u64;
@@ -222,7 +224,10 @@ impl SourceHttp {
                         return Err(self.too_large(url));
                     }
                     seen.take(&chunk);
-                    feed(&chunk);
+                    if feed(&chunk).is_break() {
+                        // The reader has what it wanted; the rest of the body is never read.
+                        return Ok(seen);
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -249,8 +254,11 @@ impl SourceHttp {
             Opened::Streaming(streaming) => {
                 let (status, headers) = (streaming.status, streaming.response.headers().clone());
                 let mut body = Vec::new();
-                self.read_stream(url, streaming, |chunk| body.extend_from_slice(chunk))
-                    .await?;
+                self.read_stream(url, streaming, |chunk| {
+                    body.extend_from_slice(chunk);
+                    ControlFlow::Continue(())
+                })
+                .await?;
                 Ok(HttpAnswer {
                     status,
                     headers,

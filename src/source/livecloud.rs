@@ -161,6 +161,7 @@ impl LiveCloudSource {
             }
         }
         let mut entries = decoder.finish();
+        entries.trail = answer.trail();
         entries.answer = Some(answer.finish(&last.context));
         Ok(entries)
     }

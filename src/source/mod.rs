@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Classify, ErrorClass};
-use crate::net::answer_digest::{AnswerDigest, AnswerHasher};
+use crate::net::answer_digest::{AnswerDigest, AnswerHasher, AnswerTrail};
 use crate::resolve::Entry;
 
 /// The limits every source applies to the items it accepts (`[dialplan]` in the config).
@@ -55,8 +55,9 @@ impl fmt::Display for Rejected {
 pub struct SourceEntries {
     pub entries: Vec<Entry>,
     pub rejected: Vec<Rejected>,
-    /// The digest of the answers they were decoded from (see [`LastAnswer`]).
+    /// The digest of the answers they were decoded from (see [`LastAnswer`]), and its trail.
     pub answer: Option<AnswerDigest>,
+    pub trail: AnswerTrail,
 }
 
 /// What the agent knew of a source's last answer when it asks again.
@@ -66,8 +67,9 @@ pub struct LastAnswer {
     /// the configuration): it keys the digest, so a new version or an edited config never
     /// takes an old decoding for its own.
     pub context: Vec<u8>,
-    /// The digest of the answer the stored snapshot was decoded from.
+    /// The digest of the answer the stored snapshot was decoded from, and its trail.
     pub digest: Option<AnswerDigest>,
+    pub trail: AnswerTrail,
 }
 
 /// A fetch's result.
@@ -82,7 +84,7 @@ pub enum Fetched {
 
 impl Fetched {
     /// The entries of a fetch given no digest to compare with, which always decodes.
-    fn into_decoded(self) -> SourceEntries {
+    pub(crate) fn into_decoded(self) -> SourceEntries {
         match self {
             Fetched::Decoded(entries) => entries,
             Fetched::Unchanged(_) => unreachable!("a fetch with no last answer decodes"),
@@ -336,6 +338,7 @@ impl FileSource {
         answer.answer(&shown, 0, &bytes);
         let mut entries =
             file::parse_csv(bytes.as_slice(), &self.name, &shown, self.limits).map_err(failed)?;
+        entries.trail = answer.trail();
         entries.answer = Some(answer.finish(&last.context));
         Ok(entries)
     }
@@ -389,12 +392,12 @@ impl Source {
     }
 
     /// Fetches the whole desired state of this source, within its configured timeout, and
-    /// decodes it unless it is the answer `last` names. Only APIO, whose answers are many
-    /// small pages, holds them back undecoded to compare; the others decode as they read and
-    /// say [`Fetched::Decoded`] with the digest, equal or not.
+    /// decodes it unless it is the answer `last` names. APIO, and Fusion's `phone_usage`,
+    /// first only digest the answer; the others decode as they read and say
+    /// [`Fetched::Decoded`] with the digest, equal or not.
     pub async fn fetch_since(&mut self, last: &LastAnswer) -> Result<Fetched, SourceError> {
         match self {
-            Source::Fusion(s) => s.fetch_since(last).await.map(Fetched::Decoded),
+            Source::Fusion(s) => s.fetch_since(last).await,
             Source::Apio(s) => s.fetch_since(last).await,
             Source::LiveCloud(s) => s.fetch_since(last).await.map(Fetched::Decoded),
             Source::File(s) => s.fetch_since(last).await.map(Fetched::Decoded),

@@ -207,12 +207,14 @@ ALTER TABLE journal_op_v6 RENAME TO journal_op;
 ";
 
 /// Version 7: what a snapshot was decoded from (the digest of the source's answers, byte for
-/// byte, keyed by the program's version and config) and the items that answer had refused, so
+/// byte, keyed by the program's version and config, and the trail of checkpoints a new read
+/// can follow to the first difference) and the items that answer had refused, so
 /// a cycle whose answer is the same bytes can take the snapshot as it stands, rejected items
 /// included, without decoding it again. NULL: not known (saved by an older version), which
 /// only means the next answer is decoded.
 const V7: &str = "
 ALTER TABLE source_snapshot ADD COLUMN answer_digest TEXT;
+ALTER TABLE source_snapshot ADD COLUMN answer_trail BLOB;
 
 CREATE TABLE snapshot_rejected (
     snapshot_id INTEGER NOT NULL REFERENCES source_snapshot (id) ON DELETE CASCADE,

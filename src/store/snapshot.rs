@@ -32,8 +32,9 @@ pub struct SnapshotSummary {
     pub source: String,
     pub fetched_at_unix: i64,
     pub entry_count: u64,
-    /// The digest of the answer it was decoded from, when known.
+    /// The digest of the answer it was decoded from, when known, and its trail.
     pub answer_digest: Option<String>,
+    pub answer_trail: Vec<u8>,
 }
 
 /// What a snapshot was decoded from: the digest of the source's answers and the items they
@@ -41,6 +42,8 @@ pub struct SnapshotSummary {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SnapshotAnswer<'a> {
     pub digest: Option<&'a str>,
+    /// The checkpoints of the digest, end to end.
+    pub trail: &'a [u8],
     pub rejected: &'a [(&'a str, &'a str)],
 }
 
@@ -73,9 +76,17 @@ impl Store {
         let context = || format!("cannot save the snapshot of source {source:?}");
         let unchanged = tx
             .execute(
-                "UPDATE source_snapshot SET fetched_at_unix = ?2, answer_digest = ?5
+                "UPDATE source_snapshot SET fetched_at_unix = ?2, answer_digest = ?5,
+                                            answer_trail = ?6
                  WHERE source = ?1 AND digest = ?3 AND entry_count = ?4",
-                params![source, fetched_at_unix, digest, count, answer.digest],
+                params![
+                    source,
+                    fetched_at_unix,
+                    digest,
+                    count,
+                    answer.digest,
+                    answer.trail
+                ],
             )
             .map_err(|e| sql_err(path, context())(e))?
             == 1;
@@ -100,9 +111,16 @@ impl Store {
             .map_err(|e| sql_err(path, context())(e))?;
         tx.execute(
             "INSERT INTO source_snapshot (source, fetched_at_unix, entry_count, digest,
-                                          answer_digest)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![source, fetched_at_unix, count, digest, answer.digest],
+                                          answer_digest, answer_trail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                source,
+                fetched_at_unix,
+                count,
+                digest,
+                answer.digest,
+                answer.trail
+            ],
         )
         .map_err(|e| sql_err(path, context())(e))?;
         save_rejected(&tx, source, answer.rejected).map_err(|e| sql_err(path, context())(e))?;
@@ -212,8 +230,9 @@ impl Store {
         let mut select = self
             .conn
             .prepare_cached(
-                "SELECT source, fetched_at_unix, entry_count, answer_digest FROM source_snapshot
-                 ORDER BY source",
+                "SELECT source, fetched_at_unix, entry_count, answer_digest,
+                        coalesce(answer_trail, x'')
+                 FROM source_snapshot ORDER BY source",
             )
             .map_err(sql_err(path, "cannot list snapshots"))?;
         let mut rows = select
@@ -253,11 +272,20 @@ impl Store {
                     )
                 })?
                 .map(str::to_string);
+            let answer_trail: Vec<u8> = row.get(4).map_err(|e| {
+                corrupt(
+                    path,
+                    "source_snapshot",
+                    format!("source {source:?}"),
+                    e.to_string(),
+                )
+            })?;
             summaries.push(SnapshotSummary {
                 source,
                 fetched_at_unix,
                 entry_count,
                 answer_digest,
+                answer_trail,
             });
         }
         Ok(summaries)

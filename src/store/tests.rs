@@ -418,18 +418,21 @@ fn snapshots_round_trip_ranges_prefixes_and_provenance() {
                 fetched_at_unix: 1_700_000_060,
                 entry_count: 1,
                 answer_digest: None,
+                answer_trail: Vec::new(),
             },
             SnapshotSummary {
                 source: "empty".into(),
                 fetched_at_unix: 1_700_000_120,
                 entry_count: 0,
                 answer_digest: None,
+                answer_trail: Vec::new(),
             },
             SnapshotSummary {
                 source: "fusion".into(),
                 fetched_at_unix: 1_700_000_000,
                 entry_count: 5,
                 answer_digest: None,
+                answer_trail: Vec::new(),
             },
         ]
     );
@@ -963,7 +966,11 @@ fn a_foreign_write_lock_is_busy_and_transient_and_names_the_file() {
 fn a_snapshot_keeps_its_answer_digest_and_rejected_items_and_is_touched_only_by_that_answer() {
     let mut store = Store::open_in_memory().unwrap();
     let entries = sample_entries("fusion");
-    let answer = |digest, rejected| SnapshotAnswer { digest, rejected };
+    let answer = |digest, rejected| SnapshotAnswer {
+        digest,
+        trail: b"trail",
+        rejected,
+    };
     store
         .save_snapshot_of(
             "fusion",
@@ -977,6 +984,7 @@ fn a_snapshot_keeps_its_answer_digest_and_rejected_items_and_is_touched_only_by_
         .unwrap();
     let summary = |store: &Store| store.snapshot_sources().unwrap().remove(0);
     assert_eq!(summary(&store).answer_digest.as_deref(), Some("d1"));
+    assert_eq!(summary(&store).answer_trail, b"trail");
     let rejected = store.snapshot_rejected("fusion").unwrap();
     assert_eq!(
         rejected,
@@ -1046,6 +1054,7 @@ fn snapshots_saved_by_version_6_survive_the_upgrade_without_an_answer_digest() {
             &entries,
             SnapshotAnswer {
                 digest: Some("d1"),
+                trail: &[],
                 rejected: &[],
             },
         )

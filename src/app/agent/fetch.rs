@@ -11,7 +11,7 @@ use super::report::{CycleReport, SourceReport, SourceState};
 use super::setup::Agent;
 use super::steady;
 use crate::app::clock::now_unix_ms;
-use crate::net::answer_digest::AnswerDigest;
+use crate::net::answer_digest::{AnswerDigest, AnswerTrail};
 use crate::resolve::Entry;
 use crate::source::{Fetched, LastAnswer, Rejected, SourceError};
 use crate::store::{SnapshotAnswer, SnapshotSummary, Store, StoreError};
@@ -79,10 +79,14 @@ impl Agent {
             .zip(settings)
             .enumerate()
         {
+            let summary = known.iter().find(|s| s.source == settings.name);
             let last = LastAnswer {
                 context: context.clone(),
-                digest: known_answer(known.iter().find(|s| s.source == settings.name))
+                digest: known_answer(summary)
                     .map(|known| AnswerDigest::from_hex(known.to_string())),
+                trail: summary
+                    .and_then(|s| AnswerTrail::from_bytes(&s.answer_trail))
+                    .unwrap_or_default(),
             };
             tasks.spawn(async move {
                 let started = Instant::now();
@@ -226,8 +230,10 @@ impl Agent {
                                 .iter()
                                 .map(|r| (r.item.as_str(), r.reason.as_str()))
                                 .collect();
+                            let trail = answer.trail.to_bytes();
                             let saved = SnapshotAnswer {
                                 digest: answer.answer.as_ref().map(AnswerDigest::as_str),
+                                trail: &trail,
                                 rejected: &rejected,
                             };
                             self.store.save_snapshot_of(
