@@ -69,6 +69,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the runtime")
 }
 
+/// The runtime of a one-shot cycle (`sync`, `plan`, `apply`): one thread. A cycle's work is a
+/// sequence of phases; what runs at once is the sources' requests, which wait on the network,
+/// not on a core. On two worker threads, handing each of an unchanged cycle's 4,000 APIO
+/// answers between threads was a tenth of its CPU.
+fn one_cycle_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
 fn code(code: u8) -> ExitCode {
     ExitCode::from(code)
 }
@@ -92,7 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(&config_path)?;
             let mut out = io::stdout().lock();
             Ok(code(
-                runtime()?.block_on(commands::sync(config, dry_run, &mut out))?,
+                one_cycle_runtime()?.block_on(commands::sync(config, dry_run, &mut out))?,
             ))
         }
         Command::Plan { json } => {
@@ -100,7 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(&config_path)?;
             let mut out = io::stdout().lock();
             Ok(code(
-                runtime()?.block_on(commands::plan(config, json, &mut out))?,
+                one_cycle_runtime()?.block_on(commands::plan(config, json, &mut out))?,
             ))
         }
         Command::Apply { force: _, checksum } => {
@@ -108,7 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(&config_path)?;
             let mut out = io::stdout().lock();
             Ok(code(
-                runtime()?.block_on(commands::apply(config, &checksum, &mut out))?,
+                one_cycle_runtime()?.block_on(commands::apply(config, &checksum, &mut out))?,
             ))
         }
         Command::Lookup {
