@@ -19,11 +19,11 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::config::{apio_source, livecloud_source};
+use common::config::{apio_source, livecloud_source, seed_apio};
 use common::emulators::{start_apio, start_live};
 use common::sbc::sim_rule;
 use common::{command, Out, Rig, Settings};
-use dialsync::sim::apio::{self, ApioSim, ApioSimConfig};
+use dialsync::sim::apio::{ApioSim, ApioSimConfig};
 use dialsync::sim::livecloud::{live_number, LiveCloudSim, LiveSimConfig};
 use dialsync::sim::{apio::Fault as ApioFault, fusion::Fault as FusionFault};
 use dialsync::sim::{livecloud::Fault as LiveFault, BodyFault, WrongShape};
@@ -68,14 +68,7 @@ impl Lab {
     fn start() -> Lab {
         let rig = Rig::start();
         let apio = rig.block_on(start_apio(ApioSimConfig::default()));
-        {
-            let mut state = apio.state();
-            let group = state.group("t1", "g1");
-            group
-                .numbers
-                .push(apio::number("+3227000000", "+3227000009", true));
-            group.numbers.push(apio::number("+3227000100", "", true));
-        }
+        seed_apio(&apio);
         let live = rig.block_on(start_live(
             LiveSimConfig {
                 rate_max: 1000,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::assert_clean;
 use common::emulators::start_apio;
-use common::source::{covered, fast_http, tag_rule};
+use common::source::{covered, decoded, fast_http, first_answer, tag_rule};
 use dialsync::net::secret::Secret;
 use dialsync::sim::apio::{number, prefix, ApioSim, ApioSimConfig, Fault};
 use dialsync::source::apio::{ApioAuth, ApioConfig, ApioGroup, ApioSource, TAG_FIELDS};
@@ -543,17 +543,7 @@ async fn an_unchanged_answer_is_digested_not_decoded() {
     seed(&sim);
     let mut source = ApioSource::new(config(&sim, jwt(&sim), foo())).unwrap();
     let context = b"version and config".to_vec();
-    let first = match source
-        .fetch_since(&LastAnswer {
-            context: context.clone(),
-            ..LastAnswer::default()
-        })
-        .await
-        .unwrap()
-    {
-        Fetched::Decoded(out) => out,
-        Fetched::Unchanged(_) => panic!("nothing to compare with"),
-    };
+    let first = decoded(source.fetch_since(&first_answer(&context)).await.unwrap());
     assert_seeded(&first);
     let digest = first.answer.clone().expect("digested");
     let lists = sim.state().list_requests;
@@ -583,10 +573,7 @@ async fn an_unchanged_answer_is_digested_not_decoded() {
         .numbers
         .push(number("+3226127009", "", true));
     let lists = sim.state().list_requests;
-    let changed = match source.fetch_since(&last).await.unwrap() {
-        Fetched::Decoded(out) => out,
-        Fetched::Unchanged(_) => panic!("a new number went unseen"),
-    };
+    let changed = decoded(source.fetch_since(&last).await.unwrap());
     assert_eq!(
         sim.state().list_requests - lists,
         4,

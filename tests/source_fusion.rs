@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::emulators::start_fusion;
-use common::source::{covered, fast_http, tag_rule};
+use common::source::{covered, decoded, fast_http, first_answer, tag_rule};
 use common::{assert_clean, ANY_PORT};
 use dialsync::error::{Classify, ErrorClass};
 use dialsync::net::secret::Secret;
@@ -1272,17 +1272,7 @@ async fn an_unchanged_phone_usage_answer_is_digested_not_decoded() {
     let tags = rule("Trunk={tenant}", &[("Netaxis DEV", "Trunk=netaxis-dev")]);
     let mut source = FusionSource::new(config(&sim, login(&sim), tags)).unwrap();
     let context = b"version and config".to_vec();
-    let first = match source
-        .fetch_since(&LastAnswer {
-            context: context.clone(),
-            ..LastAnswer::default()
-        })
-        .await
-        .unwrap()
-    {
-        Fetched::Decoded(out) => out,
-        Fetched::Unchanged(_) => panic!("nothing to compare with"),
-    };
+    let first = decoded(source.fetch_since(&first_answer(&context)).await.unwrap());
     assert_eq!(first.entries.len(), 4);
     let last = LastAnswer {
         context,
@@ -1298,10 +1288,7 @@ async fn an_unchanged_phone_usage_answer_is_digested_not_decoded() {
 
     sim.state().phone_usages[1] = usage("+27102851546", "Netaxis DEV");
     let asked = sim.state().list_requests;
-    let changed = match source.fetch_since(&last).await.unwrap() {
-        Fetched::Decoded(out) => out,
-        Fetched::Unchanged(_) => panic!("a changed number went unseen"),
-    };
+    let changed = decoded(source.fetch_since(&last).await.unwrap());
     assert_eq!(
         sim.state().list_requests - asked,
         2,

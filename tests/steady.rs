@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::config::apio_source;
+use common::config::{apio_source, seed_apio};
 use common::emulators::start_apio;
 use common::sbc::{oc_dial_plan, sim_rule};
 use common::{Rig, Settings};
@@ -34,14 +34,7 @@ async fn start() -> (Rig, ApioSim) {
         "start,end,tag\n+3225000000,+3225000009,Trunk=static\n+3225000005,+3225000014,Trunk=lab2\n",
     );
     let apio = start_apio(ApioSimConfig::default()).await;
-    {
-        let mut state = apio.state();
-        let group = state.group("t1", "g1");
-        group
-            .numbers
-            .push(apio::number("+3227000000", "+3227000009", true));
-        group.numbers.push(apio::number("+3227000100", "", true));
-    }
+    seed_apio(&apio);
     rig.secret("apio-password", &apio.config().password);
     write_config(&rig, &apio, "");
     (rig, apio)

@@ -4,7 +4,7 @@
 
 use std::fmt::Display;
 
-use dialsync::sim::apio::ApioSim;
+use dialsync::sim::apio::{self, ApioSim};
 use dialsync::sim::fusion::FusionSim;
 use dialsync::sim::livecloud::LiveCloudSim;
 
@@ -42,6 +42,16 @@ timeout = "{timeout}"
         group = config.group_uuid,
         user = config.username,
     )
+}
+
+/// Seeds the group [`apio_source`] reads: ten numbers as a range, and one alone.
+pub fn seed_apio(apio: &ApioSim) {
+    let mut state = apio.state();
+    let group = state.group("t1", "g1");
+    group
+        .numbers
+        .push(apio::number("+3227000000", "+3227000009", true));
+    group.numbers.push(apio::number("+3227000100", "", true));
 }
 
 /// The source `apio`: group `t1`/`g1` through APIO core's JWT proxy, tagged `Trunk=apio`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use dialsync::dialplan::rule::Tag;
 use dialsync::source::http::HttpConfig;
 use dialsync::source::tag::{TagRule, TagTemplate};
-use dialsync::source::SourceEntries;
+use dialsync::source::{Fetched, LastAnswer, SourceEntries};
 
 /// Short timeouts and retries.
 pub fn fast_http() -> HttpConfig {
@@ -37,4 +37,20 @@ pub fn covered(out: &SourceEntries) -> Vec<String> {
         .iter()
         .map(|e| format!("{} {}", e.coverage, e.tag.as_str()))
         .collect()
+}
+
+/// What the agent gives a source before its first answer: the context its digest is keyed by.
+pub fn first_answer(context: &[u8]) -> LastAnswer {
+    LastAnswer {
+        context: context.to_vec(),
+        ..LastAnswer::default()
+    }
+}
+
+/// The entries of a fetch that had to decode its answer.
+pub fn decoded(fetched: Fetched) -> SourceEntries {
+    match fetched {
+        Fetched::Decoded(out) => out,
+        Fetched::Unchanged(_) => panic!("the answer was taken as unchanged, not decoded"),
+    }
 }
