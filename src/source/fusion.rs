@@ -325,10 +325,11 @@ impl FusionSource {
         Ok(entries)
     }
 
-    /// Reads every page of one list into `parser`, and into `answer` as it came: the first page at `url`, then each page
-    /// its predecessor's `next` names, until a page names none. A 404 for the first page is
-    /// an empty list (Fusion's list endpoints answer so); for a later page, or a cursor that
-    /// comes back, the chain is broken and the whole fetch fails.
+    /// Reads every page of one list into `parser`, and into `answer` as it came: the first
+    /// page at `url`, then each page its predecessor's `next` names, until a page names none.
+    /// A 404 for the first page is an empty list (Fusion's list endpoints answer so); for a
+    /// later page, or a cursor that comes back, the chain is broken and the whole fetch
+    /// fails. A parser that only digests stops where `answer` leaves the trail it follows.
     async fn read_list(
         &mut self,
         url: &str,

@@ -224,6 +224,20 @@ impl Store {
         }))
     }
 
+    /// `source`'s snapshot, which must be there: the caller took the source's answer for the
+    /// one it was decoded from. Its absence is an error, never an empty source, which would
+    /// read as deletes.
+    pub fn standing_snapshot(&self, source: &str) -> Result<Snapshot, StoreError> {
+        self.snapshot(source)?.ok_or_else(|| {
+            corrupt(
+                &self.path,
+                "source_snapshot",
+                format!("source {source:?}"),
+                "missing, though the source's answer was taken as the one it was decoded from",
+            )
+        })
+    }
+
     /// Every source with a saved snapshot, by name.
     pub fn snapshot_sources(&self) -> Result<Vec<SnapshotSummary>, StoreError> {
         let path = &self.path;

@@ -995,6 +995,8 @@ fn a_snapshot_keeps_its_answer_digest_and_rejected_items_and_is_touched_only_by_
     );
 
     store.touch_snapshot("fusion", 5, "d1").unwrap();
+    assert_eq!(store.standing_snapshot("fusion").unwrap().entries, entries);
+    assert!(store.standing_snapshot("absent").is_err());
     assert_eq!(summary(&store).fetched_at_unix, 5);
     // Another answer's digest changes nothing and says so.
     let refused = store.touch_snapshot("fusion", 6, "d2").unwrap_err();

@@ -45,10 +45,7 @@ impl Gathered {
         for contribution in self.contributions {
             let more = match contribution {
                 Contribution::Entries(more) => more,
-                Contribution::Stored(name) => store
-                    .snapshot(&name)?
-                    .map(|snapshot| snapshot.entries)
-                    .unwrap_or_default(),
+                Contribution::Stored(name) => store.standing_snapshot(&name)?.entries,
             };
             // The first source's entries are taken, not copied: at a million entries a copy
             // held two of them at once.
