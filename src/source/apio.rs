@@ -244,7 +244,13 @@ impl ApioSource {
             }
             let (group, lists) = answer?;
             for (list, url, answer) in lists {
-                digest.answer(&url, answer.status.as_u16(), &answer.body);
+                // A 404's body says nothing the decoder reads, and may carry a request id or
+                // a time: digested, it would make every cycle's answer differ.
+                let said: &[u8] = match answer.status {
+                    StatusCode::NOT_FOUND => &[],
+                    _ => &answer.body,
+                };
+                digest.answer(&url, answer.status.as_u16(), said);
                 match decoder.as_deref_mut() {
                     None if digest.diverged() => return Ok(None),
                     Some(_) | None if answer.status == StatusCode::NOT_FOUND => {}

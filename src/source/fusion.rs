@@ -369,7 +369,13 @@ impl FusionSource {
                     self.usage_page(&page_url, status, &seen, decoder, parser)?
                 }
                 Opened::Whole(whole) => {
-                    answer.answer(&page_url, whole.status.as_u16(), &whole.body);
+                    // A 404 ends the list (or breaks the chain) whatever its body says, which
+                    // may carry a request id or a time: not digested.
+                    let said: &[u8] = match whole.status {
+                        StatusCode::NOT_FOUND => &[],
+                        _ => &whole.body,
+                    };
+                    answer.answer(&page_url, whole.status.as_u16(), said);
                     self.whole_page(&page_url, page, whole, list, parser)?
                 }
             };
