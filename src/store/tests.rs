@@ -230,11 +230,7 @@ fn a_version_1_database_is_upgraded_keeping_its_history() {
     let dir = TempDir::new("v1");
     let path = dir.db();
     {
-        let conn = raw(&path);
-        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
-            .unwrap();
+        let conn = written_by_version(&path, 1);
         conn.execute(
             "INSERT INTO cycle (started_unix_ms, finished_unix_ms, outcome, adds, modifies,
                                 deletes, rejected, conflicts)
@@ -255,13 +251,7 @@ fn a_journal_left_unfinished_by_version_5_survives_the_upgrade() {
     let dir = TempDir::new("v5");
     let path = dir.db();
     {
-        let conn = raw(&path);
-        for sql in &schema::MIGRATIONS[..5] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 5).unwrap();
-        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
-            .unwrap();
+        let conn = written_by_version(&path, 5);
         conn.execute_batch(
             "INSERT INTO journal_plan (id, checksum, op_count) VALUES (4, 'crashed', 2);
              INSERT INTO journal_op (plan_id, seq, rule_index, after_prefix, after_tag, state,
@@ -762,6 +752,20 @@ fn raw(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
 
+/// A database at `path` as dialsync at schema `version` created it, open for the test to put
+/// rows in as that version wrote them.
+fn written_by_version(path: &Path, version: usize) -> rusqlite::Connection {
+    let conn = raw(path);
+    for sql in &schema::MIGRATIONS[..version] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+        .unwrap();
+    conn
+}
+
 #[test]
 fn a_database_from_a_newer_dialsync_is_refused() {
     let dir = TempDir::new("newer");
@@ -1023,19 +1027,10 @@ fn a_snapshot_keeps_its_answer_digest_and_rejected_items_and_is_touched_only_by_
 fn snapshots_saved_by_version_6_survive_the_upgrade_without_an_answer_digest() {
     let dir = TempDir::new("v6");
     let path = dir.db();
-    {
-        let conn = raw(&path);
-        for sql in &schema::MIGRATIONS[..6] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 6).unwrap();
-        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
-            .unwrap();
-    }
     let entries = sample_entries("fusion");
     {
         // Saved as version 6 saved it: no answer digest, no rejected items.
-        let conn = raw(&path);
+        let conn = written_by_version(&path, 6);
         conn.execute(
             "INSERT INTO source_snapshot (id, source, fetched_at_unix, entry_count)
              VALUES (1, 'fusion', 3, 0)",

@@ -114,9 +114,12 @@ impl Agent {
             phase.end("settle", report);
         }
 
-        let fetched = self.fetch_all().await;
+        // Read once: the fetch compares each answer with its snapshot's digest, and the
+        // stand-ins judge each source against its snapshot.
+        let summaries = self.store.snapshot_sources()?;
+        let fetched = self.fetch_all(&summaries).await;
         phase.end("fetch", report);
-        let gathered = self.stand_in(fetched, mode, report)?;
+        let gathered = self.stand_in(fetched, &summaries, mode, report)?;
         phase.end("snapshots", report);
 
         // The last steady cycle, if the sources answered as they did then: the SBC is read

@@ -61,15 +61,14 @@ impl Gathered {
 
 impl Agent {
     /// Fetches every source at once, each within its own timeout; a source whose answer is
-    /// the one its snapshot was decoded from may say so rather than decode it again.
-    pub(super) async fn fetch_all(&mut self) -> Vec<(Result<Fetched, SourceError>, u64)> {
+    /// the one its snapshot (in `known`) was decoded from may say so rather than decode it
+    /// again.
+    pub(super) async fn fetch_all(
+        &mut self,
+        known: &[SnapshotSummary],
+    ) -> Vec<(Result<Fetched, SourceError>, u64)> {
         let settings = self.config.sources.clone();
         let context = steady::context(&self.config.digest);
-        // Without the snapshots' digests every answer is decoded: slower, never wrong.
-        let known = self.store.snapshot_sources().unwrap_or_else(|error| {
-            tracing::warn!(%error, "cannot read the snapshots' digests; decoding every answer");
-            Vec::new()
-        });
         let mut tasks = JoinSet::new();
         for (position, (mut source, settings)) in std::mem::take(&mut self.sources)
             .into_iter()
@@ -145,15 +144,16 @@ impl Agent {
 
     /// Turns the fetch results into this cycle's entries, in source order: fresh answers
     /// (saved as the new snapshots), last good snapshots for failed sources, and the names of
-    /// sources that came back empty after having had entries.
+    /// sources that came back empty after having had entries. `summaries` are the snapshots
+    /// as they were before the fetch.
     pub(super) fn stand_in(
         &mut self,
         fetched: Vec<(Result<Fetched, SourceError>, u64)>,
+        summaries: &[SnapshotSummary],
         mode: &Mode,
         report: &mut CycleReport,
     ) -> Result<Gathered, StoreError> {
         let now = now_unix_ms() / 1000;
-        let summaries = self.store.snapshot_sources()?;
         let mut contributions = Vec::new();
         let mut emptied = Vec::new();
         let mut answers: Vec<Option<AnswerDigest>> = Vec::new();
