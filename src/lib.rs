@@ -10,8 +10,9 @@
 //! Everything that makes that path a product an operator runs (the cycle, the systemd service,
 //! the commands, the admin port, the monitoring plugin, the demo) is the application shell,
 //! [`app`], which uses the path and is never used by it. ARCHITECTURE.md is the map.
-// Denied, not forbidden: `index::prefetch` holds the library's one `unsafe` block, a cache hint
-// measured to pay for itself (ARCHITECTURE.md, Invariants).
+// Denied, not forbidden: `index::prefetch` and `index::huge_pages` hold the library's two `unsafe`
+// blocks, a cache hint and a paging hint, each measured to pay for itself (ARCHITECTURE.md,
+// Invariants).
 #![deny(unsafe_code)]
 
 pub mod app;

@@ -13,6 +13,7 @@
 //! - [`sweep`], the overlap sweep used by the resolver.
 
 pub mod diff;
+mod huge_pages;
 mod prefetch;
 mod range_index;
 pub mod sweep;
