@@ -51,9 +51,11 @@ const CHILD: u32 = 1 << 31;
 ///
 /// Two words, so that a step of the descent is two loads: a lookup's loads wait in the
 /// processor's load queue until the line it reads last comes from memory, so every load a
-/// lookup spares lets more lookups be in flight. Measured at a million ranges against the
-/// four-field node (base, top, shift, offset) with the [`Line`] layout below: single lookups
-/// 15.8 -> 19.5 M/s on the adversarial workload, 13.0 -> 14.1 M/s on the realistic one.
+/// lookup spares lets more lookups be in flight. Measured at a million ranges, in a harness
+/// that times the index beside FxHashMap as `benches/engine.rs` does, this node and the
+/// [`Line`] layout below together against the four-field node (base, top, shift, offset) and
+/// interleaved entries: single lookups 15.8 -> 19.5 M/s on the adversarial workload, 13.0 ->
+/// 14.1 M/s on the realistic one.
 #[derive(Clone, Copy, Debug, Default)]
 struct Node {
     base: u64,
@@ -273,7 +275,8 @@ impl RangeIndex {
     /// For throughput: every stage runs across the whole batch, so the batch's reads are
     /// independent of each other and in flight together. It answers values, not ranges: a
     /// batch of 32 whole ranges is a kilobyte to copy out, and returning values instead took
-    /// batched lookups at a million ranges from 0.68x to 0.78x FxHashMap (adversarial).
+    /// batched lookups at a million adversarial ranges from 0.68x to 0.78x FxHashMap (in the
+    /// harness of [`Node`]'s figures).
     pub fn lookup_batch<const N: usize>(&self, keys: &[u64; N]) -> [Option<u32>; N] {
         // The descent runs a fixed number of rounds (a key that reached its leaf re-reads the
         // same slot, from cache), with no data-dependent branch; the rare keys below
@@ -526,9 +529,10 @@ impl TableBuilder<'_> {
 
 /// Extra bits a root table takes when most of its lines would otherwise need a child table.
 /// A root is read by every lookup and stays cached; a child table costs every key under it one
-/// more dependent read. Measured at a million realistic (clustered) ranges: batched lookups
-/// 0.68x -> 0.73x FxHashMap, for 19.4 -> 21.4 bytes per range; the adversarial workload, whose
-/// lines sit evenly, keeps its root as it is (4x wider there cost 8 % of its speed).
+/// more dependent read. Measured at a million realistic (clustered) ranges, in the harness of
+/// [`Node`]'s figures: batched lookups 0.68x -> 0.73x FxHashMap, for 19.4 -> 21.4 bytes per
+/// range (`benches/engine.rs`, with this rule: 20.9). The adversarial workload, whose lines sit
+/// evenly, keeps its root as it is: 4x wider there cost 8 % of its speed.
 const ROOT_WIDENING: u32 = 2;
 
 /// Table width and bucket width for `count` ranges whose `lo`s span `span + 1` keys: about
