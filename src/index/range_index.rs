@@ -276,7 +276,7 @@ impl RangeIndex {
     /// independent of each other and in flight together. It answers values, not ranges: a
     /// batch of 32 whole ranges is a kilobyte to copy out, and returning values instead took
     /// batched lookups at a million adversarial ranges from 0.68x to 0.78x FxHashMap (in the
-    /// harness of [`Node`]'s figures).
+    /// harness of `Node`'s figures).
     pub fn lookup_batch<const N: usize>(&self, keys: &[u64; N]) -> [Option<u32>; N] {
         // The descent runs a fixed number of rounds (a key that reached its leaf re-reads the
         // same slot, from cache), with no data-dependent branch; the rare keys below
