@@ -217,10 +217,9 @@ impl ApioSource {
             .read_all(Some(&mut decoder), AnswerHasher::default())
             .await?
             .unwrap_or_default();
-        let mut entries = decoder.finish();
-        entries.trail = digest.trail();
-        entries.answer = Some(digest.finish(&last.context));
-        Ok(Fetched::Decoded(entries))
+        Ok(Fetched::Decoded(
+            decoder.finish().decoded_from(digest, &last.context),
+        ))
     }
 
     /// Reads every list of every group into `decoder` (if any), each page as it comes, and

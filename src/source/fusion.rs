@@ -319,10 +319,7 @@ impl FusionSource {
                 }
             }
         }
-        let mut entries = parser.finish();
-        entries.trail = answer.trail();
-        entries.answer = Some(answer.finish(&last.context));
-        Ok(entries)
+        Ok(parser.finish().decoded_from(answer, &last.context))
     }
 
     /// Reads every page of one list into `parser`, and into `answer` as it came: the first

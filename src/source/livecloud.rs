@@ -160,10 +160,7 @@ impl LiveCloudSource {
                 decoder.item(&tenant, &self.config.tags, item);
             }
         }
-        let mut entries = decoder.finish();
-        entries.trail = answer.trail();
-        entries.answer = Some(answer.finish(&last.context));
-        Ok(entries)
+        Ok(decoder.finish().decoded_from(answer, &last.context))
     }
 
     /// Every number of `tenant`, all pages, checked for a consistent chain; each page is fed

@@ -93,6 +93,14 @@ impl Fetched {
 }
 
 impl SourceEntries {
+    /// These entries, stamped with the answer they were decoded from: its trail, and its
+    /// digest keyed by `context` (see [`LastAnswer`]).
+    pub(crate) fn decoded_from(mut self, answer: AnswerHasher, context: &[u8]) -> SourceEntries {
+        self.trail = answer.trail();
+        self.answer = Some(answer.finish(context));
+        self
+    }
+
     /// Drops every entry that repeats an earlier one exactly (the same numbers with the same
     /// tag), keeping the first: an upstream listing a number twice means it once.
     ///
@@ -336,11 +344,9 @@ impl FileSource {
         })?;
         let mut answer = AnswerHasher::default();
         answer.answer(&shown, 0, &bytes);
-        let mut entries =
+        let entries =
             file::parse_csv(bytes.as_slice(), &self.name, &shown, self.limits).map_err(failed)?;
-        entries.trail = answer.trail();
-        entries.answer = Some(answer.finish(&last.context));
-        Ok(entries)
+        Ok(entries.decoded_from(answer, &last.context))
     }
 }
 
