@@ -55,6 +55,16 @@ async fn sync(agent: &mut Agent) -> CycleReport {
     agent.cycle(&Mode::Sync, &ApplyControl::default()).await
 }
 
+/// A first sync, then a cycle that must already be steady: the state every change test starts
+/// from.
+async fn settle(agent: &mut Agent) {
+    sync(agent).await;
+    assert!(
+        steady(&sync(agent).await),
+        "the cycle after a sync is steady"
+    );
+}
+
 fn steady(report: &CycleReport) -> bool {
     report.phases.iter().any(|p| p.phase == "steady")
 }
@@ -135,8 +145,7 @@ async fn an_unchanged_cycle_reports_what_a_computed_one_finds() {
 async fn a_hand_edit_on_the_sbc_is_computed_and_repaired() {
     let (rig, apio) = start().await;
     let mut agent = rig.agent();
-    sync(&mut agent).await;
-    assert!(steady(&sync(&mut agent).await));
+    settle(&mut agent).await;
     let owned = rig.owned_rules();
     {
         let mut state = rig.sbc.state();
@@ -162,8 +171,7 @@ async fn a_hand_edit_on_the_sbc_is_computed_and_repaired() {
 async fn a_change_upstream_or_in_the_config_is_computed() {
     let (rig, apio) = start().await;
     let mut agent = rig.agent();
-    sync(&mut agent).await;
-    assert!(steady(&sync(&mut agent).await));
+    settle(&mut agent).await;
 
     // A new APIO number: the pages differ from the snapshot's, so they are read again and
     // decoded, and the number is routed.
@@ -218,8 +226,7 @@ async fn a_change_upstream_or_in_the_config_is_computed() {
 async fn a_stale_record_is_never_taken_for_other_inputs() {
     let (rig, apio) = start().await;
     let mut agent = rig.agent();
-    sync(&mut agent).await;
-    assert!(steady(&sync(&mut agent).await));
+    settle(&mut agent).await;
     let store = Store::open(rig.path("state.db")).expect("open");
     let recorded = store.steady_state().expect("read").expect("recorded");
     drop(store);
