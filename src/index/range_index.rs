@@ -239,14 +239,26 @@ impl RangeIndex {
     /// The range holding `key`, if any.
     #[inline(always)]
     pub fn lookup(&self, key: u64) -> Option<KeyRange> {
-        self.holding_in(self.line_of(self.leaf_slot(key) as usize, key), key)
+        self.lookup_in_line(self.line_for(key), key)
     }
 
-    /// The range in `line` holding `key`, if any; `line` is the last line starting at or
-    /// below `key`. The entry is taken from the line already read, and the checks are one
-    /// branch-free conjunction.
+    /// The line a lookup of `key` reads: everything a lookup does before its one read from
+    /// memory. With [`RangeIndex::lookup_in_line`], `lookup` split at that read, for
+    /// `benches/engine.rs` to time the read alone (the floor under any range lookup); not
+    /// meant for other callers.
+    #[doc(hidden)]
     #[inline(always)]
-    fn holding_in(&self, line: usize, key: u64) -> Option<KeyRange> {
+    pub fn line_for(&self, key: u64) -> usize {
+        self.line_of(self.leaf_slot(key) as usize, key)
+    }
+
+    /// The range in `line` holding `key`, if any, where `line` is the last line starting at
+    /// or below `key`, as [`RangeIndex::line_for`] finds it (another line may answer a wrong
+    /// range; one past the end panics). The entry is taken from the line already read, and
+    /// the checks are one branch-free conjunction.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn lookup_in_line(&self, line: usize, key: u64) -> Option<KeyRange> {
         let found = &self.lines[line];
         let below: usize = found.lo.iter().map(|&lo| at_or_below(lo, key)).sum();
         // `line` starts at or below any key below KEY_LIMIT, so `below >= 1` for those; a key
@@ -310,7 +322,9 @@ impl RangeIndex {
         }
         let mut found = [None; N];
         for i in 0..N {
-            found[i] = self.holding_in(lines[i], keys[i]).map(|range| range.value);
+            found[i] = self
+                .lookup_in_line(lines[i], keys[i])
+                .map(|range| range.value);
         }
         found
     }
