@@ -262,9 +262,7 @@ impl LookupSet {
             100.0 * misses as f64 / self.probes.len() as f64
         );
     }
-}
 
-impl LookupSet {
     /// Probe `at` (`key`) as the index answers it when handed its line: the one read from
     /// memory and the search in it, with nothing before. The index finds the line with reads
     /// of cached tables, which this skips, so it is the most single lookups of this layout

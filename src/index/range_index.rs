@@ -244,8 +244,8 @@ impl RangeIndex {
 
     /// The line a lookup of `key` reads: everything a lookup does before its one read from
     /// memory. With [`RangeIndex::lookup_in_line`], `lookup` split at that read, for
-    /// `benches/engine.rs` to time the read alone (the floor under any range lookup); not
-    /// meant for other callers.
+    /// `benches/engine.rs` to time the read alone (the floor under this index's single
+    /// lookups); not meant for other callers.
     #[doc(hidden)]
     #[inline(always)]
     pub fn line_for(&self, key: u64) -> usize {
