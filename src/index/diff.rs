@@ -172,13 +172,14 @@ impl Matcher {
         for &after in new {
             let mut slot = slot_bits(&after) & mask;
             let found = loop {
-                let Some(&before) = old.get(self.slots[slot] as usize) else {
-                    break None;
-                };
-                if (before.lo, before.hi) == (after.lo, after.hi) {
-                    break Some(self.slots[slot] as usize);
+                let at = self.slots[slot] as usize;
+                match old.get(at) {
+                    None => break None,
+                    Some(before) if (before.lo, before.hi) == (after.lo, after.hi) => {
+                        break Some(at)
+                    }
+                    Some(_) => slot = (slot + 1) & mask,
                 }
-                slot = (slot + 1) & mask;
             };
             match found {
                 Some(at) => {
